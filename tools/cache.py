@@ -1,0 +1,137 @@
+"""Content-addressed asset store and atomic writes.
+
+Every artifact is named by a hash of what produced it (inputs, backend, parameters), so a rerun
+after a crash, and an edit, reuse everything unchanged. Every write goes to a temporary file in
+the same folder and is renamed over its final name, so no file under a final name is ever
+half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+HASH_LEN = 16  # hex characters kept in names: 64 bits, ample for one project's assets
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    return value
+
+
+def content_key(*parts: Any) -> str:
+    """A stable hash of JSON-able parts (pydantic models, dicts, lists, str, numbers, bytes)."""
+    blob = json.dumps([_canonical(p) for p in parts], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:HASH_LEN]
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success it is fsynced and renamed onto ``final``.
+
+    On any error the temporary file is removed and ``final`` is untouched. The temporary name keeps
+    the final suffix so tools that guess formats from extensions (ffmpeg, Pillow) still work.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(final: Path | str, data: bytes) -> Path:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+    return Path(final)
+
+
+def atomic_write_text(final: Path | str, text: str) -> Path:
+    return atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def atomic_write_json(final: Path | str, value: Any) -> Path:
+    return atomic_write_text(final, json.dumps(_canonical(value), indent=2, ensure_ascii=False) + "\n")
+
+
+class AssetStore:
+    """Files named by content key under ``root`` (``root/ab/abcdef....ext``)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str, suffix: str) -> Path:
+        return self.root / key[:2] / f"{key}{suffix}"
+
+    def get(self, key: str, suffix: str) -> Path | None:
+        p = self.path(key, suffix)
+        return p if p.is_file() and p.stat().st_size > 0 else None
+
+    @contextlib.contextmanager
+    def put(self, key: str, suffix: str) -> Iterator[Path]:
+        """Write an asset: ``with store.put(key, ".wav") as tmp: write(tmp)``."""
+        with atomic_path(self.path(key, suffix)) as tmp:
+            yield tmp
+
+    def put_bytes(self, key: str, suffix: str, data: bytes) -> Path:
+        return atomic_write_bytes(self.path(key, suffix), data)
+
+    def get_json(self, key: str) -> Any | None:
+        p = self.get(key, ".json")
+        if p is None:
+            return None
+        try:
+            return json.loads(p.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def put_json(self, key: str, value: Any) -> Path:
+        return atomic_write_json(self.path(key, ".json"), value)
+
+
+def link_or_copy(src: Path, dst: Path) -> Path:
+    """Place ``src`` at ``dst`` (hard link when possible, else a copy), atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and dst.stat().st_size == src.stat().st_size and file_hash(dst) == file_hash(src):
+        return dst
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+    return dst
