@@ -1,0 +1,292 @@
+"""The `lessonforge` command. The only module that prints: progress (rich), results and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from tools.base import ConfigError, LessonForgeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn a topic into a narrated slide lesson video (MP4 + subtitles + chapters).",
+)
+console = Console(stderr=True)
+out_console = Console()
+
+
+def scrub(text: str) -> str:
+    """Remove secrets from anything shown to the user."""
+    for var in ("OPENAI_API_KEY",):
+        secret = os.environ.get(var, "")
+        if len(secret) >= 6:
+            text = text.replace(secret, "***")
+    return text
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Renders the agent's event stream: a live panel, plain lines (--quiet: warnings only) or JSON lines."""
+
+    ICONS = {"narrate": "voice", "illustrate": "picture", "critique": "critic", "revise": "prompt",
+             "compose": "slide", "encode": "encode", "scene_done": "done"}
+
+    def __init__(self, mode: str, title: str) -> None:
+        self.mode = mode
+        self.title = title
+        self.start = time.monotonic()
+        self.stage = "start"
+        self.message = ""
+        self.scenes: dict[int, dict[str, Any]] = {}
+        self.total = 0
+        self.warnings: list[str] = []
+        self.live: Live | None = None
+
+    def __enter__(self) -> Progress:
+        if self.mode == "live":
+            self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        event = {k: (scrub(v) if isinstance(v, str) else v) for k, v in event.items()}
+        elapsed = round(time.monotonic() - self.start, 2)
+        if self.mode == "json":
+            out_console.file.write(json.dumps({**event, "elapsed": elapsed}, ensure_ascii=False) + "\n")
+            out_console.file.flush()
+            return
+        stage, scene = event.get("stage", ""), event.get("scene")
+        level = event.get("level", "info")
+        if level == "warning":
+            self.warnings.append(event.get("message", ""))
+        if scene is not None:
+            self.total = event.get("total") or self.total
+            row = self.scenes.setdefault(scene, {"title": "", "status": "", "attempt": None})
+            if stage in ("narrate", "compose", "scene_done", "illustrate", "encode"):
+                row["title"] = row["title"] or event.get("message", "")
+            row["status"] = self.ICONS.get(stage, stage) if stage != "critique" else event.get("message", "")
+            if event.get("attempt"):
+                row["attempt"] = event["attempt"]
+        else:
+            self.stage, self.message = stage, event.get("message", "")
+        if self.mode == "quiet":
+            if level != "info":
+                console.print(f"[yellow]warning:[/] {event.get('message', '')}")
+            return
+        if self.mode == "plain":
+            where = f" [{scene}/{self.total}]" if scene is not None else ""
+            att = f" attempt {event['attempt']}" if event.get("attempt") else ""
+            console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {event.get('message', '')}", highlight=False)
+        elif self.live is not None:
+            self.live.update(self._render())
+
+    def _render(self) -> Group:
+        elapsed = time.monotonic() - self.start
+        head = Text.assemble((f"{self.title}", "bold"), f"  {elapsed:5.0f}s  ", (self.stage, "cyan"), f"  {self.message}")
+        table = Table(box=None, pad_edge=False, show_header=bool(self.scenes))
+        table.add_column("scene", justify="right")
+        table.add_column("title", overflow="ellipsis", max_width=40)
+        table.add_column("attempt", justify="right")
+        table.add_column("status", overflow="ellipsis", max_width=50)
+        done = sum(1 for r in self.scenes.values() if r["status"] == "done")
+        for i in sorted(self.scenes):
+            r = self.scenes[i]
+            table.add_row(f"{i}/{self.total}", r["title"], str(r["attempt"] or ""), r["status"])
+        footer = Text(f"{done}/{self.total or '?'} scenes done", style="dim")
+        return Group(head, table, footer)
+
+
+def _mode(quiet: bool, as_json: bool) -> str:
+    if as_json:
+        return "json"
+    if quiet:
+        return "quiet"
+    return "live" if console.is_terminal else "plain"
+
+
+def _fail(err: BaseException, code: int) -> None:
+    console.print(f"[bold red]error:[/] {scrub(str(err))}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _run(coro: Any, out: Path | None) -> Any:
+    try:
+        return asyncio.run(coro)
+    except ConfigError as err:
+        _fail(err, 2)
+    except LessonForgeError as err:
+        if out is not None:
+            console.print(f"[dim]finished work is kept in {out}; run the same command again to resume[/]")
+        _fail(err, 1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
+        raise typer.Exit(130) from None
+    except Exception as err:  # a bug: say so plainly, keep the traceback for the report
+        log = Path(out or ".") / ".lessonforge" / "last-error.txt"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(scrub(traceback.format_exc()))
+            where = f" (traceback in {log})"
+        except OSError:
+            where = ""
+        _fail(RuntimeError(f"unexpected {type(err).__name__}: {err}{where}. Please report it."), 1)
+
+
+def _summary(manifest: Any, out: Path) -> None:
+    video = manifest.video
+    table = Table(title=f"{manifest.script.title if manifest.script else manifest.request.topic}", show_header=False, box=None)
+    if video is not None:
+        table.add_row("video", f"{out / 'lesson.mp4'}  ({video.duration:.1f} s, {video.width}x{video.height})")
+        table.add_row("subtitles", f"{out / 'lesson.srt'}, {out / 'lesson.vtt'}")
+    table.add_row("manifest", str(out / "lesson.json"))
+    table.add_row("scenes", str(len(manifest.scenes)))
+    below = [s.index for s in manifest.scenes if s.critic == "below_bar"]
+    if below:
+        table.add_row("below bar", ", ".join(map(str, below)))
+    for fb in manifest.fallbacks:
+        table.add_row("fallback", fb)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+def make(
+    topic: str = typer.Argument("", help="What the lesson teaches (omit with --from)."),
+    minutes: float = typer.Option(2.0, "--minutes", "-m", help="Target length in minutes (0.5-30)."),
+    audience: str = typer.Option("a general audience", help="Who it is for; sets vocabulary and depth."),
+    language: str = typer.Option("en", help="Language code for narration, slides and subtitles."),
+    aspect: str = typer.Option("16:9", help="16:9, 9:16 or 1:1."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: a slug of the topic)."),
+    llm: Optional[str] = typer.Option(None, help="LLM backend, e.g. openai:gpt-4.1-mini (env LESSONFORGE_LLM)."),
+    images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    speech: Optional[str] = typer.Option(None, help="Speech backend, e.g. edge:en-GB-SoniaNeural or espeak:en-us."),
+    critic: Optional[str] = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    seed: int = typer.Option(0, help="Base seed for pictures."),
+    theme: str = typer.Option("light", help="Slide theme."),
+    voice: str = typer.Option("", help="Voice name (default: one that fits the language)."),
+    max_attempts: Optional[int] = typer.Option(None, help="Picture attempts per scene (default 3)."),
+    device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
+    script_file: Optional[Path] = typer.Option(
+        None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, errors and the result."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
+) -> None:
+    """Make a lesson video about TOPIC."""
+    from agent import run
+    from agent.config import Settings
+
+    try:
+        script = None
+        if script_file is not None:
+            script, from_request = _load_script(script_file)
+            topic = topic or from_request.get("topic", "") or script.title
+            if not out:
+                out = run.default_out(topic)
+        settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts, device=device)
+        request = run.make_request(
+            topic=topic, minutes=minutes, audience=audience, language=language, aspect=aspect,
+            seed=seed, theme=theme, voice=voice,
+        )
+        _check_theme(theme)
+    except ConfigError as err:
+        _fail(err, 2)
+    target = out or run.default_out(request.topic)
+    mode = _mode(quiet, as_json)
+    with Progress(mode, request.topic) as progress:
+        manifest = _run(run.make(request, settings, target, script=script, on_event=progress), target)
+    if mode == "json":
+        out_console.print_json(json.dumps({"stage": "result", "out": str(target), "status": manifest.status}))
+    else:
+        _summary(manifest, target)
+
+
+@app.command()
+def render(
+    folder: Path = typer.Argument(..., help="A lesson folder (with lesson.json)."),
+    images: Optional[str] = typer.Option(None, help="Override the image backend."),
+    speech: Optional[str] = typer.Option(None, help="Override the speech backend."),
+    critic: Optional[str] = typer.Option(None, help="Override the critic backend."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Rebuild a lesson's video from its lesson.json, with no LLM call (after hand edits, say)."""
+    from agent import run
+    from agent.config import Settings
+    from agent.project import Project
+
+    try:
+        manifest = Project(folder).load()
+        saved = {k: v for k, v in manifest.settings.items() if k in Settings.model_fields}
+        saved.update({k: v for k, v in {"images": images, "speech": speech, "critic": critic}.items() if v})
+        settings = Settings.load(**saved)
+    except ConfigError as err:
+        _fail(err, 2)
+    mode = _mode(quiet, as_json)
+    with Progress(mode, f"render {folder}") as progress:
+        manifest = _run(run.render(folder, settings, on_event=progress), folder)
+    if mode != "json":
+        _summary(manifest, folder)
+
+
+def _check_theme(theme: str) -> None:
+    from tools.slides import THEMES
+
+    if theme not in THEMES:
+        raise ConfigError(f"unknown theme {theme!r}; choose one of {', '.join(sorted(THEMES))}")
+
+
+def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
+    """A script from a lesson.json (its scenes) or from a bare Script JSON."""
+    from pydantic import ValidationError
+
+    from agent.config import describe_validation
+    from agent.schemas import Script
+
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--from {path}: no such file") from None
+    except ValueError as err:
+        raise ConfigError(f"--from {path} is not valid JSON ({err})") from None
+    request = data.get("request", {}) if isinstance(data, dict) else {}
+    body = data.get("script", data) if isinstance(data, dict) else data
+    try:
+        return Script.model_validate(body), request
+    except ValidationError as err:
+        raise ConfigError(f"--from {path} is not a lesson script: {describe_validation(err)}") from None
+
+
+def main() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""One typed settings object: defaults with descriptions; LESSONFORGE_* env fills gaps; explicit wins."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tools import registry
+from tools.base import ConfigError
+
+DEFAULT_LLM = "openai:gpt-4.1-mini"
+DEFAULT_IMAGES = "diffusers:stabilityai/sd-turbo"
+DEFAULT_SPEECH = "edge:"  # the voice follows the language; espeak-ng takes over offline
+DEFAULT_CRITIC = "clip:openai/clip-vit-base-patch32"
+
+
+class Settings(BaseModel):
+    """How a lesson is produced (what is produced is the LessonRequest)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    llm: str = Field(DEFAULT_LLM, description="LLM backend, BACKEND:MODEL (env LESSONFORGE_LLM).")
+    images: str = Field(DEFAULT_IMAGES, description="Image backend or 'none' (env LESSONFORGE_IMAGES).")
+    speech: str = Field(DEFAULT_SPEECH, description="Speech backend (env LESSONFORGE_SPEECH).")
+    critic: str = Field(DEFAULT_CRITIC, description="Critic backend or 'none' (env LESSONFORGE_CRITIC).")
+    speech_fallback: str = Field(
+        "espeak:", description="Offline speech used when the speech service is unreachable ('' for none)."
+    )
+    device: str = Field("", description="Torch device for local models; empty picks CUDA when present.")
+    max_attempts: int = Field(3, ge=1, le=10, description="Illustration attempts per scene before the best is kept.")
+    words_per_minute: float = Field(
+        150.0, gt=40, lt=300, description="Speaking rate used for word budgets (default voices speak ~150)."
+    )
+    fit_rounds: int = Field(2, ge=0, le=5, description="Rounds of narration rewrites for scenes off their word budget.")
+    fit_tolerance: float = Field(
+        0.25, gt=0, lt=1, description="A scene is off budget when its word count differs by more than this share."
+    )
+    scene_seconds: float = Field(15.0, ge=6, le=30, description="Typical scene length (short scenes teach better).")
+    gap_seconds: float = Field(0.6, ge=0, le=3, description="Pause after each scene's narration.")
+    reading_wpm: float = Field(
+        180.0, gt=50, description="On-screen reading speed: a slide stays up at least this long for its text."
+    )
+    image_size: int = Field(512, ge=64, le=2048, description="Side of generated pictures in pixels.")
+    fps: int = Field(24, ge=1, le=60, description="Video frame rate.")
+
+    @field_validator("llm", "images", "speech", "critic")
+    @classmethod
+    def _spec(cls, v: str, info: Any) -> str:
+        kind = {"llm": "llm", "images": "images", "speech": "speech", "critic": "critic"}[info.field_name]
+        registry.parse(kind, v)  # raises ConfigError naming the known backends
+        return v.strip()
+
+    @classmethod
+    def load(cls, **explicit: Any) -> Settings:
+        """Explicit values (flags) win; then LESSONFORGE_<FIELD> env vars; then defaults."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            env = os.environ.get(f"LESSONFORGE_{name.upper()}")
+            if env is not None and env != "":
+                values[name] = env
+        values.update({k: v for k, v in explicit.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            raise ConfigError(describe_validation(err, prefix="setting")) from None
+
+
+def describe_validation(err: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one readable line per problem."""
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "value"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix + ' ' if prefix else ''}{where}: {msg}")
+    return "; ".join(lines)

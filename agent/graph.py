@@ -1,0 +1,55 @@
+"""Wiring only: the lesson graph and its per-scene subgraph.
+
+    START -> plan -> write -> fit -> [Send: scene x N] -> assemble -> END
+
+    scene:  START -> narrate ------------------------------\\
+            START -> illustrate -> critique -(retry)-> illustrate
+                                            -(done)--> choose -> compose -> END
+            (compose waits for both narrate and choose)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from . import nodes
+from .context import Context
+from .state import LessonState, SceneOutput, SceneState
+
+
+def build_scene_graph() -> Any:
+    g = StateGraph(SceneState, context_schema=Context, output_schema=SceneOutput)
+    g.add_node("narrate", nodes.narrate)
+    g.add_node("illustrate", nodes.illustrate)
+    g.add_node("critique", nodes.critique)
+    g.add_node("choose", nodes.choose)
+    g.add_node("compose", nodes.compose)
+    g.add_edge(START, "narrate")
+    g.add_edge(START, "illustrate")
+    g.add_edge("illustrate", "critique")
+    g.add_conditional_edges("critique", nodes.after_critique, ["illustrate", "choose"])
+    g.add_edge(["narrate", "choose"], "compose")
+    g.add_edge("compose", END)
+    return g.compile(name="scene")
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    g = StateGraph(LessonState, context_schema=Context)
+    g.add_node("plan", nodes.plan)
+    g.add_node("write", nodes.write)
+    g.add_node("fit", nodes.fit)
+    g.add_node("scene", build_scene_graph())
+    g.add_node("assemble", nodes.assemble)
+    g.add_edge(START, "plan")
+    g.add_edge("plan", "write")
+    g.add_edge("write", "fit")
+    g.add_conditional_edges("fit", nodes.fan_out, ["scene"])
+    g.add_edge("scene", "assemble")
+    g.add_edge("assemble", END)
+    return g.compile(checkpointer=checkpointer, name="lessonforge")
+
+
+# `langgraph dev` loads this (see langgraph.json); runs pass a Context built by agent.run.
+graph = build_graph()

@@ -1,0 +1,526 @@
+"""The node functions of the lesson graph and of its per-scene subgraph.
+
+plan -> write -> fit -> (per scene: narrate ∥ illustrate ⇄ critique -> choose -> compose) -> assemble
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+from pydantic import BaseModel
+
+import prompts
+from tools import slides, subtitles, video
+from tools.base import (
+    ConfigError,
+    ImageRequest,
+    LessonForgeError,
+    Message,
+    ProgressEvent,
+    RenderError,
+    SpeechError,
+)
+from tools.cache import atomic_write_text, content_key, link_or_copy
+from tools.cached import save_png
+
+from .context import Context
+from .project import Manifest, VideoRecord, now
+from .schemas import NarrationRewrite, Outline, PromptRevision, Script
+from .state import Attempt, LessonState, SceneRecord, SceneState, SpeechRecord
+
+SLIDE_LAYOUT_VERSION = 1  # bump when the typesetter's output changes, so cached slides are redrawn
+_WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def count_words(text: str) -> int:
+    """Spoken words; CJK text (no spaces) counts about one word per 2.5 characters."""
+    words = _WORD.findall(text)
+    cjk = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff")
+    if cjk > len(text) / 3:
+        return max(1, round(cjk / 2.5))
+    return len(words)
+
+
+def scene_count(seconds: float, scene_seconds: float) -> int:
+    """Short scenes (segmenting principle): at least 3, about ``scene_seconds`` each."""
+    return max(3, round(seconds / scene_seconds))
+
+
+def derive_seed(base: int, scene: int, attempt: int) -> int:
+    """A reproducible seed per scene and attempt."""
+    return (base * 1_000_003 + scene * 7_919 + attempt * 104_729) % (2**31 - 1)
+
+
+def reading_seconds(title: str, bullets: Sequence[str], wpm: float) -> float:
+    """How long a viewer needs to read a slide's text (plus a second to find it)."""
+    return 1.0 + 60.0 * count_words(" ".join([title, *bullets])) / wpm
+
+
+def emit(stage: str, message: str = "", **kw: Any) -> None:
+    """Send a progress event on the graph's custom stream (no-op outside a graph run)."""
+    try:
+        writer = get_stream_writer()
+    except (RuntimeError, KeyError):
+        return
+    writer(dataclasses.asdict(ProgressEvent(stage=stage, message=message, **kw)))
+
+
+async def ask(ctx: Context, template: str, schema: type[BaseModel], **values: Any) -> Any:
+    if ctx.llm is None:
+        raise ConfigError(
+            "this step needs an LLM but none is configured; pass --llm BACKEND:MODEL or set "
+            "OPENAI_API_KEY / OPENAI_BASE_URL"
+        )
+    system, user = prompts.messages(template, **values)
+    return await ctx.llm.structured([Message("system", system), Message("user", user)], schema)
+
+
+def _save_progress(ctx: Context, request: Any, **fields: Any) -> None:
+    """Keep lesson.json current as stages finish, so partial work is visible and resumable."""
+    project = ctx.project
+    manifest = project.load() if project.exists() else Manifest(request=request)
+    if manifest.request != request:
+        manifest = Manifest(request=request)
+    for k, v in fields.items():
+        setattr(manifest, k, v)
+    project.save(manifest)
+
+
+# --------------------------------------------------------------------------- lesson nodes
+
+
+async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """LLM: learning objectives, sections and a time budget per section."""
+    if state.get("outline") is not None or state.get("script") is not None:
+        return {}
+    ctx, req = runtime.context, state["request"]
+    seconds = req.minutes * 60
+    n = scene_count(seconds, ctx.settings.scene_seconds)
+    emit("plan", f"Planning a {req.minutes:g}-minute lesson on {req.topic!r}")
+    t = now()
+    outline: Outline = await ask(
+        ctx,
+        "plan",
+        Outline,
+        topic=req.topic,
+        audience=req.audience,
+        language=req.language,
+        seconds=round(seconds),
+        words=round(seconds * ctx.settings.words_per_minute / 60),
+        sections=max(2, n - 2),
+    )
+    _save_progress(ctx, req, outline=outline, status="planned")
+    return {"outline": outline, "timings": {"plan": now() - t}}
+
+
+async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """LLM: the scenes (title, bullets, narration, illustration prompt, visual kind)."""
+    ctx, req = runtime.context, state["request"]
+    if state.get("script") is not None:
+        targets = state.get("targets") or []
+        if len(targets) != len(state["script"].scenes):
+            targets = _even_targets(req.minutes * 60, len(state["script"].scenes))
+        return {"targets": targets}
+    seconds = req.minutes * 60
+    n = scene_count(seconds, ctx.settings.scene_seconds)
+    wpm = ctx.settings.words_per_minute
+    targets = _even_targets(seconds, n)
+    emit("write", f"Writing {n} scenes")
+    t = now()
+    script: Script = await ask(
+        ctx,
+        "write",
+        Script,
+        topic=req.topic,
+        audience=req.audience,
+        language=req.language,
+        outline=state["outline"].model_dump_json(indent=1),
+        scenes=n,
+        wpm=round(wpm),
+        budgets=", ".join(str(round(s * wpm / 60)) for s in targets),
+    )
+    if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
+        targets = _even_targets(seconds, len(script.scenes))
+    _save_progress(ctx, req, outline=state["outline"], script=script, targets=targets, status="written")
+    return {"script": script, "targets": targets, "timings": {"write": now() - t}}
+
+
+def _even_targets(seconds: float, n: int) -> list[float]:
+    return [round(seconds / n, 2)] * n
+
+
+async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Narration is the clock: rewrite scenes whose word count is off their budget (bounded)."""
+    ctx, req = runtime.context, state["request"]
+    s = ctx.settings
+    script, targets = state["script"], state["targets"]
+    if ctx.llm is None or s.fit_rounds == 0:
+        return {}
+    scenes = list(script.scenes)
+    t = now()
+    for round_no in range(1, s.fit_rounds + 1):
+        budgets = [max(3, round(sec * s.words_per_minute / 60)) for sec in targets]
+        off = [
+            i for i, sc in enumerate(scenes)
+            if abs(count_words(sc.narration) - budgets[i]) > s.fit_tolerance * budgets[i]
+        ]
+        if not off:
+            break
+        emit("fit", f"Rewriting {len(off)} scene(s) to fit their time", attempt=round_no)
+        rewrites = await asyncio.gather(
+            *(
+                ask(
+                    ctx,
+                    "fit",
+                    NarrationRewrite,
+                    language=req.language,
+                    words=count_words(scenes[i].narration),
+                    budget=budgets[i],
+                    wpm=round(s.words_per_minute),
+                    seconds=round(targets[i]),
+                    direction=(
+                        "Make it shorter: keep the key idea and its example, cut the rest."
+                        if count_words(scenes[i].narration) > budgets[i]
+                        else "Make it longer: add a concrete example or a short explanation."
+                    ),
+                    title=scenes[i].title,
+                    narration=scenes[i].narration,
+                )
+                for i in off
+            )
+        )
+        for i, r in zip(off, rewrites, strict=True):
+            scenes[i] = scenes[i].model_copy(update={"narration": r.narration})
+    new_script = script.model_copy(update={"scenes": scenes})
+    if new_script != script:
+        _save_progress(ctx, req, outline=state.get("outline"), script=new_script, targets=targets, status="written")
+    return {"script": new_script, "timings": {"fit": now() - t}}
+
+
+def fan_out(state: LessonState) -> list[Send]:
+    """One branch per scene; scenes run concurrently."""
+    script = state["script"]
+    prompts_all = [sc.illustration_prompt for sc in script.scenes]
+    total = len(script.scenes)
+    return [
+        Send(
+            "scene",
+            SceneState(
+                request=state["request"],
+                lesson_title=script.title,
+                index=i + 1,
+                total=total,
+                draft=sc,
+                target_seconds=state["targets"][i],
+                prompts=prompts_all,
+                attempt=0,
+                prompt=sc.illustration_prompt,
+                attempts=[],
+                revised=0,
+                chosen=None,
+                critic="no_critic",
+                critic_note="",
+            ),
+        )
+        for i, sc in enumerate(script.scenes)
+    ]
+
+
+# --------------------------------------------------------------------------- scene nodes
+
+
+def _scene_dir(ctx: Context, state: SceneState):
+    return ctx.project.scene_dir(state["index"], state["draft"].title)
+
+
+async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """TTS: narration audio and word timings."""
+    ctx, req, i = runtime.context, state["request"], state["index"]
+    voice = req.voice or ctx.speech.default_voice(req.language)
+    out = _scene_dir(ctx, state) / "narration.wav"
+    emit("narrate", state["draft"].title, scene=i, total=state["total"])
+    t = now()
+    try:
+        speech = await ctx.speech.speak(state["draft"].narration, voice, out)
+    except SpeechError as err:
+        raise type(err)(f"scene {i} ({state['draft'].title!r}): {err}") from err
+    record = SpeechRecord(
+        audio=ctx.project.ref(speech.path),
+        duration=speech.duration,
+        voice=speech.voice,
+        backend=speech.backend,
+        words=[(w.word, w.start, w.end) for w in speech.words],
+    )
+    return {"speech": record, "timings": {"narrate": now() - t}}
+
+
+async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Draw one picture: first the scene's prompt, then a new seed, then an LLM-revised prompt."""
+    ctx, req, i = runtime.context, state["request"], state["index"]
+    draft = state["draft"]
+    if ctx.images is None or draft.visual == "text":
+        return {"critic": "no_image"}
+    attempt = state["attempt"] + 1
+    prompt = state["prompt"]
+    revised = state["revised"]
+    t = now()
+    if attempt >= 3 and ctx.llm is not None and state["attempts"]:
+        last = state["attempts"][-1]
+        others = [p for j, p in enumerate(state["prompts"]) if j != i - 1]
+        emit("revise", "Rewriting the picture prompt from the critic's feedback", scene=i, total=state["total"], attempt=attempt)
+        revision: PromptRevision = await ask(
+            ctx,
+            "revise_prompt",
+            PromptRevision,
+            title=draft.title,
+            narration=draft.narration,
+            prompt=prompt,
+            feedback=last.reason or "the picture did not match",
+            others="; ".join(others) or "(none)",
+        )
+        prompt, revised = revision.prompt, revised + 1
+    seed = derive_seed(req.seed, i, attempt)
+    emit("illustrate", draft.title, scene=i, total=state["total"], attempt=attempt)
+    size = ctx.settings.image_size
+    [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=size, height=size)])
+    path = _scene_dir(ctx, state) / "attempts" / f"{attempt:02d}-seed{seed}.png"
+    await asyncio.to_thread(save_png, image.image, path)
+    record = Attempt(n=attempt, prompt=prompt, seed=seed, image=ctx.project.ref(path), seconds=round(now() - t, 3))
+    return {
+        "attempt": attempt,
+        "prompt": prompt,
+        "revised": revised,
+        "attempts": [*state["attempts"], record],
+        "timings": {"illustrate": now() - t},
+    }
+
+
+async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Judge the newest picture against its own prompt and, contrastively, every other scene's."""
+    ctx, i = runtime.context, state["index"]
+    if state.get("critic") == "no_image" or not state["attempts"]:
+        return {}
+    if ctx.critic is None:
+        return {"critic": "no_critic"}
+    from PIL import Image as PILImage
+
+    last = state["attempts"][-1]
+    prompts_all = list(state["prompts"])
+    prompts_all[i - 1] = last.prompt
+    t = now()
+    try:
+        with PILImage.open(ctx.project.resolve(last.image)) as img:
+            img.load()
+            picture = img.convert("RGB")
+            picture.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
+        [verdict] = await asyncio.to_thread(ctx.critic.judge, [picture], prompts_all, [i - 1])
+    except LessonForgeError as err:
+        note = f"critic failed, picture used unjudged: {err}"
+        emit("critique", note, scene=i, total=state["total"], level="warning")
+        return {"critic": "unjudged", "critic_note": note, "warnings": [f"scene {i}: {note}"]}
+    judged = last.model_copy(
+        update={
+            "score": round(verdict.score, 4),
+            "scores": [round(x, 4) for x in verdict.scores],
+            "rank": verdict.rank,
+            "accepted": verdict.accepted,
+            "reason": verdict.reason,
+        }
+    )
+    emit(
+        "critique",
+        f"{'accepted' if verdict.accepted else 'rejected'} (score {verdict.score:.2f}, rank {verdict.rank})",
+        scene=i,
+        total=state["total"],
+        attempt=last.n,
+    )
+    return {
+        "attempts": [*state["attempts"][:-1], judged],
+        "critic": "accepted" if verdict.accepted else "below_bar",
+        "timings": {"critique": now() - t},
+    }
+
+
+def after_critique(state: SceneState, runtime: Runtime[Context]) -> Literal["illustrate", "choose"]:
+    """Loop until accepted or the attempt counter (kept in state) reaches --max-attempts."""
+    if state.get("critic") == "below_bar" and state["attempt"] < runtime.context.settings.max_attempts:
+        return "illustrate"
+    return "choose"
+
+
+def choose(state: SceneState) -> dict[str, Any]:
+    """Pick the accepted picture, or the best-scoring one when none passed ("below bar")."""
+    attempts = state["attempts"]
+    if not attempts:
+        return {"chosen": None}
+    accepted = [k for k, a in enumerate(attempts) if a.accepted]
+    if accepted:
+        return {"chosen": accepted[0]}
+    best = max(range(len(attempts)), key=lambda k: (attempts[k].score or 0.0, -k))
+    out: dict[str, Any] = {"chosen": best}
+    if state.get("critic") == "below_bar":
+        note = f"no picture passed the critic in {len(attempts)} attempt(s); kept the best (score {attempts[best].score:.2f})"
+        emit("critique", note, scene=state["index"], total=state["total"], level="warning")
+        out |= {"critic_note": note, "warnings": [f"scene {state['index']}: {note}"]}
+    return out
+
+
+async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Typeset the slide (title, bullets, picture) and record the finished scene."""
+    ctx, req, i = runtime.context, state["request"], state["index"]
+    draft, project = state["draft"], ctx.project
+    folder = _scene_dir(ctx, state)
+    t = now()
+    illustration_ref = None
+    picture = None
+    chosen = state.get("chosen")
+    if chosen is not None:
+        src = project.resolve(state["attempts"][chosen].image)
+        dst = link_or_copy(src, folder / "illustration.png")
+        illustration_ref = project.ref(dst)
+        from PIL import Image as PILImage
+
+        with PILImage.open(dst) as img:
+            picture = img.convert("RGB")
+    elif (folder / "illustration.png").exists():
+        (folder / "illustration.png").unlink()
+    footer = state["lesson_title"]
+    key = content_key(
+        "slide", SLIDE_LAYOUT_VERSION, draft.title, draft.bullets, illustration_ref.sha256 if illustration_ref else None,
+        footer, i, state["total"], req.aspect, req.theme, req.language,
+    )
+    emit("compose", draft.title, scene=i, total=state["total"])
+    cached = project.store.get(key, ".png")
+    overflow = False
+    notes: list[str] = []
+    meta = project.store.get_json(key)
+    if cached is None or meta is None:
+        result = await asyncio.to_thread(
+            slides.compose_slide,
+            title=draft.title,
+            bullets=draft.bullets,
+            illustration=picture,
+            footer=footer,
+            index=i,
+            total=state["total"],
+            aspect=req.aspect,
+            theme=req.theme,
+            language=req.language,
+        )
+        cached = save_png(result.image, project.store.path(key, ".png"))
+        overflow, notes = result.overflow, list(result.notes)
+        project.store.put_json(key, {"overflow": overflow, "notes": notes})
+    else:
+        overflow, notes = bool(meta.get("overflow")), list(meta.get("notes", []))
+    slide_path = link_or_copy(cached, folder / "slide.png")
+    warnings = [f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})"] if overflow else []
+    record = SceneRecord(
+        index=i,
+        slug=folder.name,
+        title=draft.title,
+        bullets=list(draft.bullets),
+        narration=draft.narration,
+        illustration_prompt=draft.illustration_prompt,
+        visual=draft.visual,
+        target_seconds=state["target_seconds"],
+        speech=state["speech"],
+        illustration=illustration_ref,
+        final_prompt=state["attempts"][chosen].prompt if chosen is not None else "",
+        attempts=state["attempts"],
+        critic=state.get("critic", "no_critic") if chosen is not None else "no_image",
+        critic_note=state.get("critic_note", ""),
+        slide=project.ref(slide_path, key),
+        slide_overflow=overflow,
+    )
+    emit("scene_done", draft.title, scene=i, total=state["total"])
+    return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
+
+
+# --------------------------------------------------------------------------- assemble
+
+
+async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Slides + narration -> lesson.mp4 (chapters, faststart), lesson.srt/.vtt."""
+    ctx = runtime.context
+    project, s = ctx.project, ctx.settings
+    records = [state["scenes"][k] for k in sorted(state["scenes"])]
+    t = now()
+    emit("assemble", f"Assembling {len(records)} scenes")
+    # each slide stays up for its narration plus a pause, and at least as long as its text takes to read
+    holds = []
+    for r in records:
+        assert r.speech is not None
+        holds.append(round(max(r.speech.duration + s.gap_seconds, reading_seconds(r.title, r.bullets, s.reading_wpm)), 3))
+    audio_parts = [project.resolve(r.speech.audio) for r in records if r.speech]
+    audio_key = content_key("track", [r.speech.audio.sha256 for r in records if r.speech], holds)
+    track = project.store.get(audio_key, ".wav")
+    if track is None:
+        with project.store.put(audio_key, ".wav") as tmp:
+            await asyncio.to_thread(
+                video.concat_wavs, audio_parts, tmp, gap_s=[h - r.speech.duration for h, r in zip(holds, records, strict=True) if r.speech]
+            )
+        track = project.store.path(audio_key, ".wav")
+    starts = [0.0]
+    for h in holds[:-1]:
+        starts.append(round(starts[-1] + h, 3))
+    segments = []
+    for r, hold in zip(records, holds, strict=True):
+        assert r.slide is not None
+        key = content_key("segment", r.slide.sha256, hold, s.fps)
+        seg = project.store.get(key, ".mp4")
+        if seg is None:
+            emit("encode", r.title, scene=r.index, total=len(records))
+            seg = project.store.path(key, ".mp4")
+            await asyncio.to_thread(video.encode_segment, project.resolve(r.slide), hold, seg, fps=s.fps)
+        segments.append(seg)
+    chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
+    out_mp4 = project.root / "lesson.mp4"
+    title = state["script"].title
+    await asyncio.to_thread(video.assemble, segments, track, out_mp4, chapters=chapters, title=title, fps=s.fps)
+    cues = []
+    for r, st in zip(records, starts, strict=True):
+        assert r.speech is not None
+        words = [_timing(w) for w in r.speech.words]
+        cues += subtitles.cues_from_words(words, offset=st, audio_end=r.speech.duration)
+    srt = atomic_write_text(project.root / "lesson.srt", subtitles.to_srt(cues))
+    vtt = atomic_write_text(project.root / "lesson.vtt", subtitles.to_vtt(cues))
+    info = await asyncio.to_thread(video.probe, out_mp4)
+    if abs(info.video_duration - info.audio_duration) > 0.2:
+        raise RenderError(
+            f"the video ({info.video_duration:.2f} s) and audio ({info.audio_duration:.2f} s) of {out_mp4} disagree; "
+            "this is a bug in the renderer, please report it with lesson.json"
+        )
+    placed = [r.model_copy(update={"hold_seconds": h, "start": st, "end": round(st + h, 3)}) for r, st, h in zip(records, starts, holds, strict=True)]
+    project.prune_scene_dirs({project.root / "scenes" / r.slug for r in placed})
+    record = VideoRecord(
+        file=project.ref(out_mp4),
+        srt=project.ref(srt),
+        vtt=project.ref(vtt),
+        duration=round(info.duration, 3),
+        video_duration=round(info.video_duration, 3),
+        audio_duration=round(info.audio_duration, 3),
+        width=info.width,
+        height=info.height,
+        chapters=chapters,
+    )
+    emit("done", f"{out_mp4} ({info.duration:.1f} s)")
+    return {"video": record.model_dump(), "scenes": {r.index: r for r in placed}, "timings": {"assemble": now() - t}}
+
+
+def _timing(w: Any):
+    from tools.base import WordTiming
+
+    word, start, end = w
+    return WordTiming(word, start, end)
+
+

@@ -1,0 +1,231 @@
+"""The product's entry points: make a lesson, render one again from its manifest.
+
+Both check everything they can before any work (input, output folder, backends), run the graph,
+stream progress events to a callback, and leave `lesson.json` describing what exists on disk —
+also when they fail, so a rerun resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tools import registry
+from tools.base import ConfigError, LessonForgeError
+from tools.cached import CachedCritic, CachedImages, CachedLLM, CachedSpeech
+from tools.speech_fallback import FallbackSpeech
+
+from .config import Settings
+from .context import Context
+from .graph import build_graph
+from .project import Manifest, Project, slugify
+from .schemas import Script
+from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def default_out(topic: str) -> Path:
+    return Path(slugify(topic))
+
+
+def _create(kind: registry.Kind, spec: str, **options: Any) -> Any:
+    """Build a backend, passing only the options its constructor accepts."""
+    parsed = registry.parse(kind, spec)
+    if parsed is None:
+        return None
+    factory = registry._resolve(kind, parsed.backend)
+    try:
+        params = inspect.signature(factory).parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        options = {k: v for k, v in options.items() if v not in (None, "") and (accepts_any or k in params)}
+    except (TypeError, ValueError):
+        options = {}
+    return factory(parsed.model, **options)
+
+
+async def build_context(
+    settings: Settings,
+    project: Project,
+    request: LessonRequest,
+    *,
+    need_llm: bool,
+    emit: EventSink,
+    llm: Any = None,
+    images: Any = None,
+    speech: Any = None,
+    critic: Any = None,
+) -> Context:
+    """Create the backends (or take the given ones), check they can work, wrap them in the cache."""
+    store = project.store
+    fallbacks: list[str] = []
+
+    if need_llm:
+        llm = llm or _create("llm", settings.llm)
+        check = getattr(llm, "check", None)
+        if check is not None:
+            emit({"stage": "check", "message": f"Reaching the LLM {llm.name}"})
+            await check()
+        llm = CachedLLM(llm, store)
+    else:
+        llm = None
+
+    if images is None and settings.images not in ("none", "none:"):
+        images = _create("images", settings.images, device=settings.device)
+    if critic is None and settings.critic not in ("none", "none:") and images is not None:
+        critic = _create("critic", settings.critic, device=settings.device)
+    for backend, what in ((images, "image model"), (critic, "critic model")):
+        load = getattr(backend, "load", None)
+        if load is not None:
+            emit({"stage": "check", "message": f"Loading the {what} {backend.name}"})
+            await asyncio.to_thread(load)  # raises ConfigError naming the model and the fix
+
+    if speech is None:
+        primary = CachedSpeech(_create("speech", settings.speech), store)
+        fb_spec = settings.speech_fallback
+        if fb_spec and registry.parse("speech", fb_spec).backend != registry.parse("speech", settings.speech).backend:
+
+            def on_fallback(message: str) -> None:
+                fallbacks.append(message)
+                emit({"stage": "narrate", "message": message, "level": "warning"})
+
+            speech = FallbackSpeech(
+                primary,
+                CachedSpeech(_create("speech", fb_spec), store),
+                language=request.language,
+                on_fallback=on_fallback,
+            )
+        else:
+            speech = primary
+    else:
+        speech = CachedSpeech(speech, store)
+
+    return Context(
+        project=project,
+        settings=settings,
+        speech=speech,
+        llm=llm,
+        images=CachedImages(images, store) if images is not None else None,
+        critic=CachedCritic(critic, store) if critic is not None else None,
+        fallbacks=fallbacks,
+    )
+
+
+async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink) -> Manifest:
+    project = ctx.project
+    graph = build_graph()
+    final: dict[str, Any] = {}
+    limit = 50 + 4 * ctx.settings.max_attempts
+    try:
+        async for ns, mode, chunk in graph.astream(
+            graph_input,
+            context=ctx,
+            stream_mode=["custom", "values"],
+            subgraphs=True,
+            config={"recursion_limit": limit},
+        ):
+            if mode == "custom":
+                emit(chunk)
+            elif mode == "values" and not ns:
+                final = chunk
+    except LessonForgeError as err:
+        manifest = project.load() if project.exists() else manifest
+        manifest.status, manifest.error = "failed", str(err)
+        manifest.fallbacks = list(ctx.fallbacks)
+        project.save(manifest)
+        raise
+    scenes = [final["scenes"][k] for k in sorted(final.get("scenes", {}))]
+    script: Script = final["script"]
+    # the scene records are the lesson as produced; keep the script in step with them
+    script = script.model_copy(update={"scenes": [r.draft() for r in scenes]})
+    manifest.outline = final.get("outline") or manifest.outline
+    manifest.script = script
+    manifest.targets = list(final.get("targets", []))
+    manifest.scenes = scenes
+    manifest.video = final.get("video")
+    manifest.timings = {k: round(v, 3) for k, v in final.get("timings", {}).items()}
+    manifest.warnings = list(final.get("warnings", []))
+    manifest.fallbacks = list(ctx.fallbacks)
+    usage = getattr(ctx.llm, "usage", None) if ctx.llm is not None else None
+    if usage is not None:
+        manifest.usage = {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float)}
+    manifest.status, manifest.error = "done", ""
+    project.save(manifest)
+    return manifest
+
+
+def _backends(settings: Settings, ctx: Context) -> dict[str, str]:
+    return {
+        "llm": ctx.llm.name if ctx.llm is not None else "",
+        "images": ctx.images.name if ctx.images is not None else "none",
+        "speech": ctx.speech.name,
+        "speech_fallback": settings.speech_fallback,
+        "critic": ctx.critic.name if ctx.critic is not None else "none",
+    }
+
+
+async def make(
+    request: LessonRequest,
+    settings: Settings,
+    out: Path | str | None = None,
+    *,
+    script: Script | None = None,
+    on_event: EventSink | None = None,
+    **backends: Any,
+) -> Manifest:
+    """Topic -> lesson. With ``script`` the LLM is not asked to plan or write (it may still fit)."""
+    emit = on_event or (lambda e: None)
+    project = Project(out if out is not None else default_out(request.topic))
+    project.prepare()
+    with project.lock():
+        ctx = await build_context(
+            settings, project, request, need_llm=script is None or "llm" in backends, emit=emit, **backends
+        )
+        previous = project.load() if project.exists() else None
+        manifest = Manifest(request=request)
+        if previous is not None and previous.request == request:
+            manifest.created = previous.created
+        manifest.backends = _backends(settings, ctx)
+        manifest.settings = settings.model_dump()
+        graph_input: dict[str, Any] = {"request": request}
+        if script is not None:
+            graph_input["script"] = script
+        return await _run(graph_input, ctx, manifest, emit)
+
+
+async def render(
+    out: Path | str,
+    settings: Settings | None = None,
+    *,
+    on_event: EventSink | None = None,
+    **backends: Any,
+) -> Manifest:
+    """Rebuild the video from `lesson.json` with no LLM call; hand edits to scenes are honoured."""
+    emit = on_event or (lambda e: None)
+    project = Project(out)
+    manifest = project.load()
+    if manifest.script is None and not manifest.scenes:
+        raise ConfigError(
+            f"{project.manifest_path} has no script yet (status {manifest.status!r}); run lessonforge make again to finish it"
+        )
+    if settings is None:
+        settings = Settings.load(**{k: v for k, v in manifest.settings.items() if k in Settings.model_fields})
+    script = manifest.script
+    if manifest.scenes:  # the per-scene records are what a user edits by hand
+        title = script.title if script else manifest.request.topic
+        script = Script(title=title, scenes=[r.draft() for r in manifest.scenes])
+    assert script is not None
+    project.prepare()
+    with project.lock():
+        ctx = await build_context(settings, project, manifest.request, need_llm=False, emit=emit, **backends)
+        manifest.backends = _backends(settings, ctx)
+        graph_input = {
+            "request": manifest.request,
+            "outline": manifest.outline,
+            "script": script,
+            "targets": manifest.targets,
+        }
+        return await _run({k: v for k, v in graph_input.items() if v is not None}, ctx, manifest, emit)

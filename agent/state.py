@@ -1,0 +1,202 @@
+"""Graph state: the input (LessonRequest) ⊂ the lesson state ⊂ the output; reducers are named.
+
+The records here (SceneRecord and what it holds) are also what `lesson.json` stores per scene.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tools.base import ConfigError
+
+from .config import describe_validation
+
+from .schemas import Outline, SceneDraft, Script
+
+Aspect = Literal["16:9", "9:16", "1:1"]
+ASPECTS: tuple[str, ...] = ("16:9", "9:16", "1:1")
+MIN_MINUTES, MAX_MINUTES = 0.5, 30.0
+
+
+class LessonRequest(BaseModel):
+    """What the user asked for: the graph's input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(description="What the lesson teaches.")
+    minutes: float = Field(2.0, description=f"Target length, {MIN_MINUTES}-{MAX_MINUTES} minutes.")
+    audience: str = Field("a general audience", description="Who the lesson is for; sets vocabulary and depth.")
+    language: str = Field("en", description="BCP-47 language code for everything read or heard.")
+    aspect: Aspect = Field("16:9", description="Frame shape: 16:9, 9:16 or 1:1.")
+    seed: int = Field(0, description="Base seed for pictures; each scene and attempt derives its own.")
+    theme: str = Field("light", description="Slide theme.")
+    voice: str = Field("", description="Voice name; empty picks one that fits the language.")
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if not v:
+            raise ValueError('the topic is empty; give one, e.g. lessonforge make "photosynthesis"')
+        if len(v) > 500:
+            raise ValueError(f"the topic is {len(v)} characters long; keep it under 500 (a phrase, not a text)")
+        return v
+
+    @field_validator("minutes")
+    @classmethod
+    def _minutes(cls, v: float) -> float:
+        if not (math.isfinite(v) and MIN_MINUTES <= v <= MAX_MINUTES):
+            raise ValueError(f"--minutes must be between {MIN_MINUTES} and {MAX_MINUTES}, got {v}")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        v = v.strip().replace("_", "-")
+        parts = v.split("-")
+        if not (2 <= len(parts[0]) <= 3 and parts[0].isalpha() and all(p.isalnum() for p in parts)):
+            raise ValueError(f"--language must be a code such as en, fr, de-DE or pt-BR, got {v!r}")
+        return v
+
+
+def make_request(**fields: Any) -> LessonRequest:
+    """A LessonRequest from user input; bad values become one ConfigError naming each problem."""
+    try:
+        return LessonRequest(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as err:
+        raise ConfigError(describe_validation(err)) from None
+
+
+class AssetRef(BaseModel):
+    """A file of the project: where it is (relative to the project folder) and its content hash."""
+
+    path: str
+    sha256: str
+    key: str = Field("", description="Content key of the inputs that produced it (the cache key).")
+
+
+class Attempt(BaseModel):
+    """One illustration attempt and the critic's verdict on it."""
+
+    n: int
+    prompt: str
+    seed: int
+    image: AssetRef
+    score: float | None = None
+    scores: list[float] = Field(default_factory=list)
+    rank: int | None = None
+    accepted: bool | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+class SpeechRecord(BaseModel):
+    audio: AssetRef
+    duration: float
+    voice: str
+    backend: str
+    words: list[tuple[str, float, float]] = Field(default_factory=list)
+
+
+CriticStatus = Literal["accepted", "below_bar", "unjudged", "no_critic", "no_image"]
+
+
+class SceneRecord(BaseModel):
+    """Everything about one produced scene; a list of these is the heart of the manifest."""
+
+    index: int  # 1-based
+    slug: str
+    title: str
+    bullets: list[str]
+    narration: str
+    illustration_prompt: str
+    visual: str
+    target_seconds: float
+    speech: SpeechRecord | None = None
+    illustration: AssetRef | None = None
+    final_prompt: str = ""
+    attempts: list[Attempt] = Field(default_factory=list)
+    critic: CriticStatus = "no_critic"
+    critic_note: str = ""
+    slide: AssetRef | None = None
+    slide_overflow: bool = False
+    hold_seconds: float = 0.0  # how long the slide stays up
+    start: float = 0.0
+    end: float = 0.0
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    def draft(self) -> SceneDraft:
+        return SceneDraft(
+            title=self.title,
+            bullets=self.bullets,
+            narration=self.narration,
+            illustration_prompt=self.illustration_prompt,
+            visual=self.visual,  # type: ignore[arg-type]
+        )
+
+
+# --------------------------------------------------------------------------- reducers
+
+
+def merge_scenes(left: dict[int, Any] | None, right: dict[int, Any] | None) -> dict[int, Any]:
+    """Scenes finish concurrently; each branch adds its own index."""
+    return {**(left or {}), **(right or {})}
+
+
+def add_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
+    out = dict(left or {})
+    for k, v in (right or {}).items():
+        out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def extend(left: list | None, right: list | None) -> list:
+    return [*(left or []), *(right or [])]
+
+
+# --------------------------------------------------------------------------- graph states
+
+
+class LessonState(TypedDict, total=False):
+    request: LessonRequest
+    outline: Outline
+    script: Script
+    targets: list[float]  # seconds per scene
+    scenes: Annotated[dict[int, SceneRecord], merge_scenes]
+    timings: Annotated[dict[str, float], add_timings]
+    warnings: Annotated[list[str], extend]
+    video: dict[str, Any]
+
+
+class SceneState(TypedDict, total=False):
+    """One scene's branch (a LangGraph Send payload and the scene subgraph's state)."""
+
+    request: LessonRequest
+    lesson_title: str
+    index: int  # 1-based
+    total: int
+    draft: SceneDraft
+    target_seconds: float
+    prompts: list[str]  # every scene's illustration prompt, for contrastive judging
+    # the illustrate <-> critique loop
+    attempt: int  # attempts made so far; the loop's own bound (not LangGraph's recursion limit)
+    prompt: str
+    attempts: list[Attempt]
+    revised: int
+    # results
+    speech: SpeechRecord
+    chosen: int | None  # index into attempts of the picture to use
+    critic: CriticStatus
+    critic_note: str
+    scenes: Annotated[dict[int, SceneRecord], merge_scenes]
+    timings: Annotated[dict[str, float], add_timings]
+    warnings: Annotated[list[str], extend]
+
+
+class SceneOutput(TypedDict, total=False):
+    scenes: Annotated[dict[int, SceneRecord], merge_scenes]
+    timings: Annotated[dict[str, float], add_timings]
+    warnings: Annotated[list[str], extend]

@@ -1,0 +1,334 @@
+"""A real HTTP server that speaks enough of the OpenAI API for the real ``openai`` client.
+
+Tests script what the "model" answers and then assert on what was sent::
+
+    with FakeOpenAIServer() as server:
+        server.script('{"title": "Photosynthesis"}', Error(429, headers={"Retry-After": "0"}), "...")
+        llm = OpenAILLM("gpt-4.1-mini", base_url=server.url)
+        ...
+        assert server.requests[0].json["response_format"]["type"] == "json_schema"
+
+Endpoints (with or without the ``/v1`` prefix):
+
+- ``POST /v1/chat/completions`` (non-streaming): answered from the script queue, one item per request,
+  then by ``default``; with neither, a 500 whose body says so (and ``x-should-retry: false`` so the
+  client does not retry it).
+- ``GET /v1/models``: the ``models`` attribute, a list of model ids or an :class:`Error`.
+
+A script item is a ``str`` (the assistant message content), a ``dict`` (a full response body, e.g.
+from :func:`completion`), a callable ``(request_json) -> str | dict | Error | Hang``, an
+:class:`Error` or a :class:`Hang`. With ``api_key`` set, requests without ``Authorization: Bearer
+<api_key>`` get OpenAI's 401, whose message echoes the key that was sent (as some servers do).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Error:
+    """Answer with HTTP ``status``; ``body`` is a dict (sent as JSON) or a str (sent as is)."""
+
+    status: int
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def payload(self) -> bytes:
+        body = self.body
+        if body is None:
+            body = {"error": {"message": f"fake error {self.status}", "type": _error_type(self.status),
+                              "param": None, "code": None}}
+        return body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Answer nothing for ``seconds`` (the client should time out first), then close the connection."""
+
+    seconds: float
+
+
+Reply = str | dict[str, Any] | Error | Hang
+Item = Reply | Callable[[dict[str, Any]], Reply]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # keys lower-cased
+    json: dict[str, Any] | None
+
+
+def _error_type(status: int) -> str:
+    if status == 401:
+        return "invalid_request_error"
+    if status == 429:
+        return "rate_limit_exceeded"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def _tokens(text: str) -> int:
+    """A rough token count (about four characters a token), at least 1 for non-empty text."""
+    return max(1, len(text) // 4) if text else 0
+
+
+_ids = itertools.count(1)
+
+
+def completion(
+    content: str | None,
+    *,
+    model: str = "gpt-4.1-mini",
+    finish_reason: str = "stop",
+    refusal: str | None = None,
+    prompt_tokens: int = 10,
+    completion_tokens: int | None = None,
+) -> dict[str, Any]:
+    """A chat completion response body as OpenAI sends it."""
+    if completion_tokens is None:
+        completion_tokens = _tokens(content or refusal or "")
+    return {
+        "id": f"chatcmpl-fake{next(_ids)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal, "annotations": []},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+    }
+
+
+def _prompt_tokens(request: dict[str, Any]) -> int:
+    messages = request.get("messages") or []
+    return sum(_tokens(str(m.get("content") or "")) + 4 for m in messages if isinstance(m, dict)) or 1
+
+
+class FakeOpenAIServer:
+    """OpenAI-compatible HTTP server on 127.0.0.1 (a free port) in a background thread."""
+
+    def __init__(
+        self,
+        *,
+        default: Callable[[dict[str, Any]], Reply] | None = None,
+        models: list[str] | Error | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.default = default
+        self.models: list[str] | Error = models if models is not None else ["gpt-4.1-mini", "gpt-4.1"]
+        self.api_key = api_key
+        self.requests: list[RecordedRequest] = []
+        self.responses: list[dict[str, Any]] = []  # every chat completion body sent, in order
+        self._queue: deque[Item] = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()  # wakes every Hang
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- scripting
+
+    def script(self, *items: Item) -> FakeOpenAIServer:
+        """Queue answers for the next chat completion requests, one item per request."""
+        with self._lock:
+            self._queue.extend(items)
+        return self
+
+    @property
+    def pending(self) -> int:
+        """Scripted answers not used yet."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    # ----------------------------------------------------------------- answering (server thread)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_chat_reply(self, request: dict[str, Any]) -> Reply:
+        with self._lock:
+            item = self._queue.popleft() if self._queue else None
+            number = len(self.chat_requests)
+        if item is None:
+            if self.default is None:
+                return Error(
+                    500,
+                    body={"error": {
+                        "message": f"FakeOpenAIServer: no scripted response left for chat request #{number}; "
+                                   "queue more with server.script(...) or pass default=...",
+                        "type": "fake_server_error", "param": None, "code": "script_exhausted"}},
+                    headers={"x-should-retry": "false"},
+                )
+            item = self.default
+        return item(request) if callable(item) else item
+
+    def _chat_body(self, reply: str | dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(reply, dict):
+            body = reply
+        else:
+            body = completion(reply, model=str(request.get("model", "gpt-4.1-mini")),
+                              prompt_tokens=_prompt_tokens(request))
+        with self._lock:
+            self.responses.append(body)
+        return body
+
+    def _auth_error(self, headers: dict[str, str]) -> Error | None:
+        if self.api_key is None:
+            return None
+        sent = headers.get("authorization", "")
+        if sent == f"Bearer {self.api_key}":
+            return None
+        given = sent.removeprefix("Bearer ").strip()
+        return Error(401, body={"error": {
+            "message": f"Incorrect API key provided: {given}. You can find your API key at "
+                       "https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+
+
+def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass  # keep test output clean
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            server._record(RecordedRequest("GET", self.path, headers, None))
+            denied = server._auth_error(headers)
+            if denied is not None:
+                return self._send_error(denied)
+            if self._route() != "/models":
+                return self._send_error(_not_found(self.path))
+            models = server.models
+            if isinstance(models, Error):
+                return self._send_error(models)
+            self._send_json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in models]})
+
+        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            server._record(RecordedRequest("POST", self.path, headers, body))
+            denied = server._auth_error(headers)
+            if denied is not None:
+                return self._send_error(denied)
+            if self._route() != "/chat/completions":
+                return self._send_error(_not_found(self.path))
+            if not isinstance(body, dict):
+                return self._send_error(Error(400, body={"error": {
+                    "message": "request body is not a JSON object", "type": "invalid_request_error"}}))
+            if body.get("stream"):
+                return self._send_error(Error(400, body={"error": {
+                    "message": "FakeOpenAIServer does not stream", "type": "invalid_request_error"}}))
+            reply = server._next_chat_reply(body)
+            if isinstance(reply, Hang):
+                server._stop.wait(reply.seconds)
+                self.close_connection = True
+                return None
+            if isinstance(reply, Error):
+                return self._send_error(reply)
+            self._send_json(200, server._chat_body(reply, body))
+
+        def _route(self) -> str:
+            path = self.path.split("?", 1)[0].rstrip("/")
+            return path.removeprefix("/v1")
+
+        def _send_error(self, error: Error) -> None:
+            self._send(error.status, error.payload(), error.headers)
+
+        def _send_json(self, status: int, body: dict[str, Any]) -> None:
+            self._send(status, json.dumps(body).encode("utf-8"), {})
+
+        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("x-request-id", f"req_fake{next(_ids)}")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (timeout); nothing to answer
+
+    return Handler
+
+
+def _not_found(path: str) -> Error:
+    return Error(404, body={"error": {"message": f"Unknown request URL: {path}", "type": "invalid_request_error",
+                                      "param": None, "code": "unknown_url"}})
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAIServer]:
+    """A started :class:`FakeOpenAIServer`, closed after the test."""
+    with FakeOpenAIServer() as server:
+        yield server

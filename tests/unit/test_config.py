@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from agent.config import Settings
+from agent.state import make_request
+from tools.base import ConfigError
+
+
+def test_explicit_beats_env_beats_default(monkeypatch):
+    assert Settings.load().llm == "openai:gpt-4.1-mini"
+    monkeypatch.setenv("LESSONFORGE_LLM", "fake:from-env")
+    monkeypatch.setenv("LESSONFORGE_SPEECH", "espeak:en-gb")
+    s = Settings.load(llm="fake:explicit")
+    assert s.llm == "fake:explicit"
+    assert s.speech == "espeak:en-gb"
+
+
+def test_unknown_backend_names_the_known_ones():
+    with pytest.raises(ConfigError) as err:
+        Settings.load(images="stable:xl")
+    msg = str(err.value)
+    assert "stable" in msg and "diffusers" in msg and "BACKEND:MODEL" in msg
+
+
+def test_env_with_bad_value_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("LESSONFORGE_MAX_ATTEMPTS", "many")
+    with pytest.raises(ConfigError, match="max_attempts"):
+        Settings.load()
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"topic": "   "}, "topic is empty"),
+        ({"topic": "x", "minutes": 0.2}, "between 0.5 and 30"),
+        ({"topic": "x", "minutes": 31}, "between 0.5 and 30"),
+        ({"topic": "x", "minutes": float("nan")}, "between 0.5 and 30"),
+        ({"topic": "x", "aspect": "4:3"}, "aspect"),
+        ({"topic": "x", "language": "english!"}, "--language"),
+    ],
+)
+def test_bad_requests_name_the_problem(fields, needle):
+    with pytest.raises(ConfigError, match=needle):
+        make_request(**fields)
+
+
+def test_request_normalises_topic_and_language():
+    r = make_request(topic="  photo\tsynthesis \n", language="pt_BR")
+    assert r.topic == "photo synthesis"
+    assert r.language == "pt-BR"

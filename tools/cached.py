@@ -1,0 +1,166 @@
+"""Content-addressed caching around any backend.
+
+Each wrapper keys a result by the backend's full name and every input that shapes it, and keeps it
+in the project's AssetStore. A rerun after a crash, or an edit, asks the backend again only for
+what changed. The wrappers keep the interfaces, so the agent cannot tell them from the backends.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import Image, ImageRequest, Message, Speech, T, Verdict, WordTiming
+from .cache import AssetStore, atomic_path, content_key, link_or_copy
+
+
+class CachedLLM:
+    def __init__(self, inner: Any, store: AssetStore) -> None:
+        self.inner = inner
+        self.store = store
+        self.name = inner.name
+        self.hits = 0
+
+    async def structured(self, messages: list[Message], schema: type[T]) -> T:
+        key = content_key("llm", self.name, [m.as_dict() for m in messages], schema.model_json_schema())
+        cached = self.store.get_json(key)
+        if cached is not None:
+            try:
+                result = schema.model_validate(cached)
+                self.hits += 1
+                return result
+            except ValueError:
+                pass  # an older schema: ask again
+        result = await self.inner.structured(messages, schema)
+        self.store.put_json(key, result.model_dump(mode="json"))
+        return result
+
+    def __getattr__(self, name: str) -> Any:  # usage, check(), ...
+        return getattr(self.inner, name)
+
+
+class CachedSpeech:
+    def __init__(self, inner: Any, store: AssetStore) -> None:
+        self.inner = inner
+        self.store = store
+        self.name = inner.name
+        self.hits = 0
+
+    def default_voice(self, language: str) -> str:
+        return self.inner.default_voice(language)
+
+    def key(self, text: str, voice: str) -> str:
+        return content_key("speech", self.name, voice, text)
+
+    async def speak(self, text: str, voice: str, out: Path) -> Speech:
+        key = self.key(text, voice)
+        audio, meta = self.store.get(key, ".wav"), self.store.get_json(key)
+        if audio is None or meta is None:
+            target = self.store.path(key, ".wav")
+            speech = await self.inner.speak(text, voice, target)
+            meta = {
+                "duration": speech.duration,
+                "voice": speech.voice,
+                "backend": speech.backend,
+                "words": [[w.word, w.start, w.end] for w in speech.words],
+            }
+            self.store.put_json(key, meta)
+            audio = target
+        else:
+            self.hits += 1
+        link_or_copy(audio, Path(out))
+        return Speech(
+            path=Path(out),
+            duration=float(meta["duration"]),
+            words=tuple(WordTiming(w, float(s), float(e)) for w, s, e in meta["words"]),
+            voice=meta["voice"],
+            backend=meta["backend"],
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class CachedImages:
+    def __init__(self, inner: Any, store: AssetStore) -> None:
+        self.inner = inner
+        self.store = store
+        self.name = inner.name
+        self.hits = 0
+
+    def key(self, req: ImageRequest) -> str:
+        return content_key("image", self.name, req.prompt, req.negative_prompt, req.seed, req.width, req.height)
+
+    async def generate(self, requests: Sequence[ImageRequest]) -> list[Image]:
+        from PIL import Image as PILImage
+        from PIL.PngImagePlugin import PngInfo
+
+        results: list[Image | None] = []
+        misses: list[int] = []
+        for i, req in enumerate(requests):
+            path = self.store.get(self.key(req), ".png")
+            if path is None:
+                results.append(None)
+                misses.append(i)
+                continue
+            with PILImage.open(path) as img:
+                img.load()
+                pic = img.convert("RGB")
+                pic.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
+            self.hits += 1
+            results.append(Image(image=pic, prompt=req.prompt, seed=req.seed, model=self.name))
+        if misses:
+            made = await self.inner.generate([requests[i] for i in misses])
+            for i, img in zip(misses, made, strict=True):
+                info = PngInfo()
+                for k, v in img.image.info.items():
+                    if isinstance(v, str):
+                        info.add_text(k, v)
+                with self.store.put(self.key(requests[i]), ".png") as tmp:
+                    img.image.save(tmp, format="PNG", pnginfo=info)
+                results[i] = img
+        return [r for r in results if r is not None]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class CachedCritic:
+    def __init__(self, inner: Any, store: AssetStore) -> None:
+        self.inner = inner
+        self.store = store
+        self.name = inner.name
+        self.hits = 0
+
+    def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
+        targets = list(targets) if targets is not None else list(range(len(images)))
+        settings = {k: getattr(self.inner, k, None) for k in ("floor", "margin")}
+        keys = [content_key("critic", self.name, settings, _png_bytes(img), list(prompts), t) for img, t in zip(images, targets, strict=True)]
+        cached = [self.store.get_json(k) for k in keys]
+        if all(c is not None for c in cached):
+            self.hits += len(keys)
+            return [Verdict(**{**c, "scores": tuple(c["scores"])}) for c in cached]  # type: ignore[arg-type]
+        verdicts = self.inner.judge(images, prompts, targets)
+        for k, v in zip(keys, verdicts, strict=True):
+            self.store.put_json(k, {"accepted": v.accepted, "score": v.score, "scores": list(v.scores), "rank": v.rank, "reason": v.reason})
+        return verdicts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _png_bytes(img: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(img: Any, out: Path) -> Path:
+    with atomic_path(out) as tmp:
+        img.save(tmp, format="PNG")
+    return out
+
+
+__all__ = ["CachedCritic", "CachedImages", "CachedLLM", "CachedSpeech", "save_png"]

@@ -1,0 +1,303 @@
+"""Fast, deterministic fakes of every interface, for tests and dry runs (``--llm fake:`` etc.).
+
+They are registered like any other backend, so a dry run exercises the same graph, cache and
+renderer as a real one:
+
+    lessonforge make "photosynthesis" --llm fake: --images fake: --speech fake: --critic fake:
+
+FakeLLM answers each schema from the prompt it is sent (it reads the scene count and word budgets
+the prompts ask for) or from a script of canned answers. FakeImages draws a picture whose look
+follows the prompt and seed and remembers the prompt in the PNG; FakeCritic scores word overlap
+between that remembered prompt and each candidate prompt, so the contrastive logic behaves as it
+would with CLIP. FakeSpeech writes a WAV of soft tones, one per word, at a fixed speaking rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import struct
+import wave
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .base import (
+    Image,
+    ImageRequest,
+    LLMError,
+    Message,
+    Speech,
+    T,
+    Usage,
+    Verdict,
+    Voice,
+    WordTiming,
+)
+from .cache import atomic_path
+
+Responder = Callable[[list[Message], type[BaseModel]], BaseModel | str | dict]
+
+_WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _seeded(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
+
+
+# --------------------------------------------------------------------------- LLM
+
+
+class FakeLLM:
+    """An LLM that answers from a script of canned replies, then from built-in generators.
+
+    Each scripted item is a pydantic object, a dict, a JSON string (possibly invalid, to exercise
+    repairs) or a callable ``(messages, schema) -> any of those``.
+    """
+
+    def __init__(self, model: str = "", *, script: Sequence[Any] = (), max_repairs: int = 2) -> None:
+        self.name = f"fake:{model}"
+        self.model = model
+        self.script: list[Any] = list(script)
+        self.max_repairs = max_repairs
+        self.calls: list[tuple[list[Message], type[BaseModel]]] = []
+        self.usage = Usage()
+
+    async def structured(self, messages: list[Message], schema: type[T]) -> T:
+        convo = list(messages)
+        last_error = ""
+        for _ in range(self.max_repairs + 1):
+            self.calls.append((convo, schema))
+            reply = self._next(convo, schema)
+            try:
+                if isinstance(reply, schema):
+                    return reply
+                if isinstance(reply, BaseModel):
+                    reply = reply.model_dump()
+                if isinstance(reply, dict):
+                    return schema.model_validate(reply)
+                return schema.model_validate_json(str(reply))
+            except ValidationError as err:
+                last_error = str(err)
+                convo = [
+                    *convo,
+                    Message("assistant", str(reply)),
+                    Message("user", f"Your JSON did not match the schema: {last_error}. Reply with corrected JSON only."),
+                ]
+        raise LLMError(f"fake LLM gave no valid {schema.__name__} after {self.max_repairs} repairs: {last_error}")
+
+    def _next(self, messages: list[Message], schema: type[BaseModel]) -> Any:
+        if self.script:
+            item = self.script.pop(0)
+            return item(messages, schema) if callable(item) and not isinstance(item, BaseModel) else item
+        return default_answer(messages, schema)
+
+
+def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseModel:
+    """A plausible answer for each of LessonForge's schemas, shaped by what the prompt asks."""
+    from agent import schemas as s  # the fakes answer the agent's own schemas
+
+    prompt = "\n".join(m.content for m in messages if m.role == "user")
+    topic = _field(prompt, "Topic") or "the topic"
+    if schema is s.Outline:
+        seconds = float(_number(prompt, r"Total narration time: ([\d.]+) seconds") or 60)
+        n = int(_number(prompt, r"Sections: about (\d+)") or 4)
+        per = round(seconds / n, 1)
+        return s.Outline(
+            title=topic.title()[:60],
+            hook=f"Have you ever wondered how {topic} works?",
+            objectives=[f"Explain what {topic} is", f"Describe the main parts of {topic}"],
+            sections=[
+                s.OutlineSection(title=f"{topic.title()}: part {i + 1}", key_points=[f"idea {i + 1}"], seconds=per)
+                for i in range(n)
+            ],
+            check_question=f"What is the first step of {topic}?",
+            check_answer=f"The first step of {topic} is the one we met in part one.",
+        )
+    if schema is s.Script:
+        n = int(_number(prompt, r"Write exactly (\d+) scenes") or 3)
+        budgets = [int(b) for b in re.findall(r"\d+", _field(prompt, r"Word budgets[^:]*:[^:]*") or "")]
+        budgets = (budgets + [30] * n)[:n]
+        subjects = ["leaf", "sunlight", "water", "roots", "sugar", "oxygen", "cell", "river", "mountain", "engine"]
+        scenes = []
+        for i in range(n):
+            subject = subjects[i % len(subjects)]
+            scenes.append(
+                s.SceneDraft(
+                    title=f"Part {i + 1}: the {subject}",
+                    bullets=[f"The {subject}", f"Step {i + 1} of {topic}"],
+                    narration=_sentence_block(f"Scene {i + 1} is about the {subject} in {topic}.", budgets[i]),
+                    illustration_prompt=f"a clear flat illustration of a {subject}, scene {i + 1}",
+                    visual="illustration",
+                )
+            )
+        return s.Script(title=topic.title()[:60], scenes=scenes)
+    if schema is s.NarrationRewrite:
+        budget = int(_number(prompt, r"must have about (\d+) words") or 30)
+        return s.NarrationRewrite(narration=_sentence_block(f"Here is {topic} in short.", budget))
+    if schema is s.PromptRevision:
+        old = _field(prompt, "Prompt used") or "an illustration"
+        return s.PromptRevision(prompt=f"{old}, shown up close", reason="Made the subject more prominent.")
+    raise LLMError(f"the fake LLM has no default answer for {schema.__name__}; script one")
+
+
+def _field(text: str, label: str) -> str:
+    m = re.search(rf"^{label}:\s*(.*)$", text, re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
+def _number(text: str, pattern: str) -> str | None:
+    m = re.search(pattern, text)
+    return m.group(1) if m else None
+
+
+def _sentence_block(first: str, words: int) -> str:
+    filler = "You can see how each part connects to the next one in a simple way.".split()
+    out = first.split()
+    i = 0
+    while len(out) < words:
+        out.append(filler[i % len(filler)])
+        i += 1
+    text = " ".join(out[: max(words, 3)])
+    return text.rstrip(".") + "."
+
+
+# --------------------------------------------------------------------------- images
+
+
+class FakeImages:
+    """Draws a deterministic picture per (prompt, seed); the prompt is kept in the PNG's info."""
+
+    def __init__(self, model: str = "", *, fail_seeds: Sequence[int] = ()) -> None:
+        self.name = f"fake:{model}"
+        self.model = model
+        self.calls = 0
+        self.fail_seeds = set(fail_seeds)
+
+    def load(self) -> None:
+        return None
+
+    async def generate(self, requests: Sequence[ImageRequest]) -> list[Image]:
+        from PIL import Image as PILImage
+        from PIL import ImageDraw
+
+        self.calls += 1
+        await asyncio.sleep(0)
+        out = []
+        for req in requests:
+            rnd = _seeded(req.prompt, req.seed)
+            bg = ((rnd >> 0) & 0xFF, (rnd >> 8) & 0xFF, (rnd >> 16) & 0xFF)
+            img = PILImage.new("RGB", (req.width, req.height), bg)
+            draw = ImageDraw.Draw(img)
+            for k in range(6):
+                r = _seeded(req.prompt, req.seed, k)
+                x, y = r % req.width, (r >> 16) % req.height
+                size = 10 + (r >> 32) % max(11, req.width // 3)
+                colour = ((r >> 40) & 0xFF, (r >> 48) & 0xFF, (r >> 56) & 0xFF)
+                draw.ellipse([x - size, y - size, x + size, y + size], fill=colour)
+            # what the picture "shows": the prompt, unless this seed is scripted to draw something else
+            img.info["prompt"] = "unrelated noise" if req.seed in self.fail_seeds else req.prompt
+            out.append(Image(image=img, prompt=req.prompt, seed=req.seed, model=self.name))
+        return out
+
+
+# --------------------------------------------------------------------------- speech
+
+
+class FakeSpeech:
+    """Writes soft tones, one per word, at ``wpm`` words per minute; timings are exact by construction."""
+
+    SAMPLE_RATE = 16000
+
+    def __init__(self, model: str = "", *, wpm: float = 150.0) -> None:
+        self.name = f"fake:{model}"
+        self.model = model
+        self.wpm = wpm
+        self.calls = 0
+
+    def default_voice(self, language: str) -> str:
+        return f"fake-{language}"
+
+    def voices(self, language: str | None = None) -> list[Voice]:
+        return [Voice(name=self.default_voice(language or "en"), language=language or "en", backend="fake")]
+
+    async def speak(self, text: str, voice: str, out: Path) -> Speech:
+        self.calls += 1
+        words = _words(text) or ["…"]
+        per = 60.0 / self.wpm
+        rate = self.SAMPLE_RATE
+        frames = bytearray()
+        timings = []
+        for i, w in enumerate(words):
+            start = i * per
+            n_voiced = int(per * 0.8 * rate)
+            freq = 180 + (_seeded(w) % 120)
+            for k in range(int(per * rate)):
+                env = math.sin(math.pi * k / n_voiced) if k < n_voiced else 0.0
+                frames += struct.pack("<h", int(3000 * env * math.sin(2 * math.pi * freq * k / rate)))
+            timings.append(WordTiming(w, round(start, 3), round(start + per * 0.8, 3)))
+        out = Path(out)
+        with atomic_path(out) as tmp, wave.open(str(tmp), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            wav.writeframes(bytes(frames))
+        duration = len(frames) / 2 / rate
+        return Speech(path=out, duration=duration, words=tuple(timings), voice=voice or self.default_voice("en"), backend=self.name)
+
+
+# --------------------------------------------------------------------------- critic
+
+
+class FakeCritic:
+    """Scores word overlap between what a fake picture shows and each prompt (CLIPScore-like range)."""
+
+    def __init__(self, model: str = "", *, floor: float = 0.5, margin: float = 0.05) -> None:
+        self.name = f"fake:{model}"
+        self.model = model
+        self.floor = floor
+        self.margin = margin
+        self.calls = 0
+
+    def load(self) -> None:
+        return None
+
+    def scores(self, images: Sequence[Any], prompts: Sequence[str]) -> list[list[float]]:
+        rows = []
+        for img in images:
+            shown = set(w.lower() for w in _words(getattr(img, "info", {}).get("prompt", "")))
+            row = []
+            for p in prompts:
+                want = set(w.lower() for w in _words(p))
+                overlap = len(shown & want) / max(1, len(shown | want))
+                row.append(round(2.5 * overlap * 0.4, 4))  # 0..1 like real CLIPScores
+            rows.append(row)
+        return rows
+
+    def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
+        self.calls += 1
+        targets = list(targets) if targets is not None else list(range(len(images)))
+        verdicts = []
+        for row, t in zip(self.scores(images, prompts), targets, strict=True):
+            own = row[t]
+            others = [v for j, v in enumerate(row) if j != t]
+            best_other = max(others, default=0.0)
+            rank = 1 + sum(1 for v in others if v > own)
+            ok = own >= self.floor and own - best_other >= self.margin
+            reason = "matches its own prompt best" if ok else f"score {own:.2f}, best other {best_other:.2f}"
+            verdicts.append(Verdict(accepted=ok, score=own, scores=tuple(row), rank=rank, reason=reason))
+        return verdicts
+
+
+def json_reply(model: BaseModel) -> str:
+    """A model's JSON as an LLM would send it (handy in scripts)."""
+    return json.dumps(model.model_dump(mode="json"))
