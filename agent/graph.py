@@ -14,9 +14,9 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from . import nodes
-from .context import Context
-from .state import LessonState, SceneOutput, SceneState
+from agent import nodes
+from agent.context import Context
+from agent.state import LessonState, SceneOutput, SceneState
 
 
 def build_scene_graph() -> Any:

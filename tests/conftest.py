@@ -14,3 +14,49 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests never read the developer's real settings.
 for _var in [v for v in os.environ if v.startswith("LESSONFORGE_")] + ["OPENAI_API_KEY", "OPENAI_BASE_URL"]:
     os.environ.pop(_var, None)
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.fake_openai import FakeOpenAIServer, fake_openai  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    """A tiny random-weight Stable Diffusion pipeline saved with save_pretrained."""
+    from tests.tiny_models import build_tiny_sd
+
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A tiny random-weight CLIP model with its processor, saved with save_pretrained."""
+    from tests.tiny_models import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+def lesson_answers(request: dict) -> str:
+    """Answer a chat request the way a capable model would, for LessonForge's own schemas.
+
+    The schema is recognised by the response_format name the backend sends; the content is what
+    tools.fakes.default_answer writes for that schema from the prompt.
+    """
+    from agent import schemas
+    from tools.base import Message
+    from tools.fakes import default_answer
+
+    name = request["response_format"]["json_schema"]["name"]
+    schema = next(getattr(schemas, n) for n in dir(schemas) if n.lower() == name.lower())
+    messages = [Message(m["role"], m["content"]) for m in request["messages"]]
+    return json.dumps(default_answer(messages, schema).model_dump(mode="json"))
+
+
+@pytest.fixture
+def lesson_server():
+    """A fake OpenAI-compatible server that writes plausible lessons (and can be scripted first)."""
+    with FakeOpenAIServer(default=lesson_answers) as server:
+        yield server

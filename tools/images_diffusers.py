@@ -132,6 +132,12 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _offline_note() -> str:
+    from huggingface_hub import constants
+
+    return " with the hub offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else ""
+
+
 def _dtype_kwarg() -> str:
     """Recent diffusers take ``dtype`` (``torch_dtype`` is deprecated); older releases only ``torch_dtype``."""
     from diffusers.utils import deprecation_utils
@@ -327,10 +333,10 @@ class DiffusersImages:
             return AutoPipelineForText2Image.from_pretrained(self.model, **{_dtype_kwarg(): dtype})
         except Exception as exc:  # noqa: BLE001 - every cause becomes one clear message
             raise ConfigError(
-                f"Could not load image model {self.model!r} ({_one_line(exc)}). Fix: check the model id "
-                f"or folder (e.g. stabilityai/sd-turbo); if it is a hub id, run once online to download "
-                f"it, or set HF_HOME to the cache that holds it; or pass --images none to make the "
-                f"lesson without illustrations."
+                f"Could not load image model {self.model!r}{_offline_note()} ({_one_line(exc)}). "
+                f"Fix: check the model id or folder (e.g. stabilityai/sd-turbo); if it is a hub id, run "
+                f"once online to download it, or set HF_HOME to the cache that holds it; or pass "
+                f"--images none to make the lesson without illustrations."
             ) from exc
 
     def _load_tiny_vae(self, pipe: Any, dtype: Any) -> Any:

@@ -121,7 +121,7 @@ def test_missing_model_offline_fails_at_once_naming_the_model() -> None:
     assert time.monotonic() - start < 10
     message = str(err.value)
     assert "lessonforge-test/no-such-model-xyz" in message
-    assert "--images none" in message and "HF_HOME" in message
+    assert "--images none" in message and "HF_HOME" in message and "offline" in message
     assert "\n" not in message
 
 
@@ -169,8 +169,9 @@ async def test_concurrent_calls_share_one_pipeline_call(tiny_sd_dir: Path) -> No
     assert images.pipeline_calls == 1 and wrapped.batch_sizes == [4]
     assert [b[0].prompt for b in batched] == [r.prompt for r in requests]
     # Each picture depends on its own seed only: drawn alone, it is the same picture.
+    single = _images(tiny_sd_dir, max_batch=1, batch_window_s=0.0)
     for request, (image,) in zip(requests, batched, strict=True):
-        [alone] = await images.generate([request])
+        [alone] = await single.generate([request])
         assert np.abs(_pixels(alone) - _pixels(image)).max() <= 2
 
 

@@ -1,0 +1,88 @@
+"""The real CLI: bad input is refused before any work with a message that names the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+
+runner = CliRunner()
+
+FAKES = ["--llm", "fake:", "--images", "fake:", "--speech", "fake:", "--critic", "fake:"]
+
+
+def _run(args, env=None):
+    result = runner.invoke(app, args, env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["make", ""], "topic is empty"),
+        (["make", "x", "--minutes", "45"], "between 0.5 and 30"),
+        (["make", "x", "--aspect", "4:3"], "aspect"),
+        (["make", "x", "--llm", "gpt:4"], "Unknown llm backend 'gpt'"),
+        (["make", "x", "--images", "sdxl"], "Unknown images backend"),
+        (["make", "x", "--theme", "neon"], "unknown theme"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(tmp_path, args, needle):
+    code, out = _run([*args, "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert needle in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "o").exists()  # nothing was started
+
+
+def test_no_llm_configured_names_the_env_vars(tmp_path):
+    code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--images", "none", "--speech", "fake:"])
+    assert code == 2
+    assert "OPENAI_API_KEY" in out and "OPENAI_BASE_URL" in out and "--llm" in out
+
+
+def test_unreachable_llm_is_named(tmp_path):
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}  # nothing listens on the discard port
+    code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--images", "none", "--speech", "fake:"], env)
+    assert code == 2 and "127.0.0.1:9" in " ".join(out.split())
+
+
+def test_model_that_fails_to_load_is_named(tmp_path):
+    code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--llm", "fake:", "--speech", "fake:",
+                      "--images", "diffusers:no-such-org/no-such-model"])
+    assert code == 2
+    assert "no-such-org/no-such-model" in " ".join(out.split())
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = _run(["make", "tides", "--out", str(blocker), *FAKES])
+    assert code == 2 and "is a file" in out
+
+
+def test_make_json_events_and_render(tmp_path):
+    out_dir = tmp_path / "lesson"
+    code, out = _run(["make", "rainbows", "--minutes", "0.5", "--out", str(out_dir), "--json", *FAKES])
+    assert code == 0, out
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert {"plan", "write", "narrate", "compose", "assemble"} <= {e["stage"] for e in events}
+    assert all("elapsed" in e for e in events if e["stage"] != "result")
+    assert (out_dir / "lesson.mp4").stat().st_size > 0
+    code, out = _run(["render", str(out_dir), "--quiet", "--speech", "fake:", "--images", "fake:", "--critic", "fake:"])
+    assert code == 0, out
+
+
+def test_secret_never_printed(tmp_path):
+    key = "sk-test-PLANTED-SECRET-42"
+    env = {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--images", "none", "--speech", "fake:"], env)
+    assert code != 0
+    assert key not in out
+    for root, _, files in os.walk(tmp_path):
+        for f in files:
+            assert key not in open(os.path.join(root, f), errors="ignore").read()
