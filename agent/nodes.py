@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -64,6 +65,13 @@ def derive_seed(base: int, scene: int, attempt: int) -> int:
 def reading_seconds(title: str, bullets: Sequence[str], wpm: float) -> float:
     """How long a viewer needs to read a slide's text (plus a second to find it)."""
     return 1.0 + 60.0 * count_words(" ".join([title, *bullets])) / wpm
+
+
+def hold_seconds(record: SceneRecord, s: Any) -> float:
+    """How long a scene's slide stays up, in whole frames."""
+    assert record.speech is not None
+    need = max(record.speech.duration + s.gap_seconds, reading_seconds(record.title, record.bullets, s.reading_wpm))
+    return math.ceil(need * s.fps - 1e-6) / s.fps
 
 
 def emit(stage: str, message: str = "", **kw: Any) -> None:
@@ -456,19 +464,17 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     records = [state["scenes"][k] for k in sorted(state["scenes"])]
     t = now()
     emit("assemble", f"Assembling {len(records)} scenes")
-    # each slide stays up for its narration plus a pause, and at least as long as its text takes to read
-    holds = []
-    for r in records:
-        assert r.speech is not None
-        holds.append(round(max(r.speech.duration + s.gap_seconds, reading_seconds(r.title, r.bullets, s.reading_wpm)), 3))
-    audio_parts = [project.resolve(r.speech.audio) for r in records if r.speech]
-    audio_key = content_key("track", [r.speech.audio.sha256 for r in records if r.speech], holds)
+    # each slide stays up for its narration plus a pause, and at least as long as its text takes to
+    # read; holds are whole frames, and the narration track is padded to match them exactly, so one
+    # scene's change never shifts another scene's segment
+    holds = [hold_seconds(r, s) for r in records]
+    audio_parts = [project.resolve(r.speech.audio) for r in records]
+    gaps = [max(0.0, h - r.speech.duration) for h, r in zip(holds, records, strict=True)]
+    audio_key = content_key("track", [r.speech.audio.sha256 for r in records], holds)
     track = project.store.get(audio_key, ".wav")
     if track is None:
         with project.store.put(audio_key, ".wav") as tmp:
-            await asyncio.to_thread(
-                video.concat_wavs, audio_parts, tmp, gap_s=[h - r.speech.duration for h, r in zip(holds, records, strict=True) if r.speech]
-            )
+            await asyncio.to_thread(video.concat_wavs, audio_parts, tmp, gap_s=gaps)
         track = project.store.path(audio_key, ".wav")
     starts = [0.0]
     for h in holds[:-1]:

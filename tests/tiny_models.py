@@ -77,12 +77,18 @@ def build_tiny_sd(path: Path, seed: int = 0) -> Path:
     second per step on a small CPU.
     """
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _save_tiny_sd(path, tokenizer)
+
+
+def _save_tiny_sd(path: Path, tokenizer) -> Path:
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
     unet = UNet2DConditionModel(
         block_out_channels=(8, 16),
         layers_per_block=1,
@@ -132,14 +138,15 @@ def build_tiny_taesd(path: Path, seed: int = 0) -> Path:
     import torch
     from diffusers import AutoencoderTiny
 
-    torch.manual_seed(seed)
-    vae = AutoencoderTiny(
-        encoder_block_out_channels=(8, 8),
-        decoder_block_out_channels=(8, 8),
-        num_encoder_blocks=(1, 1),
-        num_decoder_blocks=(1, 1),
-        latent_channels=4,
-    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        vae = AutoencoderTiny(
+            encoder_block_out_channels=(8, 8),
+            decoder_block_out_channels=(8, 8),
+            num_encoder_blocks=(1, 1),
+            num_decoder_blocks=(1, 1),
+            latent_channels=4,
+        )
     vae.save_pretrained(path)
     return Path(path)
 
@@ -151,7 +158,6 @@ def build_tiny_clip(path: Path, seed: int = 0) -> Path:
 
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=_text_config_kwargs(tokenizer),
         vision_config={
@@ -164,7 +170,9 @@ def build_tiny_clip(path: Path, seed: int = 0) -> Path:
         },
         projection_dim=16,
     )
-    model = CLIPModel(config)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = CLIPModel(config)
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     )

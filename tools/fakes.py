@@ -284,18 +284,12 @@ class FakeCritic:
         return rows
 
     def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
+        from .critic_clip import decide  # the same decision rule as the CLIP critic
+
         self.calls += 1
         targets = list(targets) if targets is not None else list(range(len(images)))
-        verdicts = []
-        for row, t in zip(self.scores(images, prompts), targets, strict=True):
-            own = row[t]
-            others = [v for j, v in enumerate(row) if j != t]
-            best_other = max(others, default=0.0)
-            rank = 1 + sum(1 for v in others if v > own)
-            ok = own >= self.floor and own - best_other >= self.margin
-            reason = "matches its own prompt best" if ok else f"score {own:.2f}, best other {best_other:.2f}"
-            verdicts.append(Verdict(accepted=ok, score=own, scores=tuple(row), rank=rank, reason=reason))
-        return verdicts
+        rows = self.scores(images, prompts)
+        return [decide(row, t, self.floor, self.margin) for row, t in zip(rows, targets, strict=True)]
 
 
 def json_reply(model: BaseModel) -> str:

@@ -225,12 +225,14 @@ class _Batcher:
                 continue
             try:
                 results = await asyncio.to_thread(self._run_batch, [j.request for j in batch])
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+            except asyncio.CancelledError:  # the loop is shutting down: nobody will collect these
+                for job in batch:
+                    job.future.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to every caller waiting on this batch
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
                 continue
             for job, result in zip(batch, results, strict=True):
                 if job.future.done():

@@ -30,6 +30,7 @@ import glob
 import importlib.util
 import logging
 import os
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -200,6 +201,7 @@ def _latin_candidates(bold: bool) -> list[tuple[str, int]]:
     return [(p, 0) for p in paths]
 
 
+@functools.lru_cache(maxsize=16)
 def _cjk_candidates(bold: bool, language: str) -> list[tuple[str, int]]:
     w = "Bold" if bold else "Regular"
     idx = _cjk_index(language)
@@ -232,10 +234,10 @@ def font_candidates(script: str, *, bold: bool = False, language: str = "en") ->
         "devanagari": [(_noto(f"NotoSansDevanagari-{w}.ttf"), 0)],
         "bengali": [(_noto(f"NotoSansBengali-{w}.ttf"), 0)],
         "tamil": [(_noto(f"NotoSansTamil-{w}.ttf"), 0)],
-        "thai": [(_noto(f"NotoSansThai-{w}.ttf"), 0), (_noto(f"NotoSansThai-{w}.ttf"), 0)],
+        "thai": [(_noto(f"NotoSansThai-{w}.ttf"), 0), (_noto(f"NotoLoopedThai-{w}.ttf"), 0)],
     }
     if script == "cjk":
-        first = _cjk_candidates(bold, language)
+        first = list(_cjk_candidates(bold, language))
     else:
         first = by_script.get(script, [])
     # Latin fonts close every list: they cover digits and punctuation, DejaVu also Arabic/Hebrew.
@@ -246,8 +248,13 @@ def font_candidates(script: str, *, bold: bool = False, language: str = "en") ->
     return out
 
 
-@functools.lru_cache(maxsize=512)
 def _load(path: str, index: int, size: int, raqm: bool) -> ImageFont.FreeTypeFont:
+    # One font object per thread: a FreeType face must not be used by two threads at once.
+    return _load_for_thread(path, index, size, raqm, threading.get_ident())
+
+
+@functools.lru_cache(maxsize=512)
+def _load_for_thread(path: str, index: int, size: int, raqm: bool, _thread: int) -> ImageFont.FreeTypeFont:
     engine = ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC
     return ImageFont.truetype(path, size, index=index, layout_engine=engine)
 
@@ -555,7 +562,12 @@ def _truncate(block: _Block, box_h: int, max_lines: int | None, gap_em: float, w
 
 @dataclass
 class SlideResult:
-    """A composed slide. ``boxes`` names the regions text and the illustration were confined to."""
+    """A composed slide.
+
+    ``min_font_px`` is the smallest size the title and bullets were set at (the footer has a fixed
+    size, 28 px at 1080 p); ``boxes`` names the regions (left, top, right, bottom) that text and the
+    illustration were confined to; ``notes`` says what was cut or could not be drawn, and the fix.
+    """
 
     image: Image.Image
     overflow: bool
@@ -565,8 +577,7 @@ class SlideResult:
 
 
 def _draw_block(img: Image.Image, block: _Block, box: Box, *, colour: RGB, align_right: bool, valign: str,
-                marker: RGB | None = None, indent_em: float = 0.0, gap_em: float = 0.0,
-                language: str | None = None) -> None:
+                marker: RGB | None = None, indent_em: float = 0.0, gap_em: float = 0.0) -> None:
     """Draw ``block`` inside ``box`` only: onto a crop of the slide, pasted back."""
     if not block.paras:
         return
@@ -689,7 +700,7 @@ def compose_slide(*, title: str, bullets: Sequence[str], illustration: Image.Ima
     page = f"{index} / {total}"
     f_choice = choose_font(footer or page, language=language)
     f_font = f_choice.at(footer_size)
-    f_line_h, f_ascent = _line_metrics(f_font, footer_size, 0.1)
+    f_line_h, _ = _line_metrics(f_font, footer_size, 0.1)
     f_bottom = H - _scaled(36, s)
     f_box = (margin, f_bottom - f_line_h, W - margin, f_bottom)
     rule_y = f_box[1] - _scaled(18, s)
@@ -712,14 +723,10 @@ def compose_slide(*, title: str, bullets: Sequence[str], illustration: Image.Ima
         t_box = (margin, top, W - margin, body_bottom)
         t_block = _fit_block(title_paras, t_box, max_size=_scaled(104, s), min_size=min_title,
                              max_lines=5, leading=0.08, language=raqm_lang)
-        _draw_block(img, t_block, t_box, colour=th.title, align_right=rtl, valign="middle", language=raqm_lang)
+        _draw_block(img, t_block, t_box, colour=th.title, align_right=rtl, valign="middle")
         boxes["title"] = t_box
-        if title_paras:
-            sizes.append(t_block.size)
-        if t_block.overflow:
-            overflow = True
-            notes.append(f"title cut at {t_block.size} px: shorten it")
-        return _result(img, overflow, sizes, notes, boxes)
+        overflow |= _record(t_block, "title", sizes, notes)
+        return _result(img, overflow, sizes or [footer_size], notes, boxes)
 
     portrait = H > W
     t_max_h = int(H * (0.17 if portrait else 0.22))
@@ -727,13 +734,9 @@ def compose_slide(*, title: str, bullets: Sequence[str], illustration: Image.Ima
     t_block = _fit_block(title_paras, t_box, max_size=_scaled(88 if text_first else 76, s), min_size=min_title,
                          max_lines=3 if portrait else 2, leading=0.08, language=raqm_lang)
     t_used = (t_box[0], t_box[1], t_box[2], t_box[1] + max(t_block.height, 1))
-    _draw_block(img, t_block, t_used, colour=th.title, align_right=rtl, valign="top", language=raqm_lang)
+    _draw_block(img, t_block, t_used, colour=th.title, align_right=rtl, valign="top")
     boxes["title"] = t_used
-    if title_paras:
-        sizes.append(t_block.size)
-    if t_block.overflow:
-        overflow = True
-        notes.append(f"title cut at {t_block.size} px: shorten it")
+    overflow |= _record(t_block, "title", sizes, notes)
 
     # Accent bar under the title.
     bar_y = t_used[3] + _scaled(14, s)
@@ -752,13 +755,19 @@ def compose_slide(*, title: str, bullets: Sequence[str], illustration: Image.Ima
         b_block = _fit_block(bullet_paras, text_box, max_size=_scaled(64 if text_first else 52, s),
                              min_size=min_body, indent_em=0.95, gap_em=0.55, leading=0.12, language=raqm_lang)
         _draw_block(img, b_block, text_box, colour=th.text, align_right=rtl, valign="middle", marker=th.accent,
-                    indent_em=0.95, gap_em=0.55, language=raqm_lang)
+                    indent_em=0.95, gap_em=0.55)
         boxes["bullets"] = text_box
-        sizes.append(b_block.size)
-        if b_block.overflow:
-            overflow = True
-            notes.append(f"bullets cut with an ellipsis at the smallest size ({b_block.size} px): shorten them")
-    return _result(img, overflow, sizes, notes, boxes)
+        overflow |= _record(b_block, "bullets", sizes, notes)
+    return _result(img, overflow, sizes or [footer_size], notes, boxes)
+
+
+def _record(block: _Block, what: str, sizes: list[int], notes: list[str]) -> bool:
+    """Note the size ``block`` was set at and whether it was cut; True when it was."""
+    if block.paras:
+        sizes.append(block.size)
+    if block.overflow:
+        notes.append(f"{what} cut with an ellipsis at the smallest size ({block.size} px): shorten the text")
+    return block.overflow
 
 
 def _split_body(body: Box, *, has_image: bool, landscape: bool, rtl: bool, s: float) -> tuple[Box, Box | None]:
@@ -785,7 +794,7 @@ def _draw_footer(img: Image.Image, box: Box, footer: str, page: str, choice: Fon
     page_m = _Measure(page_para.choice.at(size), "ltr", None)
     page_w = int(page_m.width(page)) + 1
     room = max(1, w - page_w - size)
-    line_h, ascent = _line_metrics(font, size, 0.1)
+    _, ascent = _line_metrics(font, size, 0.1)
     paras = []
     if footer:
         direction = "rtl" if is_rtl(footer) else "ltr"

@@ -108,7 +108,9 @@ class EdgeSpeech:
     in flight (the free service throttles); ``retries`` and ``backoff_s`` shape the retry loop.
     """
 
-    def __init__(self, model: str = "", *, max_concurrency: int = 2, retries: int = 4, backoff_s: float = 1.0) -> None:
+    def __init__(
+        self, model: str = "", *, max_concurrency: int = 2, retries: int = 4, backoff_s: float = 1.0
+    ) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"edge max_concurrency must be at least 1, got {max_concurrency}.")
         if retries < 0 or backoff_s < 0:
@@ -149,9 +151,8 @@ class EdgeSpeech:
             locale = str(item.get("Locale", ""))
             if want and not (locale.lower() == want or locale.lower().startswith(want + "-")):
                 continue
-            out.append(
-                Voice(name=str(item.get("ShortName", "")), language=locale, gender=str(item.get("Gender", "")).lower(), backend="edge")
-            )
+            gender = str(item.get("Gender", "")).lower()
+            out.append(Voice(name=str(item.get("ShortName", "")), language=locale, gender=gender, backend="edge"))
         return sorted(out, key=lambda v: (v.language, v.name))
 
     # ----------------------------------------------------------------- speaking
@@ -172,10 +173,12 @@ class EdgeSpeech:
                     await asyncio.sleep(delay)
                 try:
                     return await self._attempt(text, chosen, out)
-                except Exception as err:  # classified below; anything unknown propagates
+                except Exception as err:  # classified: retry, give up at once, or wrap as SpeechError
                     kind = _classify(err)
                     if kind == "unreachable":
-                        raise SpeechUnavailable(f"Cannot reach the edge-tts service: {_describe(err)}. {_OFFLINE_HINT}") from err
+                        raise SpeechUnavailable(
+                            f"Cannot reach the edge-tts service: {_describe(err)}. {_OFFLINE_HINT}"
+                        ) from err
                     if kind == "fatal":
                         if isinstance(err, LessonForgeError):
                             raise
@@ -281,4 +284,6 @@ def _describe(err: BaseException | None) -> str:
     if isinstance(err, aiohttp.ClientConnectorError):
         return f"cannot connect to {err.host}:{err.port} ({err.os_error})"
     text = str(err).strip()
+    if isinstance(err, SpeechError) and text:
+        return text
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -41,6 +41,7 @@ CLI_NAMES = ("espeak-ng", "espeak")
 # Where espeak's own priorities pick a less expected voice for a bare language code.
 _PREFERRED: dict[str, str] = {"en": "en-us", "zh": "cmn", "zh-cn": "cmn", "zh-hk": "yue", "pt": "pt-br"}
 
+_BCP47 = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})+$")
 _SILENCE_RMS = 100.0  # 16-bit amplitude; espeak's pauses are near-exact zeros
 _FRAME_S = 0.005
 
@@ -183,7 +184,8 @@ class _Library:
         while table and table[i]:
             v = table[i].contents
             gender = {1: "male", 2: "female"}.get(v.gender, "")
-            found.append(_VoiceInfo(v.identifier.decode(), (v.name or b"").decode().strip(), _languages(v.languages), gender))
+            title = (v.name or b"").decode("utf-8", "replace").strip()
+            found.append(_VoiceInfo(v.identifier.decode(), title, _languages(v.languages), gender))
             i += 1
         return found
 
@@ -299,6 +301,11 @@ class EspeakSpeech:
         self.model = model.strip()
         self.name = f"espeak:{self.model}"
         self.rate_wpm = int(rate_wpm)
+        if self.model:
+            try:
+                self._resolve(self.model)  # an unknown voice is a ConfigError before any work starts
+            except SpeechUnavailable:
+                pass  # espeak-ng is not installed: say so when it is asked to speak
 
     @property
     def timing_source(self) -> Literal["engine", "estimate"]:
@@ -339,8 +346,8 @@ class EspeakSpeech:
             "See `lessonforge voices` for the installed ones (e.g. en-us, fr, de, es, ja)."
         )
 
-    def _resolve(self, voice: str) -> tuple[_VoiceInfo, str]:
-        """(voice info, name to pass to espeak) for a user's voice string; ConfigError if unknown."""
+    def _resolve(self, voice: str) -> tuple[str, str]:
+        """(voice name to report, voice to pass to espeak) for a user's voice string; ConfigError if unknown."""
         base, _, variant = voice.strip().partition("+")
         wanted = base.lower().replace("_", "-")
         installed = self._installed()
@@ -349,7 +356,7 @@ class EspeakSpeech:
         )
         if info is None:
             info = _by_language(installed, wanted)
-        if info is None and "-" in wanted:
+        if info is None and _BCP47.match(wanted):  # "de-de", "fr-lu": the language's voice
             info = _by_language(installed, wanted.split("-")[0])
         if info is None:
             raise ConfigError(
@@ -358,10 +365,11 @@ class EspeakSpeech:
             )
         if variant and not self._variant_exists(variant):
             raise ConfigError(
-                f"Unknown espeak-ng voice variant {variant!r} in {voice!r}. Valid examples: en-us+f3, en-us+m3, fr+klatt."
+                f"Unknown espeak-ng voice variant {variant!r} in {voice!r}. "
+                "Valid examples: en-us+f3, en-us+m3, fr+klatt."
             )
-        spec = info.identifier + (f"+{variant}" if variant else "")
-        return info, spec
+        suffix = f"+{variant}" if variant else ""
+        return info.key + suffix, info.identifier + suffix
 
     @staticmethod
     def _variant_exists(variant: str) -> bool:
@@ -380,7 +388,7 @@ class EspeakSpeech:
         return await asyncio.to_thread(self._speak_sync, text, chosen, Path(out))
 
     def _speak_sync(self, text: str, voice: str, out: Path) -> Speech:
-        info, spec = self._resolve(voice)
+        name, spec = self._resolve(voice)
         lib = _engine()
         if lib is not None:
             raw = lib.synth(text, spec, self.rate_wpm)
@@ -396,7 +404,7 @@ class EspeakSpeech:
             words = engine_timings(text, raw.events, samples, raw.rate)
         else:
             words = estimate_timings(text, samples, raw.rate)
-        return Speech(path=out, duration=duration, words=tuple(words), voice=info.key, backend=self.name)
+        return Speech(path=out, duration=duration, words=tuple(words), voice=name, backend=self.name)
 
 
 def _by_key(installed: list[_VoiceInfo], key: str) -> _VoiceInfo | None:
@@ -472,14 +480,17 @@ def engine_timings(
     prev = 0
     for i, (b, e, _) in enumerate(spans):
         start = max(starts[i], prev)
-        end = min(starts[i + 1] if i + 1 < len(starts) else total, next((c for c in clause_ends if c > start), total))
+        next_start = starts[i + 1] if i + 1 < len(starts) else total
+        end = min(next_start, next((c for c in clause_ends if c > start), total))
         a, z = _trim(loud, step, start, max(start, end))
         out.append(WordTiming(_strip_punct(text[b:e]), a / rate, z / rate))
         prev = a
     return out
 
 
-def _split_token(text: str, b: int, e: int, inside: list[tuple[int, int, int]]) -> list[tuple[int, int, int | None]]:
+def _split_token(
+    text: str, b: int, e: int, inside: list[tuple[int, int, int]]
+) -> list[tuple[int, int, int | None]]:
     """One span per token, or one per engine word when espeak split the token into separate words."""
     if not inside:
         return [(b, e, None)]

@@ -1,4 +1,7 @@
-"""DiffusersImages with a tiny random Stable Diffusion pipeline saved to disk (CPU, offline)."""
+"""DiffusersImages with a tiny random Stable Diffusion pipeline saved to disk (CPU, offline).
+
+The ``tiny_sd`` fixture (tests/conftest.py) is the folder ``tests.tiny_models.build_tiny_sd`` writes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILModule
 
-from tests.tiny_models import build_tiny_sd, build_tiny_taesd
+from tests.tiny_models import build_tiny_taesd
 from tools.base import ConfigError, ImageError, ImageRequest
 from tools.images_diffusers import (
     RESEED_OFFSET,
@@ -21,14 +24,9 @@ from tools.images_diffusers import (
 )
 
 
-@pytest.fixture(scope="module")
-def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
-
-
-def _images(tiny_sd_dir: Path, **options) -> DiffusersImages:
+def _images(tiny_sd: Path, **options) -> DiffusersImages:
     options.setdefault("steps", 2)
-    return DiffusersImages(str(tiny_sd_dir), **options)
+    return DiffusersImages(str(tiny_sd), **options)
 
 
 def _pixels(img) -> np.ndarray:
@@ -100,8 +98,8 @@ def test_is_blank_flags_black_and_nan_pictures_only() -> None:
 # --------------------------------------------------------------------------- loading
 
 
-def test_loads_from_a_saved_folder_once(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir)
+def test_loads_from_a_saved_folder_once(tiny_sd: Path) -> None:
+    images = _images(tiny_sd)
     images.load()
     pipe = images.pipeline
     images.load()
@@ -134,8 +132,8 @@ async def test_generate_raises_the_load_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- generating
 
 
-async def test_same_seed_same_pixels_other_seed_other_pixels(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir)
+async def test_same_seed_same_pixels_other_seed_other_pixels(tiny_sd: Path) -> None:
+    images = _images(tiny_sd)
     [a] = await images.generate([ImageRequest("a red circle", seed=7, width=64, height=64)])
     [b] = await images.generate([ImageRequest("a red circle", seed=7, width=64, height=64)])
     [c] = await images.generate([ImageRequest("a red circle", seed=8, width=64, height=64)])
@@ -145,8 +143,8 @@ async def test_same_seed_same_pixels_other_seed_other_pixels(tiny_sd_dir: Path) 
     assert a.image.mode == "RGB"
 
 
-async def test_image_size_is_honoured_and_rounded(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir)
+async def test_image_size_is_honoured_and_rounded(tiny_sd: Path) -> None:
+    images = _images(tiny_sd)
     out = await images.generate(
         [
             ImageRequest("wide", seed=1, width=64, height=48),
@@ -158,25 +156,25 @@ async def test_image_size_is_honoured_and_rounded(tiny_sd_dir: Path) -> None:
     assert [o.prompt for o in out] == ["wide", "odd", "tall"]
 
 
-async def test_concurrent_calls_share_one_pipeline_call(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir, max_batch=4, batch_window_s=2.0)
+async def test_concurrent_calls_share_one_pipeline_call(tiny_sd: Path) -> None:
+    images = _images(tiny_sd, max_batch=4, batch_window_s=30.0)
     images.load()
     wrapped = images._pipe = _Wrapped(images.pipeline)
     requests = [ImageRequest(f"scene {i}", seed=100 + i, width=64, height=64) for i in range(4)]
     start = time.monotonic()
     batched = await asyncio.gather(*(images.generate([r]) for r in requests))
-    assert time.monotonic() - start < 2.0  # a full batch goes at once, without waiting out the window
+    assert time.monotonic() - start < 15.0  # a full batch goes at once, without waiting out the window
     assert images.pipeline_calls == 1 and wrapped.batch_sizes == [4]
     assert [b[0].prompt for b in batched] == [r.prompt for r in requests]
     # Each picture depends on its own seed only: drawn alone, it is the same picture.
-    single = _images(tiny_sd_dir, max_batch=1, batch_window_s=0.0)
+    single = _images(tiny_sd, max_batch=1, batch_window_s=0.0)
     for request, (image,) in zip(requests, batched, strict=True):
         [alone] = await single.generate([request])
         assert np.abs(_pixels(alone) - _pixels(image)).max() <= 2
 
 
-async def test_batches_group_by_size_and_respect_max_batch(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir, max_batch=2, batch_window_s=0.2)
+async def test_batches_group_by_size_and_respect_max_batch(tiny_sd: Path) -> None:
+    images = _images(tiny_sd, max_batch=2, batch_window_s=0.2)
     images.load()
     wrapped = images._pipe = _Wrapped(images.pipeline)
     sizes = [(64, 64), (32, 32), (64, 64), (64, 64)]
@@ -188,8 +186,8 @@ async def test_batches_group_by_size_and_respect_max_batch(tiny_sd_dir: Path) ->
     assert images.pipeline_calls == 3
 
 
-async def test_generation_does_not_block_the_event_loop(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir, batch_window_s=0.0)
+async def test_generation_does_not_block_the_event_loop(tiny_sd: Path) -> None:
+    images = _images(tiny_sd, batch_window_s=0.0)
     images.load()
     images._pipe = _Wrapped(images.pipeline, before=lambda kwargs: time.sleep(0.5))
     ticks = 0
@@ -206,8 +204,8 @@ async def test_generation_does_not_block_the_event_loop(tiny_sd_dir: Path) -> No
     assert ticks >= 10
 
 
-async def test_blank_picture_is_drawn_again_with_a_new_seed(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir)
+async def test_blank_picture_is_drawn_again_with_a_new_seed(tiny_sd: Path) -> None:
+    images = _images(tiny_sd)
     images.load()
 
     def blank_seed_5(kwargs, out) -> None:
@@ -224,8 +222,8 @@ async def test_blank_picture_is_drawn_again_with_a_new_seed(tiny_sd_dir: Path) -
     assert wrapped.batch_sizes == [2, 1]  # only the blank one is drawn again
 
 
-async def test_picture_blank_twice_raises_image_error(tiny_sd_dir: Path) -> None:
-    images = _images(tiny_sd_dir)
+async def test_picture_blank_twice_raises_image_error(tiny_sd: Path) -> None:
+    images = _images(tiny_sd)
     images.load()
 
     def all_nan(kwargs, out) -> None:
@@ -236,10 +234,10 @@ async def test_picture_blank_twice_raises_image_error(tiny_sd_dir: Path) -> None
         await images.generate([ImageRequest("always black", seed=9, width=32, height=32)])
 
 
-async def test_out_of_memory_halves_the_batch_then_goes_one_by_one(tiny_sd_dir: Path) -> None:
+async def test_out_of_memory_halves_the_batch_then_goes_one_by_one(tiny_sd: Path) -> None:
     import torch
 
-    images = _images(tiny_sd_dir, max_batch=4, batch_window_s=0.5)
+    images = _images(tiny_sd, max_batch=4, batch_window_s=0.5)
     images.load()
 
     def oom_above_one(kwargs) -> None:
@@ -260,13 +258,30 @@ async def test_out_of_memory_halves_the_batch_then_goes_one_by_one(tiny_sd_dir: 
         await images.generate([ImageRequest("big", seed=1, width=32, height=32)])
 
 
-async def test_tiny_vae_replaces_the_decoder(tiny_sd_dir: Path, tmp_path: Path) -> None:
+async def test_tiny_vae_replaces_the_decoder(tiny_sd: Path, tmp_path: Path) -> None:
     taesd = build_tiny_taesd(tmp_path / "taesd")
-    images = _images(tiny_sd_dir, tiny_vae=str(taesd))
+    images = _images(tiny_sd, tiny_vae=str(taesd))
     images.load()
     assert type(images.pipeline.vae).__name__ == "AutoencoderTiny"
     [out] = await images.generate([ImageRequest("fast decode", seed=3, width=48, height=32)])
     assert out.image.size == (48, 32)
 
     with pytest.raises(ConfigError, match="tiny VAE"):
-        _images(tiny_sd_dir, tiny_vae=str(tmp_path / "no-taesd")).load()
+        _images(tiny_sd, tiny_vae=str(tmp_path / "no-taesd")).load()
+
+
+async def test_negative_prompts_are_passed_only_when_guidance_uses_them(tiny_sd: Path) -> None:
+    seen: list[dict] = []
+    for guidance in (7.0, 0.0):
+        images = _images(tiny_sd, guidance_scale=guidance, steps=1)
+        images.load()
+        images._pipe = _Wrapped(images.pipeline, before=seen.append)
+        await images.generate(
+            [
+                ImageRequest("a map", seed=1, width=32, height=32, negative_prompt="text, letters"),
+                ImageRequest("a tree", seed=2, width=32, height=32),
+            ]
+        )
+    assert seen[0]["negative_prompt"] == ["text, letters", ""] and seen[0]["guidance_scale"] == 7.0
+    assert "negative_prompt" not in seen[1] and seen[1]["guidance_scale"] == 0.0
+    assert [g.initial_seed() for g in seen[0]["generator"]] == [1, 2]

@@ -56,7 +56,7 @@ def _text_frame(path: str, body: str = "") -> SimpleNamespace:
 
 
 def _audio_frame(data: bytes) -> SimpleNamespace:
-    head = b"X-RequestId:abc\r\nContent-Type:audio/mpeg\r\nPath:audio\r\n"
+    head = b"X-RequestId:abc\r\nContent-Type:audio/mpeg\r\nPath:audio\r\n" if data else b"X-RequestId:abc\r\nPath:audio\r\n"
     return SimpleNamespace(type=aiohttp.WSMsgType.BINARY, data=len(head).to_bytes(2, "big") + head + data)
 
 
@@ -66,17 +66,16 @@ def _boundary(offset: int, duration: int, word: str) -> SimpleNamespace:
     return _text_frame("audio.metadata", json.dumps(meta))
 
 
-def _turn(recording: dict[str, Any], *, audio: bytes | None = None, end: bool = True, marks: bool = True) -> list:
+def _turn(recording: dict[str, Any], *, audio: bytes | None = None, end: bool = True) -> list:
     """The frames of one synthesis turn, as the service sends them."""
     data = recording["mp3"] if audio is None else audio
     frames = [_text_frame("turn.start", "{}"), _text_frame("response", "{}")]
     pieces = [data[i : i + 4096] for i in range(0, len(data), 4096)]
-    boundaries = [_boundary(*m) for m in recording["marks"]] if marks else []
-    for k, piece in enumerate(pieces):  # metadata interleaved with audio, as on the wire
-        frames += boundaries[k::len(pieces)] if k < len(boundaries) else []
+    boundaries = [_boundary(*m) for m in recording["marks"]]
+    for k, piece in enumerate(pieces):  # metadata interleaved with audio, in order, as on the wire
+        frames += [b for i, b in enumerate(boundaries) if i * len(pieces) // len(boundaries) == k]
         frames.append(_audio_frame(piece))
-    frames += boundaries[len(pieces):]
-    frames.append(_audio_frame(b""))  # the empty, type-less end-of-audio message
+    frames.append(_audio_frame(b""))  # the empty end-of-audio message, without Content-Type
     if end:
         frames.append(_text_frame("turn.end", "{}"))
     return frames

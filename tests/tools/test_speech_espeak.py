@@ -111,13 +111,18 @@ async def test_unknown_voice_is_a_config_error(tmp_path: Path) -> None:
     tts = EspeakSpeech()
     with pytest.raises(ConfigError, match="lessonforge voices"):
         await tts.speak("Hello.", "xx-nonexistent", tmp_path / "x.wav")
+    with pytest.raises(ConfigError, match="lessonforge voices"):
+        await tts.speak("Hello.", "en-US-AriaNeural", tmp_path / "x.wav")  # an edge voice is not an espeak one
+    with pytest.raises(ConfigError, match="lessonforge voices"):
+        create("speech", "espeak:klingon-klingon-x")
     with pytest.raises(ConfigError, match="variant"):
         await tts.speak("Hello.", "en-us+nosuchvariant", tmp_path / "x.wav")
     with pytest.raises(ConfigError, match="empty"):
         await tts.speak("   ", "en-us", tmp_path / "x.wav")
     assert not (tmp_path / "x.wav").exists()
     variant = await tts.speak("Hello there.", "en-us+f3", tmp_path / "f3.wav")
-    assert variant.duration > 0.3
+    assert variant.duration > 0.3 and variant.voice == "en-us+f3"
+    assert (await tts.speak("Hallo.", "de-DE", tmp_path / "de.wav")).voice == "de"  # a BCP-47 tag works too
 
 
 async def test_chinese_words_are_split_per_engine_word(tmp_path: Path) -> None:
