@@ -218,7 +218,7 @@ def make(
     with Progress(mode, request.topic) as progress:
         manifest = _run(run.make(request, settings, target, script=script, on_event=progress), target)
     if mode == "json":
-        out_console.print_json(json.dumps({"stage": "result", "out": str(target), "status": manifest.status}))
+        out_console.file.write(json.dumps({"stage": "result", "out": str(target), "status": manifest.status}) + "\n")
     else:
         _summary(manifest, target)
 

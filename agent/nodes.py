@@ -27,6 +27,7 @@ from tools.base import (
     ProgressEvent,
     RenderError,
     SpeechError,
+    WordTiming,
 )
 from tools.cache import atomic_write_text, content_key, link_or_copy
 from tools.cached import save_png
@@ -302,8 +303,9 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     size = ctx.settings.image_size
     [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=size, height=size)])
     path = _scene_dir(ctx, state) / "attempts" / f"{attempt:02d}-seed{seed}.png"
-    await asyncio.to_thread(save_png, image.image, path)
-    record = Attempt(n=attempt, prompt=prompt, seed=seed, image=ctx.project.ref(path), seconds=round(now() - t, 3))
+    meta = {"lessonforge:prompt": prompt, "lessonforge:seed": str(image.seed), "lessonforge:model": image.model}
+    await asyncio.to_thread(save_png, image.image, path, **meta)
+    record = Attempt(n=attempt, prompt=prompt, seed=image.seed, image=ctx.project.ref(path), seconds=round(now() - t, 3))
     return {
         "attempt": attempt,
         "prompt": prompt,
@@ -496,7 +498,7 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     cues = []
     for r, st in zip(records, starts, strict=True):
         assert r.speech is not None
-        words = [_timing(w) for w in r.speech.words]
+        words = subtitles.with_punctuation(r.narration, [WordTiming(*w) for w in r.speech.words])
         cues += subtitles.cues_from_words(words, offset=st, audio_end=r.speech.duration)
     srt = atomic_write_text(project.root / "lesson.srt", subtitles.to_srt(cues))
     vtt = atomic_write_text(project.root / "lesson.vtt", subtitles.to_vtt(cues))
@@ -523,10 +525,5 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     return {"video": record.model_dump(), "scenes": {r.index: r for r in placed}, "timings": {"assemble": now() - t}}
 
 
-def _timing(w: Any):
-    from tools.base import WordTiming
-
-    word, start, end = w
-    return WordTiming(word, start, end)
 
 

@@ -21,7 +21,7 @@ from tools.speech_fallback import FallbackSpeech
 from .config import Settings
 from .context import Context
 from .graph import build_graph
-from .project import Manifest, Project, slugify
+from .project import Manifest, Project, VideoRecord, slugify
 from .schemas import Script
 from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
 
@@ -145,7 +145,7 @@ async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, em
     manifest.script = script
     manifest.targets = list(final.get("targets", []))
     manifest.scenes = scenes
-    manifest.video = final.get("video")
+    manifest.video = VideoRecord.model_validate(final["video"]) if final.get("video") else None
     manifest.timings = {k: round(v, 3) for k, v in final.get("timings", {}).items()}
     manifest.warnings = list(final.get("warnings", []))
     manifest.fallbacks = list(ctx.fallbacks)

@@ -20,6 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+_umask = os.umask(0)
+os.umask(_umask)
+_FILE_MODE = 0o666 & ~_umask
+
 HASH_LEN = 16  # hex characters kept in names: 64 bits, ample for one project's assets
 
 
@@ -67,6 +71,7 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; finished files are ordinary 0644 (less umask)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

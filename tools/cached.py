@@ -95,7 +95,6 @@ class CachedImages:
 
     async def generate(self, requests: Sequence[ImageRequest]) -> list[Image]:
         from PIL import Image as PILImage
-        from PIL.PngImagePlugin import PngInfo
 
         results: list[Image | None] = []
         misses: list[int] = []
@@ -114,12 +113,7 @@ class CachedImages:
         if misses:
             made = await self.inner.generate([requests[i] for i in misses])
             for i, img in zip(misses, made, strict=True):
-                info = PngInfo()
-                for k, v in img.image.info.items():
-                    if isinstance(v, str):
-                        info.add_text(k, v)
-                with self.store.put(self.key(requests[i]), ".png") as tmp:
-                    img.image.save(tmp, format="PNG", pnginfo=info)
+                save_png(img.image, self.store.path(self.key(requests[i]), ".png"))
                 results[i] = img
         return [r for r in results if r is not None]
 
@@ -157,9 +151,16 @@ def _png_bytes(img: Any) -> bytes:
     return buf.getvalue()
 
 
-def save_png(img: Any, out: Path) -> Path:
+def save_png(img: Any, out: Path, **meta: str) -> Path:
+    """Save a picture atomically, keeping its text metadata (and ``meta``) as PNG text chunks."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for k, v in {**img.info, **meta}.items():
+        if isinstance(v, str):
+            info.add_text(k, v)
     with atomic_path(out) as tmp:
-        img.save(tmp, format="PNG")
+        img.save(tmp, format="PNG", pnginfo=info)
     return out
 
 

@@ -224,6 +224,49 @@ def cues_from_words(words: Sequence[WordTiming], *, offset: float = 0.0, audio_e
     return cues
 
 
+def _core(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalnum())
+
+
+def with_punctuation(text: str, words: Sequence[WordTiming]) -> list[WordTiming]:
+    """The engine's timed words, spelled as in ``text`` (with its punctuation and capitals).
+
+    Engines report bare words ("hard" for "hard,"); cues need the sentence and clause marks to
+    read well and to split in the right places. Each whitespace token of ``text`` is matched, in
+    order, to the timed word(s) it spells; a token that spans several timed words (an engine that
+    splits "well-known") takes the first one's start and the last one's end, and a lone punctuation
+    token joins its neighbour. Where the two cannot be aligned the engine's words are returned
+    unchanged, so timings are never invented.
+    """
+    tokens = text.split()
+    if not tokens or not words:
+        return list(words)
+    out: list[WordTiming] = []
+    j = 0
+    pending = ""  # punctuation-only tokens waiting for the next word
+    for tok in tokens:
+        core = _core(tok)
+        if not core:
+            if out:
+                last = out[-1]
+                out[-1] = WordTiming(f"{last.word} {tok}", last.start, last.end)
+            else:
+                pending += tok + " "
+            continue
+        if j >= len(words):
+            return list(words)
+        spelled, k = _core(words[j].word), j
+        while spelled != core and len(spelled) < len(core) and k + 1 < len(words):
+            k += 1
+            spelled += _core(words[k].word)
+        if spelled != core:
+            return list(words)
+        out.append(WordTiming(pending + tok, words[j].start, words[k].end))
+        pending = ""
+        j = k + 1
+    return out if j == len(words) else list(words)
+
+
 # --------------------------------------------------------------------------- writers
 
 

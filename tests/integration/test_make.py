@@ -113,6 +113,7 @@ def test_topic_to_video_with_real_backends(tmp_path, lesson_server, tiny_sd, tin
     spoken = " ".join(s.narration for s in manifest.scenes)
     words = re.findall(r"\w+", spoken.lower())
     assert re.findall(r"\w+", " ".join(c[2] for c in cues).lower()) == words
+    assert any(c[2].rstrip().endswith((".", "?", "!")) for c in cues)  # the narration's punctuation is kept
     for a, b in zip(cues, cues[1:]):
         assert a[1] <= b[0] + 1e-3
     assert cues[-1][1] <= info.audio_duration + 0.05

@@ -155,3 +155,16 @@ def test_blank_lines_inside_a_cue_do_not_break_the_files():
     parsed = list(srt.parse(to_srt(cues)))
     assert [p.content for p in parsed] == ["first\nsecond", "third"]
     assert [c.text for c in webvtt.read_buffer(io.StringIO(to_vtt(cues)))] == ["first\nsecond", "third"]
+
+
+def test_punctuation_is_put_back_on_engine_words():
+    from tools.subtitles import with_punctuation
+
+    text = "Hello, world! It's well-known — really."
+    engine = [WordTiming("hello", 0.0, 0.4), WordTiming("world", 0.5, 0.9), WordTiming("it's", 1.0, 1.2),
+              WordTiming("well", 1.2, 1.4), WordTiming("known", 1.4, 1.7), WordTiming("really", 1.8, 2.2)]
+    got = with_punctuation(text, engine)
+    assert [w.word for w in got] == ["Hello,", "world!", "It's", "well-known —", "really."]
+    assert got[3].start == 1.2 and got[3].end == 1.7
+    # words that do not spell the text are left alone rather than guessed
+    assert with_punctuation("something else entirely", engine) == engine
