@@ -151,9 +151,17 @@ class Project:
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self.sweep_temp()
             yield
         finally:
             os.close(fd)
+
+    def sweep_temp(self) -> None:
+        """Remove temporary files a killed run left behind (only called while holding the lock)."""
+        for path in self.root.rglob(".*.tmp*"):
+            if path.is_file() and ".tmp" in path.name:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     # ------------------------------------------------------------------ manifest
 
