@@ -2,26 +2,127 @@
 
 Nodes receive backends through this context (LangGraph `Runtime[Context]`), never by importing a
 concrete class, so a test or a dry run swaps in fakes without touching the graph.
+
+`agent.run` builds a ready context (and checks every backend before any work). A context can also
+arrive as plain JSON, as `langgraph dev` sends it — `{"out": "lessons/tides", "llm": "fake:"}`:
+strings name backends as `backend:model`, and `ready()` builds what is missing from the settings.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools import registry
 from tools.base import LLM, Critic, ImageGenerator, SpeechSynth
+from tools.cached import CachedCritic, CachedImages, CachedLLM, CachedSpeech
+from tools.speech_fallback import FallbackSpeech
 
 from .config import Settings
-from .project import Project
+from .project import Project, slugify
+
+EventSink = Callable[[dict[str, Any]], None]
 
 
 @dataclass
 class Context:
-    project: Project
-    settings: Settings
-    speech: SpeechSynth
-    llm: LLM | None = None  # None: no LLM may be called (render)
-    images: ImageGenerator | None = None  # None: text-first slides
-    critic: Critic | None = None  # None: pictures are not judged
+    project: Project | None = None
+    settings: Settings | None = None
+    speech: SpeechSynth | str | None = None
+    llm: LLM | str | None = None  # None in a ready context: no LLM may be called (render)
+    images: ImageGenerator | str | None = None  # None: text-first slides
+    critic: Critic | str | None = None  # None: pictures are not judged
+    out: str = ""  # output folder, for a context given as JSON
     fallbacks: list[str] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    is_ready: bool = False
+
+    def ready(self, request: Any) -> Context:
+        """This context with every backend built (once), for a context that arrived as JSON."""
+        if self.is_ready:
+            return self
+        specs = {k: v for k, v in (("llm", self.llm), ("images", self.images), ("speech", self.speech),
+                                   ("critic", self.critic)) if isinstance(v, str)}
+        settings = self.settings or Settings.load(**specs)
+        project = self.project or Project(self.out or slugify(request.topic))
+        project.prepare()
+        objects = {k: v for k, v in (("llm", self.llm), ("images", self.images), ("speech", self.speech),
+                                     ("critic", self.critic)) if v is not None and not isinstance(v, str)}
+        built = from_settings(settings, project, request.language, need_llm=True, **objects)
+        for name in ("project", "settings", "speech", "llm", "images", "critic", "fallbacks"):
+            setattr(self, name, getattr(built, name))
+        self.is_ready = True
+        return self
+
+
+def create(kind: registry.Kind, spec: str, **options: Any) -> Any:
+    """Build a backend, passing only the options its constructor accepts."""
+    parsed = registry.parse(kind, spec)
+    if parsed is None:
+        return None
+    factory = registry._resolve(kind, parsed.backend)
+    try:
+        params = inspect.signature(factory).parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        options = {k: v for k, v in options.items() if v not in (None, "") and (accepts_any or k in params)}
+    except (TypeError, ValueError):
+        options = {}
+    return factory(parsed.model, **options)
+
+
+def from_settings(
+    settings: Settings,
+    project: Project,
+    language: str,
+    *,
+    need_llm: bool,
+    emit: EventSink | None = None,
+    llm: Any = None,
+    images: Any = None,
+    speech: Any = None,
+    critic: Any = None,
+) -> Context:
+    """Create the backends the settings name (or take the given ones) and wrap them in the cache.
+
+    The speech service gets the offline fallback (recorded in ``Context.fallbacks`` and announced
+    through ``emit``). Nothing is loaded or contacted here; `agent.run.preflight` does that.
+    """
+    emit = emit or (lambda e: None)
+    store = project.store
+    fallbacks: list[str] = []
+    if need_llm:
+        llm = CachedLLM(llm or create("llm", settings.llm), store)
+    else:
+        llm = None
+    if images is None:
+        images = create("images", settings.images, device=settings.device)
+    if critic is None and images is not None:
+        critic = create("critic", settings.critic, device=settings.device)
+    if speech is None:
+        primary = CachedSpeech(create("speech", settings.speech), store)
+        fb_spec = settings.speech_fallback
+        fb = registry.parse("speech", fb_spec) if fb_spec else None
+        if fb is not None and fb.backend != registry.parse("speech", settings.speech).backend:
+
+            def on_fallback(message: str) -> None:
+                fallbacks.append(message)
+                emit({"stage": "narrate", "message": message, "level": "warning"})
+
+            speech = FallbackSpeech(
+                primary, CachedSpeech(create("speech", fb_spec), store), language=language, on_fallback=on_fallback
+            )
+        else:
+            speech = primary
+    else:
+        speech = CachedSpeech(speech, store)
+    return Context(
+        project=project,
+        settings=settings,
+        speech=speech,
+        llm=llm,
+        images=CachedImages(images, store) if images is not None else None,
+        critic=CachedCritic(critic, store) if critic is not None else None,
+        fallbacks=fallbacks,
+        is_ready=True,
+    )

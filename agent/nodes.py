@@ -35,7 +35,7 @@ from tools.cached import save_png
 from .context import Context
 from .project import Manifest, VideoRecord, now
 from .schemas import NarrationRewrite, Outline, PromptRevision, Script
-from .state import Attempt, LessonState, SceneRecord, SceneState, SpeechRecord
+from .state import Attempt, LessonRequest, LessonState, SceneRecord, SceneState, SpeechRecord, make_request
 
 SLIDE_LAYOUT_VERSION = 1  # bump when the typesetter's output changes, so cached slides are redrawn
 _WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
@@ -110,9 +110,17 @@ def _save_progress(ctx: Context, request: Any, **fields: Any) -> None:
 
 async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """LLM: learning objectives, sections and a time budget per section."""
+    req = state["request"]
+    if not isinstance(req, LessonRequest):  # input sent as JSON (langgraph dev)
+        req = make_request(**req)
+    if runtime.context is None:
+        raise ConfigError(
+            'this graph needs a context, e.g. {"out": "lessons/tides", "llm": "openai:gpt-4.1-mini"}; '
+            "or run it with lessonforge make"
+        )
     if state.get("outline") is not None or state.get("script") is not None:
-        return {}
-    ctx, req = runtime.context, state["request"]
+        return {"request": req}
+    ctx = runtime.context.ready(req)
     seconds = req.minutes * 60
     n = scene_count(seconds, ctx.settings.scene_seconds)
     emit("plan", f"Planning a {req.minutes:g}-minute lesson on {req.topic!r}")
@@ -129,12 +137,13 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         sections=max(2, n - 2),
     )
     _save_progress(ctx, req, outline=outline, status="planned")
-    return {"outline": outline, "timings": {"plan": now() - t}}
+    return {"request": req, "outline": outline, "timings": {"plan": now() - t}}
 
 
 async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """LLM: the scenes (title, bullets, narration, illustration prompt, visual kind)."""
-    ctx, req = runtime.context, state["request"]
+    req = state["request"]
+    ctx = runtime.context.ready(req)
     if state.get("script") is not None:
         targets = state.get("targets") or []
         if len(targets) != len(state["script"].scenes):
@@ -170,7 +179,8 @@ def _even_targets(seconds: float, n: int) -> list[float]:
 
 async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Narration is the clock: rewrite scenes whose word count is off their budget (bounded)."""
-    ctx, req = runtime.context, state["request"]
+    req = state["request"]
+    ctx = runtime.context.ready(req)
     s = ctx.settings
     script, targets = state["script"], state["targets"]
     if ctx.llm is None or s.fit_rounds == 0:
@@ -254,7 +264,8 @@ def _scene_dir(ctx: Context, state: SceneState):
 
 async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """TTS: narration audio and word timings."""
-    ctx, req, i = runtime.context, state["request"], state["index"]
+    req, i = state["request"], state["index"]
+    ctx = runtime.context.ready(req)
     voice = req.voice or ctx.speech.default_voice(req.language)
     out = _scene_dir(ctx, state) / "narration.wav"
     emit("narrate", state["draft"].title, scene=i, total=state["total"])
@@ -275,7 +286,8 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
 
 async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Draw one picture: first the scene's prompt, then a new seed, then an LLM-revised prompt."""
-    ctx, req, i = runtime.context, state["request"], state["index"]
+    req, i = state["request"], state["index"]
+    ctx = runtime.context.ready(req)
     draft = state["draft"]
     if ctx.images is None or draft.visual == "text":
         return {"critic": "no_image"}
@@ -317,7 +329,8 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
 
 async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Judge the newest picture against its own prompt and, contrastively, every other scene's."""
-    ctx, i = runtime.context, state["index"]
+    i = state["index"]
+    ctx = runtime.context.ready(state["request"])
     if state.get("critic") == "no_image" or not state["attempts"]:
         return {}
     if ctx.critic is None:
@@ -387,7 +400,8 @@ def choose(state: SceneState) -> dict[str, Any]:
 
 async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Typeset the slide (title, bullets, picture) and record the finished scene."""
-    ctx, req, i = runtime.context, state["request"], state["index"]
+    req, i = state["request"], state["index"]
+    ctx = runtime.context.ready(req)
     draft, project = state["draft"], ctx.project
     folder = _scene_dir(ctx, state)
     t = now()
@@ -461,7 +475,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
 
 async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Slides + narration -> lesson.mp4 (chapters, faststart), lesson.srt/.vtt."""
-    ctx = runtime.context
+    ctx = runtime.context.ready(state["request"])
     project, s = ctx.project, ctx.settings
     records = [state["scenes"][k] for k in sorted(state["scenes"])]
     t = now()

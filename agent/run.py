@@ -8,110 +8,42 @@ also when they fail, so a rerun resumes instead of starting over.
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools import registry
 from tools.base import ConfigError, LessonForgeError
-from tools.cached import CachedCritic, CachedImages, CachedLLM, CachedSpeech
-from tools.speech_fallback import FallbackSpeech
 
 from .config import Settings
-from .context import Context
+from .context import Context, EventSink, from_settings
 from .graph import build_graph
 from .project import Manifest, Project, VideoRecord, slugify
 from .schemas import Script
 from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
-
-EventSink = Callable[[dict[str, Any]], None]
 
 
 def default_out(topic: str) -> Path:
     return Path(slugify(topic))
 
 
-def _create(kind: registry.Kind, spec: str, **options: Any) -> Any:
-    """Build a backend, passing only the options its constructor accepts."""
-    parsed = registry.parse(kind, spec)
-    if parsed is None:
-        return None
-    factory = registry._resolve(kind, parsed.backend)
-    try:
-        params = inspect.signature(factory).parameters
-        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        options = {k: v for k, v in options.items() if v not in (None, "") and (accepts_any or k in params)}
-    except (TypeError, ValueError):
-        options = {}
-    return factory(parsed.model, **options)
-
-
-async def build_context(
-    settings: Settings,
-    project: Project,
-    request: LessonRequest,
-    *,
-    need_llm: bool,
-    emit: EventSink,
-    llm: Any = None,
-    images: Any = None,
-    speech: Any = None,
-    critic: Any = None,
-) -> Context:
-    """Create the backends (or take the given ones), check they can work, wrap them in the cache."""
-    store = project.store
-    fallbacks: list[str] = []
-
-    if need_llm:
-        llm = llm or _create("llm", settings.llm)
-        check = getattr(llm, "check", None)
-        if check is not None:
-            emit({"stage": "check", "message": f"Reaching the LLM {llm.name}"})
-            await check()
-        llm = CachedLLM(llm, store)
-    else:
-        llm = None
-
-    if images is None and settings.images not in ("none", "none:"):
-        images = _create("images", settings.images, device=settings.device)
-    if critic is None and settings.critic not in ("none", "none:") and images is not None:
-        critic = _create("critic", settings.critic, device=settings.device)
-    for backend, what in ((images, "image model"), (critic, "critic model")):
-        load = getattr(backend, "load", None)
+async def preflight(ctx: Context, emit: EventSink) -> None:
+    """Check every backend can work before any work is done (reach the LLM, load the models)."""
+    check = getattr(ctx.llm, "check", None) if ctx.llm is not None else None
+    if check is not None:
+        emit({"stage": "check", "message": f"Reaching the LLM {ctx.llm.name}"})
+        await check()
+    for backend, what in ((ctx.images, "image model"), (ctx.critic, "critic model")):
+        load = getattr(getattr(backend, "inner", backend), "load", None)
         if load is not None:
             emit({"stage": "check", "message": f"Loading the {what} {backend.name}"})
             await asyncio.to_thread(load)  # raises ConfigError naming the model and the fix
 
-    if speech is None:
-        primary = CachedSpeech(_create("speech", settings.speech), store)
-        fb_spec = settings.speech_fallback
-        if fb_spec and registry.parse("speech", fb_spec).backend != registry.parse("speech", settings.speech).backend:
 
-            def on_fallback(message: str) -> None:
-                fallbacks.append(message)
-                emit({"stage": "narrate", "message": message, "level": "warning"})
-
-            speech = FallbackSpeech(
-                primary,
-                CachedSpeech(_create("speech", fb_spec), store),
-                language=request.language,
-                on_fallback=on_fallback,
-            )
-        else:
-            speech = primary
-    else:
-        speech = CachedSpeech(speech, store)
-
-    return Context(
-        project=project,
-        settings=settings,
-        speech=speech,
-        llm=llm,
-        images=CachedImages(images, store) if images is not None else None,
-        critic=CachedCritic(critic, store) if critic is not None else None,
-        fallbacks=fallbacks,
-    )
+async def build_context(
+    settings: Settings, project: Project, request: LessonRequest, *, need_llm: bool, emit: EventSink, **backends: Any
+) -> Context:
+    ctx = from_settings(settings, project, request.language, need_llm=need_llm, emit=emit, **backends)
+    await preflight(ctx, emit)
+    return ctx
 
 
 async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink) -> Manifest:

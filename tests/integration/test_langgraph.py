@@ -1,0 +1,45 @@
+"""The graph as `langgraph dev` loads it: from the file langgraph.json names, with a JSON context."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_graph():
+    spec_text = json.loads((ROOT / "langgraph.json").read_text())["graphs"]["lessonforge"]
+    path, _, attr = spec_text.rpartition(":")
+    spec = importlib.util.spec_from_file_location("lessonforge_graph_file", ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, attr)
+
+
+def test_graph_file_loads_and_has_the_designed_shape():
+    graph = _load_graph()
+    nodes = set(graph.get_graph().nodes)
+    assert {"plan", "write", "fit", "scene", "assemble"} <= nodes
+    scene = graph.get_graph(xray=True).nodes
+    assert {"scene:narrate", "scene:illustrate", "scene:critique", "scene:choose", "scene:compose"} <= set(scene)
+
+
+@pytest.mark.slow
+def test_graph_runs_with_a_json_context(tmp_path):
+    graph = _load_graph()
+    context = {"out": str(tmp_path / "l"), "llm": "fake:", "images": "fake:", "speech": "fake:", "critic": "fake:"}
+    state = asyncio.run(graph.ainvoke({"request": {"topic": "tides", "minutes": 0.5}}, context=context))
+    assert len(state["scenes"]) == 3
+    assert (tmp_path / "l" / "lesson.mp4").stat().st_size > 0
+
+
+def test_graph_without_a_context_says_what_to_pass():
+    from tools.base import ConfigError
+
+    with pytest.raises(ConfigError, match='"out"'):
+        asyncio.run(_load_graph().ainvoke({"request": {"topic": "tides"}}))
