@@ -1,6 +1,8 @@
 """Wiring only: the lesson graph and its per-scene subgraph.
 
-    START -> plan -> write -> fit -> [Send: scene x N] -> assemble -> END
+    START -> plan -> write -> fit -> [Send: scene x N] -> measure -> assemble -> END
+                                          ^                   |
+                                          +-- (rewritten or retimed scenes; bounded) --+
 
     scene:  START -> narrate ------------------------------\\
             START -> illustrate -> critique -(retry)-> illustrate
@@ -41,12 +43,14 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("write", nodes.write)
     g.add_node("fit", nodes.fit)
     g.add_node("scene", build_scene_graph())
+    g.add_node("measure", nodes.measure)
     g.add_node("assemble", nodes.assemble)
     g.add_edge(START, "plan")
     g.add_edge("plan", "write")
     g.add_edge("write", "fit")
     g.add_conditional_edges("fit", nodes.fan_out, ["scene"])
-    g.add_edge("scene", "assemble")
+    g.add_edge("scene", "measure")
+    g.add_conditional_edges("measure", nodes.after_measure, ["scene", "assemble"])
     g.add_edge("assemble", END)
     return g.compile(checkpointer=checkpointer, name="lessonforge")
 

@@ -18,7 +18,7 @@ from langgraph.types import Send
 from pydantic import BaseModel
 
 import prompts
-from tools import slides, subtitles, video
+from tools import audio, slides, subtitles, video
 from tools.base import (
     ConfigError,
     ImageRequest,
@@ -32,10 +32,11 @@ from tools.base import (
 from tools.cache import atomic_write_text, content_key, link_or_copy
 from tools.cached import save_png
 
+from . import voicestats
 from .context import Context
 from .project import Manifest, VideoRecord, now
 from .schemas import NarrationRewrite, Outline, PromptRevision, Script
-from .state import Attempt, LessonRequest, LessonState, SceneRecord, SceneState, SpeechRecord, make_request
+from .state import Attempt, Duration, LessonRequest, LessonState, SceneRecord, SceneState, SpeechRecord, make_request
 
 SLIDE_LAYOUT_VERSION = 1  # bump when the typesetter's output changes, so cached slides are redrawn
 _WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
@@ -66,6 +67,17 @@ def derive_seed(base: int, scene: int, attempt: int) -> int:
 def reading_seconds(title: str, bullets: Sequence[str], wpm: float) -> float:
     """How long a viewer needs to read a slide's text (plus a second to find it)."""
     return 1.0 + 60.0 * count_words(" ".join([title, *bullets])) / wpm
+
+
+def budget_wpm(ctx: Context, req: LessonRequest) -> float:
+    """Words per minute to budget with: the voice's measured rate when known, else the setting."""
+    voice = req.voice or ctx.speech.default_voice(req.language)
+    return voicestats.words_per_minute(ctx.speech.name, voice) or ctx.settings.words_per_minute
+
+
+def word_budgets(targets: Sequence[float], wpm: float, gap: float) -> list[int]:
+    """Words each scene may have so that its narration plus the pause after it fills its time."""
+    return [max(3, round(max(1.0, sec - gap) * wpm / 60)) for sec in targets]
 
 
 def hold_seconds(record: SceneRecord, s: Any) -> float:
@@ -151,7 +163,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         return {"targets": targets}
     seconds = req.minutes * 60
     n = scene_count(seconds, ctx.settings.scene_seconds)
-    wpm = ctx.settings.words_per_minute
+    wpm = budget_wpm(ctx, req)
     targets = _even_targets(seconds, n)
     emit("write", f"Writing {n} scenes")
     t = now()
@@ -165,7 +177,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         outline=state["outline"].model_dump_json(indent=1),
         scenes=n,
         wpm=round(wpm),
-        budgets=", ".join(str(round(s * wpm / 60)) for s in targets),
+        budgets=", ".join(str(b) for b in word_budgets(targets, wpm, ctx.settings.gap_seconds)),
     )
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
         targets = _even_targets(seconds, len(script.scenes))
@@ -186,9 +198,10 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     if ctx.llm is None or s.fit_rounds == 0:
         return {}
     scenes = list(script.scenes)
+    wpm = budget_wpm(ctx, req)
     t = now()
     for round_no in range(1, s.fit_rounds + 1):
-        budgets = [max(3, round(sec * s.words_per_minute / 60)) for sec in targets]
+        budgets = word_budgets(targets, wpm, s.gap_seconds)
         off = [
             i for i, sc in enumerate(scenes)
             if abs(count_words(sc.narration) - budgets[i]) > s.fit_tolerance * budgets[i]
@@ -205,7 +218,7 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
                     language=req.language,
                     words=count_words(scenes[i].narration),
                     budget=budgets[i],
-                    wpm=round(s.words_per_minute),
+                    wpm=round(wpm),
                     seconds=round(targets[i]),
                     direction=(
                         "Make it shorter: keep the key idea and its example, cut the rest."
@@ -241,6 +254,7 @@ def fan_out(state: LessonState) -> list[Send]:
                 total=total,
                 draft=sc,
                 target_seconds=state["targets"][i],
+                tempo=state.get("tempo", 1.0),
                 prompts=prompts_all,
                 attempt=0,
                 prompt=sc.illustration_prompt,
@@ -274,12 +288,24 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         speech = await ctx.speech.speak(state["draft"].narration, voice, out)
     except SpeechError as err:
         raise type(err)(f"scene {i} ({state['draft'].title!r}): {err}") from err
+    tempo = state.get("tempo", 1.0)
+    duration, words = speech.duration, [(w.word, w.start, w.end) for w in speech.words]
+    if abs(tempo - 1.0) > 1e-3:  # sped up or slowed down to fit the lesson's length
+        key = content_key("tempo", ctx.project.ref(speech.path).sha256, round(tempo, 4))
+        timed = ctx.project.store.get(key, ".wav")
+        if timed is None:
+            timed = await asyncio.to_thread(audio.to_wav, speech.path, ctx.project.store.path(key, ".wav"),
+                                            audio.wav_rate(speech.path), tempo=tempo)
+        link_or_copy(timed, out)
+        duration = audio.wav_duration(out)
+        words = [(w, round(a / tempo, 3), round(b / tempo, 3)) for w, a, b in words]
     record = SpeechRecord(
-        audio=ctx.project.ref(speech.path),
-        duration=speech.duration,
+        audio=ctx.project.ref(out),
+        duration=duration,
         voice=speech.voice,
         backend=speech.backend,
-        words=[(w.word, w.start, w.end) for w in speech.words],
+        tempo=tempo,
+        words=words,
     )
     return {"speech": record, "timings": {"narrate": now() - t}}
 
@@ -457,6 +483,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         illustration_prompt=draft.illustration_prompt,
         visual=draft.visual,
         target_seconds=state["target_seconds"],
+        planned_words=word_budgets([state["target_seconds"]], budget_wpm(ctx, req), ctx.settings.gap_seconds)[0],
         speech=state["speech"],
         illustration=illustration_ref,
         final_prompt=state["attempts"][chosen].prompt if chosen is not None else "",
@@ -468,6 +495,93 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
+
+
+# --------------------------------------------------------------------------- measure
+
+
+def duration_tolerance(target: float) -> float:
+    """±5% of the target, or ±6 s for short lessons, whichever is larger."""
+    return max(0.05 * target, 6.0)
+
+
+async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Narration is the clock: measure the real length and, if it is off, rewrite or retime.
+
+    First the scenes furthest from their time are rewritten with budgets from the voice's measured
+    rate (bounded rounds, LLM); what is still off is closed by speaking faster or slower, within
+    ±10%. Only changed scenes are produced again: everything else comes from the cache.
+    """
+    req = state["request"]
+    ctx = runtime.context.ready(req)
+    s = ctx.settings
+    records = [state["scenes"][k] for k in sorted(state["scenes"])]
+    target = req.minutes * 60
+    tol = duration_tolerance(target)
+    holds = [hold_seconds(r, s) for r in records]
+    actual = round(sum(holds), 3)
+    tempo = state.get("tempo", 1.0)
+    refits = state.get("refits", 0)
+    spoken = sum(r.speech.duration for r in records if r.speech) * tempo  # as spoken at tempo 1
+    words = sum(count_words(r.narration) for r in records)
+    wpm = 60.0 * words / spoken if spoken > 0 else s.words_per_minute
+    for r in records:
+        if r.speech and abs(tempo - 1.0) < 1e-3:
+            voicestats.record(r.speech.backend, r.speech.voice, count_words(r.narration), r.speech.duration)
+    planned = sum(state.get("targets") or [])
+    duration = Duration(target=target, tolerance=tol, planned=round(planned, 2), actual=actual,
+                        words_per_minute=round(wpm, 1), tempo=tempo, rewrites=refits,
+                        within=abs(actual - target) <= tol)
+    out: dict[str, Any] = {"duration": duration}
+    if duration.within or not state.get("fit_duration", False):
+        return out
+    emit("measure", f"{actual:.0f} s against a target of {target:.0f} s (±{tol:.0f} s)")
+    targets = state["targets"]
+    # 1. rewrite the scenes furthest off their time, with budgets from the measured rate
+    if ctx.llm is not None and refits < s.fit_rounds:
+        scale = target / actual
+        off = [i for i, h in enumerate(holds) if abs(h - targets[i]) > s.fit_tolerance * targets[i]]
+        if not off:  # each scene is near its share, but together they are off: move them all
+            off = list(range(len(records)))
+        budgets = word_budgets(targets, wpm, s.gap_seconds)
+        emit("fit", f"Rewriting {len(off)} scene(s) to bring the lesson to {target:.0f} s", attempt=refits + 1)
+        drafts = [r.draft() for r in records]
+        rewrites = await asyncio.gather(*(
+            ask(ctx, "fit", NarrationRewrite, language=req.language, words=count_words(drafts[i].narration),
+                budget=budgets[i], wpm=round(wpm), seconds=round(targets[i]),
+                direction=("Make it shorter: keep the key idea and its example, cut the rest." if scale < 1
+                           else "Make it longer: add a concrete example or a short explanation."),
+                title=drafts[i].title, narration=drafts[i].narration)
+            for i in off
+        ))
+        for i, r in zip(off, rewrites, strict=True):
+            drafts[i] = drafts[i].model_copy(update={"narration": r.narration})
+        script = state["script"].model_copy(update={"scenes": drafts})
+        return out | {"script": script, "refits": refits + 1}
+    # 2. speak faster or slower, within ±10%, to close what is left
+    fixed = sum(h - r.speech.duration for h, r in zip(holds, records, strict=True) if r.speech)
+    want = max(1.0, target - fixed)
+    new_tempo = min(1.1, max(0.9, spoken / want))
+    if abs(new_tempo - tempo) > 0.005 and not state.get("retimed"):
+        emit("fit", f"Speaking at {new_tempo:.0%} speed to fit {target:.0f} s")
+        return out | {"tempo": round(new_tempo, 4), "retimed": True}
+    note = (f"the lesson runs {actual:.0f} s against a target of {target:.0f} s (±{tol:.0f} s) after "
+            f"{refits} rewrite round(s) and speaking at {tempo:.0%}")
+    emit("measure", note, level="warning")
+    return out | {"warnings": [note]}
+
+
+def after_measure(state: LessonState) -> list[Send] | Literal["assemble"]:
+    """Produce the scenes again after a rewrite or a new tempo; otherwise assemble."""
+    d = state.get("duration")
+    records = state.get("scenes", {})
+    changed_script = any(
+        records[k].narration != sc.narration for k, sc in zip(sorted(records), state["script"].scenes, strict=False)
+    )
+    tempo_changed = any(r.speech and abs(r.speech.tempo - state.get("tempo", 1.0)) > 1e-3 for r in records.values())
+    if d is not None and not d.within and (changed_script or tempo_changed):
+        return fan_out(state)
+    return "assemble"
 
 
 # --------------------------------------------------------------------------- assemble

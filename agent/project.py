@@ -30,7 +30,7 @@ from tools.cache import AssetStore, atomic_write_json, file_hash
 
 from .config import describe_validation
 from .schemas import Outline, Script
-from .state import AssetRef, LessonRequest, SceneRecord
+from .state import AssetRef, Duration, LessonRequest, SceneRecord
 
 MANIFEST = "lesson.json"
 FORMAT = 1
@@ -73,6 +73,7 @@ class Manifest(BaseModel):
     targets: list[float] = Field(default_factory=list)
     scenes: list[SceneRecord] = Field(default_factory=list)
     video: VideoRecord | None = None
+    duration: Duration | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     fallbacks: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

@@ -77,6 +77,7 @@ async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, em
     manifest.script = script
     manifest.targets = list(final.get("targets", []))
     manifest.scenes = scenes
+    manifest.duration = final.get("duration")
     manifest.video = VideoRecord.model_validate(final["video"]) if final.get("video") else None
     manifest.timings = {k: round(v, 3) for k, v in final.get("timings", {}).items()}
     manifest.warnings = list(final.get("warnings", []))
@@ -122,7 +123,7 @@ async def make(
             manifest.created = previous.created
         manifest.backends = _backends(settings, ctx)
         manifest.settings = settings.model_dump()
-        graph_input: dict[str, Any] = {"request": request}
+        graph_input: dict[str, Any] = {"request": request, "fit_duration": True}
         if script is not None:
             graph_input["script"] = script
         return await _run(graph_input, ctx, manifest, emit)
@@ -159,5 +160,7 @@ async def render(
             "outline": manifest.outline,
             "script": script,
             "targets": manifest.targets,
+            "tempo": manifest.duration.tempo if manifest.duration else 1.0,
+            "fit_duration": False,
         }
         return await _run({k: v for k, v in graph_input.items() if v is not None}, ctx, manifest, emit)

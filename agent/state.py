@@ -98,6 +98,7 @@ class SpeechRecord(BaseModel):
     duration: float
     voice: str
     backend: str
+    tempo: float = 1.0
     words: list[tuple[str, float, float]] = Field(default_factory=list)
 
 
@@ -115,6 +116,7 @@ class SceneRecord(BaseModel):
     illustration_prompt: str
     visual: str
     target_seconds: float
+    planned_words: int = 0
     speech: SpeechRecord | None = None
     illustration: AssetRef | None = None
     final_prompt: str = ""
@@ -160,11 +162,29 @@ def extend(left: list | None, right: list | None) -> list:
 # --------------------------------------------------------------------------- graph states
 
 
+class Duration(BaseModel):
+    """The lesson's length: asked for, planned by word budgets, and measured after speech."""
+
+    target: float
+    tolerance: float
+    planned: float = 0.0
+    actual: float = 0.0
+    words_per_minute: float = 0.0  # measured for the voice that spoke
+    tempo: float = 1.0  # speech sped up (> 1) or slowed down (< 1) to fit
+    rewrites: int = 0  # rounds of narration rewritten after measuring
+    within: bool = False
+
+
 class LessonState(TypedDict, total=False):
     request: LessonRequest
     outline: Outline
     script: Script
     targets: list[float]  # seconds per scene
+    fit_duration: bool  # measure after speech and adjust (make); render keeps what it is given
+    tempo: float
+    retimed: bool
+    refits: int
+    duration: Duration
     scenes: Annotated[dict[int, SceneRecord], merge_scenes]
     timings: Annotated[dict[str, float], add_timings]
     warnings: Annotated[list[str], extend]
@@ -180,6 +200,7 @@ class SceneState(TypedDict, total=False):
     total: int
     draft: SceneDraft
     target_seconds: float
+    tempo: float
     prompts: list[str]  # every scene's illustration prompt, for contrastive judging
     # the illustrate <-> critique loop
     attempt: int  # attempts made so far; the loop's own bound (not LangGraph's recursion limit)

@@ -14,6 +14,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests never read the developer's real settings.
 for _var in [v for v in os.environ if v.startswith("LESSONFORGE_")] + ["OPENAI_API_KEY", "OPENAI_BASE_URL"]:
     os.environ.pop(_var, None)
+# Measured voice rates and other per-user state go to a folder of this test session, never ~/.cache.
+import tempfile  # noqa: E402
+
+os.environ["LESSONFORGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="lessonforge-test-cache-")
 
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -14,6 +14,9 @@ Endpoints (with or without the ``/v1`` prefix):
   then by ``default``; with neither, a 500 whose body says so (and ``x-should-retry: false`` so the
   client does not retry it).
 - ``GET /v1/models``: the ``models`` attribute, a list of model ids or an :class:`Error`.
+- ``POST /v1/audio/speech``: the ``speech`` attribute, the audio bytes to send (``bytes``), an
+  :class:`Error`, a :class:`Hang` or a callable ``(request_json) -> bytes | Error | Hang``; unset, a
+  500 (not retried) saying so.
 
 A script item is a ``str`` (the assistant message content), a ``dict`` (a full response body, e.g.
 from :func:`completion`), a callable ``(request_json) -> str | dict | Error | Hang``, an
@@ -137,8 +140,10 @@ class FakeOpenAIServer:
         default: Callable[[dict[str, Any]], Reply] | None = None,
         models: list[str] | Error | None = None,
         api_key: str | None = None,
+        speech: bytes | Error | Hang | Callable[[dict[str, Any]], bytes | Error | Hang] | None = None,
     ) -> None:
         self.default = default
+        self.speech = speech
         self.models: list[str] | Error = models if models is not None else ["gpt-4.1-mini", "gpt-4.1"]
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
@@ -201,6 +206,10 @@ class FakeOpenAIServer:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def speech_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/audio/speech")]
+
     # ----------------------------------------------------------------- answering (server thread)
 
     def _record(self, request: RecordedRequest) -> None:
@@ -222,6 +231,14 @@ class FakeOpenAIServer:
                     headers={"x-should-retry": "false"},
                 )
             item = self.default
+        return item(request) if callable(item) else item
+
+    def _speech_reply(self, request: dict[str, Any]) -> bytes | Error | Hang:
+        item = self.speech
+        if item is None:
+            return Error(500, body={"error": {
+                "message": "FakeOpenAIServer: no speech audio set; assign server.speech = <bytes or callable>",
+                "type": "fake_server_error", "param": None, "code": "no_speech"}}, headers={"x-should-retry": "false"})
         return item(request) if callable(item) else item
 
     def _chat_body(self, reply: str | dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -279,11 +296,14 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             denied = server._auth_error(headers)
             if denied is not None:
                 return self._send_error(denied)
-            if self._route() != "/chat/completions":
+            route = self._route()
+            if route not in ("/chat/completions", "/audio/speech"):
                 return self._send_error(_not_found(self.path))
             if not isinstance(body, dict):
                 return self._send_error(Error(400, body={"error": {
                     "message": "request body is not a JSON object", "type": "invalid_request_error"}}))
+            if route == "/audio/speech":
+                return self._answer_speech(body)
             if body.get("stream"):
                 return self._send_error(Error(400, body={"error": {
                     "message": "FakeOpenAIServer does not stream", "type": "invalid_request_error"}}))
@@ -296,6 +316,18 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return self._send_error(reply)
             self._send_json(200, server._chat_body(reply, body))
 
+        def _answer_speech(self, body: dict[str, Any]) -> None:
+            reply = server._speech_reply(body)
+            if isinstance(reply, Hang):
+                server._stop.wait(reply.seconds)
+                self.close_connection = True
+                return None
+            if isinstance(reply, Error):
+                return self._send_error(reply)
+            kind = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg"}.get(
+                str(body.get("response_format", "mp3")), "application/octet-stream")
+            self._send(200, bytes(reply), {}, content_type=kind)
+
         def _route(self) -> str:
             path = self.path.split("?", 1)[0].rstrip("/")
             return path.removeprefix("/v1")
@@ -306,10 +338,11 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def _send_json(self, status: int, body: dict[str, Any]) -> None:
             self._send(status, json.dumps(body).encode("utf-8"), {})
 
-        def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        def _send(self, status: int, payload: bytes, headers: dict[str, str], *,
+                  content_type: str = "application/json") -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("x-request-id", f"req_fake{next(_ids)}")
                 for name, value in headers.items():

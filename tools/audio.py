@@ -55,6 +55,12 @@ def wav_duration(path: Path | str) -> float:
     return frames / rate
 
 
+def wav_rate(path: Path | str) -> int:
+    """The sample rate of a WAV file."""
+    with wave.open(str(path), "rb") as w:
+        return w.getframerate()
+
+
 def write_wav(path: Path | str, pcm: bytes, rate: int) -> Path:
     """Write mono 16-bit little-endian PCM samples to ``path`` as a WAV file, atomically."""
     if rate <= 0:
@@ -85,15 +91,22 @@ def read_wav_pcm(path: Path | str) -> tuple[bytes, int]:
         raise SpeechError(f"Audio file {path} is not a readable PCM WAV ({err}). Delete it and run again.") from err
 
 
-def to_wav(src: Path | str, dst: Path | str, sample_rate: int = 24000) -> Path:
-    """Decode any audio ffmpeg reads (MP3, OGG, WAV...) into mono 16-bit PCM WAV at ``dst``, atomically."""
+def to_wav(src: Path | str, dst: Path | str, sample_rate: int = 24000, *, tempo: float = 1.0) -> Path:
+    """Decode any audio ffmpeg reads (MP3, OGG, WAV...) into mono 16-bit PCM WAV at ``dst``, atomically.
+
+    ``tempo`` speeds speech up (> 1) or slows it down (< 1) without changing its pitch (ffmpeg atempo,
+    0.5-2.0); the duration becomes ``duration / tempo``.
+    """
     src, dst = Path(src), Path(dst)
     if not src.is_file() or src.stat().st_size == 0:
         raise SpeechError(f"Audio file {src} is missing or empty; there is nothing to decode. Synthesize it again.")
+    if not 0.5 <= tempo <= 2.0:
+        raise SpeechError(f"tempo {tempo} is outside 0.5-2.0; speech cannot be retimed that far")
     with atomic_path(dst) as tmp:
         cmd = [
             ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
             "-i", str(src), "-vn", "-ac", "1", "-ar", str(sample_rate),
+            *(["-af", f"atempo={tempo:.6f}"] if abs(tempo - 1.0) > 1e-6 else []),
             "-c:a", "pcm_s16le", "-f", "wav", str(tmp),
         ]  # fmt: skip
         try:

@@ -125,7 +125,8 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
         )
     if schema is s.Script:
         n = int(_number(prompt, r"Write exactly (\d+) scenes") or 3)
-        budgets = [int(b) for b in re.findall(r"\d+", _field(prompt, r"Word budgets[^:]*:[^:]*") or "")]
+        found = re.search(r"Word budgets[^:]*:\s*([\d,\s]+)", prompt)
+        budgets = [int(b) for b in re.findall(r"\d+", found.group(1))] if found else []
         budgets = (budgets + [30] * n)[:n]
         subjects = ["leaf", "sunlight", "water", "roots", "sugar", "oxygen", "cell", "river", "mountain", "engine"]
         scenes = []
@@ -225,7 +226,7 @@ class FakeSpeech:
         self.calls = 0
 
     def default_voice(self, language: str) -> str:
-        return f"fake-{language}"
+        return f"fake-{language}-{self.wpm:g}wpm"  # a voice per speaking rate, as real voices differ
 
     def voices(self, language: str | None = None) -> list[Voice]:
         return [Voice(name=self.default_voice(language or "en"), language=language or "en", backend="fake")]

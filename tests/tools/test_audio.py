@@ -84,3 +84,21 @@ def test_ffmpeg_exe_falls_back_to_path_and_names_the_fix(monkeypatch: pytest.Mon
     monkeypatch.setattr(audio.shutil, "which", lambda name: None)
     with pytest.raises(RenderError, match="imageio-ffmpeg"):
         audio.ffmpeg_exe()
+
+
+def test_tempo_changes_length_not_pitch(tmp_path):
+    import numpy as np
+
+    from tools.audio import read_wav_pcm, to_wav, wav_duration, write_wav
+
+    rate = 24000
+    t = np.arange(rate * 2) / rate
+    tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype("<i2")
+    src = write_wav(tmp_path / "a.wav", tone.tobytes(), rate)
+    fast = to_wav(src, tmp_path / "fast.wav", rate, tempo=1.1)
+    assert abs(wav_duration(fast) - 2 / 1.1) < 0.02
+    pcm, _ = read_wav_pcm(fast)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(float)
+    spectrum = np.abs(np.fft.rfft(samples))
+    peak_hz = np.argmax(spectrum) * rate / len(samples)
+    assert abs(peak_hz - 440) < 5  # same pitch

@@ -1,0 +1,230 @@
+"""The diagram visual kind: the LLM-facing model, and drawing that is exact, legible and deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from tools import diagrams, slides
+from tools.base import ConfigError
+from tools.diagrams import Diagram, compose_diagram_slide, draw_diagram, format_value, palette
+from tools.llm_openai import strict_json_schema
+
+# Distinctive colours: label text is pure-ish red, nothing else in the picture is red.
+PROBE = slides.Theme("probe", background=(255, 255, 255), title=(0, 0, 0), text=(200, 0, 0),
+                     accent=(0, 0, 190), muted=(0, 110, 0))
+
+
+def make(kind: str, **kw) -> Diagram:
+    base = {"kind": kind, "labels": [], "values": [], "columns": [], "rows": [], "caption": ""}
+    return Diagram.model_validate({**base, **kw})
+
+
+STEPS = make("steps", labels=["Light hits the leaf", "Water splits", "Carbon dioxide enters", "Sugar is made",
+                              "Oxygen leaves"], caption="Photosynthesis in five steps")
+CYCLE = make("cycle", labels=["Evaporation", "Condensation", "Precipitation", "Collection"],
+             caption="The water cycle")
+TABLE = make("comparison", columns=["Feature", "Plant cell", "Animal cell"],
+             rows=[["Cell wall", "Yes", "No"], ["Chloroplasts", "Yes", "No"], ["Vacuole", "One large", "Many small"]],
+             caption="")
+BARS = make("bar_chart", labels=["Mercury", "Venus", "Earth", "Mars"], values=[0.38, 0.91, 1.0, -0.2],
+            caption="Surface gravity (Earth = 1)")
+ALL = {"steps": STEPS, "cycle": CYCLE, "comparison": TABLE, "bar_chart": BARS}
+
+
+def red_mask(img: Image.Image) -> np.ndarray:
+    a = np.asarray(img).astype(int)
+    return (a[..., 0] - np.maximum(a[..., 1], a[..., 2])) > 60
+
+
+def box_mask(shape: tuple[int, int], boxes) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        m[max(0, int(np.floor(y0))): int(np.ceil(y1)) + 1, max(0, int(np.floor(x0))): int(np.ceil(x1)) + 1] = True
+    return m
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+@pytest.mark.parametrize("kind", list(ALL))
+@pytest.mark.parametrize("size", [(826, 727), (936, 611), (333, 517)])
+def test_each_kind_draws_at_the_exact_size_on_the_theme_background(kind, size):
+    theme = slides.THEMES["dark"]
+    img = draw_diagram(ALL[kind], width=size[0], height=size[1], theme=theme)
+    assert img.mode == "RGB" and img.size == size
+    a = np.asarray(img)
+    assert tuple(a[0, 0]) == theme.background and tuple(a[-1, -1]) == theme.background
+    assert (a != np.array(theme.background)).any(axis=-1).mean() > 0.03  # something was drawn
+
+
+@pytest.mark.parametrize("kind", list(ALL))
+def test_every_label_is_drawn_inside_its_box_and_no_text_outside_the_boxes(kind):
+    img, placed = diagrams._render(ALL[kind], width=830, height=700, theme=PROBE)
+    red = red_mask(img)
+    labels = [(t, b) for t, b, colour in placed if colour == PROBE.text]
+    expected = {"comparison": [c for row in TABLE.rows for c in row]}.get(kind, ALL[kind].labels)
+    if kind == "bar_chart":
+        expected = [*BARS.labels, *(format_value(v) for v in BARS.values)]
+    assert sorted(t for t, _ in labels) == sorted(expected)
+    for text, box in labels:
+        inside = red & box_mask(red.shape, [box])
+        assert inside.sum() > 20 * len(text.replace(" ", "")), f"{text!r} is not visible in its box"
+    outside = red & ~box_mask(red.shape, [b for _, b in labels])
+    assert outside.sum() == 0
+
+
+@pytest.mark.parametrize("kind", ["steps", "cycle", "bar_chart"])
+def test_long_labels_wrap_and_shrink_but_never_leave_their_boxes(kind):
+    long = ["Light energy is absorbed by chlorophyll", "Water molecules are split apart",
+            "Hydrogen joins carbon dioxide", "Glucose is built step by step", "Oxygen escapes through stomata",
+            "Supercalifragilisticexpialidocious"]
+    d = make(kind, labels=long, values=[1, 2, 3, 4, 5, 6] if kind == "bar_chart" else [],
+             caption="A deliberately long caption that must wrap onto a second line to fit under the diagram here")
+    img, placed = diagrams._render(d, width=420, height=360, theme=PROBE)
+    red = red_mask(img)
+    boxes = [b for _, b, colour in placed if colour == PROBE.text]
+    assert red.sum() > 0
+    assert (red & ~box_mask(red.shape, boxes)).sum() == 0
+    caption = [b for t, b, colour in placed if colour == PROBE.muted]
+    assert len(caption) == 1 and caption[0][3] <= 360
+
+
+def test_a_table_header_is_set_on_the_accent_colour_in_the_background_colour():
+    img, placed = diagrams._render(TABLE, width=830, height=700, theme=PROBE)
+    a = np.asarray(img).astype(int)
+    headers = [(t, b) for t, b, colour in placed if colour == PROBE.background]
+    assert [t for t, _ in headers] == TABLE.columns
+    for _, (x0, y0, x1, y1) in headers:
+        region = a[int(y0): int(y1), int(x0): int(x1)]
+        blue = (region[..., 2] > 150) & (region[..., 0] < 60)
+        white = region.min(axis=-1) > 200
+        assert blue.mean() > 0.5 and white.sum() > 50  # text drawn on the header band
+
+
+def test_steps_flow_left_to_right_and_mirror_for_right_to_left_languages():
+    d = make("steps", labels=["one", "two", "three"])
+    _, ltr = diagrams._render(d, width=900, height=400, theme=PROBE, language="en")
+    _, rtl = diagrams._render(d, width=900, height=400, theme=PROBE, language="ar")
+
+    def xs(placed):
+        return [b[0] for t, b, colour in placed if colour == PROBE.text]
+
+    assert xs(ltr) == sorted(xs(ltr)) and xs(rtl) == sorted(xs(rtl), reverse=True)
+
+
+def test_many_steps_wrap_to_rows():
+    d = make("steps", labels=[f"Step {c}" for c in "ABCDEF"])
+    _, placed = diagrams._render(d, width=830, height=700, theme=PROBE)
+    tops = {round(b[1]) for t, b, colour in placed if colour == PROBE.text}
+    assert len(tops) >= 2
+
+
+def test_bars_are_as_tall_as_their_values():
+    d = make("bar_chart", labels=["a", "b"], values=[1.0, 3.0])
+    img = draw_diagram(d, width=600, height=500, theme=PROBE)
+    a = np.asarray(img).astype(int)
+    accent = (a[..., 2] > 150) & (a[..., 0] < 40) & (a[..., 1] < 40)
+    cols = accent.sum(axis=0)
+    left, right = cols[: 300].max(), cols[300:].max()
+    assert right == pytest.approx(3 * left, rel=0.05)
+
+
+def test_drawing_is_deterministic():
+    for d in ALL.values():
+        a = draw_diagram(d, width=640, height=480, theme=slides.THEMES["chalk"])
+        b = draw_diagram(d, width=640, height=480, theme=slides.THEMES["chalk"])
+        assert a.tobytes() == b.tobytes()
+    other = make("steps", labels=["Light hits the leaf", "Water splits"])
+    assert draw_diagram(other, width=640, height=480, theme=slides.THEMES["chalk"]).tobytes() != \
+        draw_diagram(STEPS, width=640, height=480, theme=slides.THEMES["chalk"]).tobytes()
+
+
+def test_non_latin_labels_use_a_font_that_covers_them():
+    d = make("cycle", labels=["Испарение", "Конденсация", "Осадки"], caption="Κύκλος του νερού")
+    img, placed = diagrams._render(d, width=700, height=600, theme=PROBE, language="ru")
+    assert img.size == (700, 600) and len(placed) == 4
+    for text, *_ in placed:
+        assert not slides.choose_font(text, bold=True, language="ru").missing
+
+
+def test_palette_colours_meet_wcag_aa_on_what_they_are_drawn_on():
+    for theme in slides.THEMES.values():
+        p = palette(theme)
+        assert slides.contrast_ratio(p.text, p.fill) >= 4.5
+        assert slides.contrast_ratio(p.text, p.background) >= 4.5
+        assert slides.contrast_ratio(p.strong, p.edge) >= 4.5
+        assert slides.contrast_ratio(p.muted, p.background) >= 4.5
+
+
+def test_a_diagram_slide_holds_the_diagram_at_its_illustration_box_one_to_one():
+    for aspect in ("16:9", "9:16"):
+        r = compose_diagram_slide(CYCLE, title="The water cycle", bullets=["Heat lifts water", "Cold brings it down"],
+                                  footer="Water", index=2, total=4, aspect=aspect, theme="light")
+        box = r.boxes["illustration"]
+        assert r.boxes["picture"] == box
+        alone = draw_diagram(CYCLE, width=box[2] - box[0], height=box[3] - box[1], theme=slides.THEMES["light"])
+        assert r.image.crop(box).tobytes() == alone.tobytes()
+        assert not r.overflow
+
+
+def test_too_small_a_size_is_a_config_error():
+    with pytest.raises(ConfigError, match="at least 64"):
+        draw_diagram(STEPS, width=40, height=300, theme=PROBE)
+
+
+def test_format_value():
+    assert [format_value(v) for v in (1500.0, 3.75, 0.042, -2.0, 12.5, 250.4)] == \
+        ["1,500", "3.75", "0.042", "-2", "12.5", "250"]
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_schema_is_strict_and_fully_described():
+    schema = Diagram.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == set(schema["properties"]) == {"kind", "labels", "values", "columns", "rows",
+                                                                      "caption"}
+    for name, prop in schema["properties"].items():
+        assert prop.get("description"), name
+        assert "default" not in prop, name
+    strict = strict_json_schema(Diagram)  # what the OpenAI backend sends
+    assert strict["additionalProperties"] is False and set(strict["required"]) == set(strict["properties"])
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"kind": "steps", "labels": ["only one"]}, "needs 2 to 6 labels"),
+    ({"kind": "cycle", "labels": ["a", "b"]}, "needs 3 to 6 labels"),
+    ({"kind": "steps", "labels": list("abcdefg")}, "merge steps"),
+    ({"kind": "steps", "labels": ["a", "b"], "values": [1, 2]}, "set values to []"),
+    ({"kind": "bar_chart", "labels": ["a", "b", "c"], "values": [1, 2]}, "3 labels but 2 values"),
+    ({"kind": "bar_chart", "labels": ["a", "b"], "values": [1, float("nan")]}, "finite number"),
+    ({"kind": "comparison", "columns": ["only"], "rows": [["x"]]}, "needs 2 to 4 columns"),
+    ({"kind": "comparison", "columns": ["a", "b"], "rows": [["x", "y", "z"]]}, "one cell per column"),
+    ({"kind": "comparison", "columns": ["a", "b"], "rows": []}, "needs 1 to 6 rows"),
+    ({"kind": "comparison", "columns": ["a", "b"], "rows": [["x", "y"]], "labels": ["l"]}, "set labels to []"),
+    ({"kind": "steps", "labels": ["a", "x" * 41]}, "shorten it to at most 40"),
+    ({"kind": "steps", "labels": ["a", "  "]}, "is empty"),
+    ({"kind": "steps", "labels": ["a", "b"], "caption": "c" * 121}, "at most 120"),
+    ({"kind": "pie", "labels": ["a", "b"]}, "kind"),
+])
+def test_invalid_diagrams_are_rejected_with_a_message_the_llm_can_act_on(fields, message):
+    base = {"labels": [], "values": [], "columns": [], "rows": [], "caption": ""}
+    with pytest.raises(ValidationError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        Diagram.model_validate({**base, **fields})
+
+
+def test_every_field_is_required_and_extras_are_refused():
+    with pytest.raises(ValidationError, match="Field required"):
+        Diagram.model_validate({"kind": "steps", "labels": ["a", "b"]})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        Diagram.model_validate({"kind": "steps", "labels": ["a", "b"], "values": [], "columns": [], "rows": [],
+                                "caption": "", "colour": "red"})
+
+
+def test_whitespace_in_labels_is_normalised():
+    d = make("steps", labels=["  Light \n hits ", "leaf"], caption="  two   steps ")
+    assert d.labels == ["Light hits", "leaf"] and d.caption == "two steps"
