@@ -17,7 +17,8 @@ from typing import Any
 
 from tools import registry
 from tools.base import LLM, Critic, ImageGenerator, SpeechSynth
-from tools.cached import CachedCritic, CachedImages, CachedLLM, CachedSpeech
+from tools.batching import BatchedCritic
+from tools.cached import CachedImages, CachedLLM, CachedSpeech
 from tools.speech_fallback import FallbackSpeech
 
 from .config import Settings
@@ -122,7 +123,7 @@ def from_settings(
         speech=speech,
         llm=llm,
         images=CachedImages(images, store) if images is not None else None,
-        critic=CachedCritic(critic, store) if critic is not None else None,
+        critic=BatchedCritic(critic, store) if critic is not None else None,
         fallbacks=fallbacks,
         is_ready=True,
     )

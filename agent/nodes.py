@@ -372,7 +372,7 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
             img.load()
             picture = img.convert("RGB")
             picture.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
-        [verdict] = await asyncio.to_thread(ctx.critic.judge, [picture], prompts_all, [i - 1])
+        verdict = await ctx.critic.judge_one(picture, prompts_all, i - 1)  # batched with other scenes
     except LessonForgeError as err:
         note = f"critic failed, picture used unjudged: {err}"
         emit("critique", note, scene=i, total=state["total"], level="warning")

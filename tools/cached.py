@@ -7,12 +7,11 @@ what changed. The wrappers keep the interfaces, so the agent cannot tell them fr
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Image, ImageRequest, Message, Speech, T, Verdict, WordTiming
+from .base import Image, ImageRequest, Message, Speech, T, WordTiming
 from .cache import AssetStore, atomic_path, content_key, link_or_copy
 
 
@@ -121,36 +120,6 @@ class CachedImages:
         return getattr(self.inner, name)
 
 
-class CachedCritic:
-    def __init__(self, inner: Any, store: AssetStore) -> None:
-        self.inner = inner
-        self.store = store
-        self.name = inner.name
-        self.hits = 0
-
-    def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
-        targets = list(targets) if targets is not None else list(range(len(images)))
-        settings = {k: getattr(self.inner, k, None) for k in ("floor", "margin")}
-        keys = [content_key("critic", self.name, settings, _png_bytes(img), list(prompts), t) for img, t in zip(images, targets, strict=True)]
-        cached = [self.store.get_json(k) for k in keys]
-        if all(c is not None for c in cached):
-            self.hits += len(keys)
-            return [Verdict(**{**c, "scores": tuple(c["scores"])}) for c in cached]  # type: ignore[arg-type]
-        verdicts = self.inner.judge(images, prompts, targets)
-        for k, v in zip(keys, verdicts, strict=True):
-            self.store.put_json(k, {"accepted": v.accepted, "score": v.score, "scores": list(v.scores), "rank": v.rank, "reason": v.reason})
-        return verdicts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def _png_bytes(img: Any) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def save_png(img: Any, out: Path, **meta: str) -> Path:
     """Save a picture atomically, keeping its text metadata (and ``meta``) as PNG text chunks."""
     from PIL.PngImagePlugin import PngInfo
@@ -164,4 +133,4 @@ def save_png(img: Any, out: Path, **meta: str) -> Path:
     return out
 
 
-__all__ = ["CachedCritic", "CachedImages", "CachedLLM", "CachedSpeech", "save_png"]
+__all__ = ["CachedImages", "CachedLLM", "CachedSpeech", "save_png"]

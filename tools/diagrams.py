@@ -485,15 +485,15 @@ def _caption_band(c: _Canvas, caption: str) -> Rect:
     return (m, m, c.W - m, band[1] - c.px(10))
 
 
-def _grid(n: int, w: float, h: float) -> tuple[int, int]:
-    """Columns and rows for n boxes: the grid whose boxes are largest at a ~1.7:1 shape."""
+def _grid(n: int, w: float, h: float, gap_x: float, gap_y: float) -> tuple[int, int]:
+    """Columns and rows for n boxes: the largest boxes of a ~1.7:1 shape, fewer rows when close."""
     best, best_score = (n, 1), -1.0
     for cols in range(1, n + 1):
         rows = math.ceil(n / cols)
         if rows > 1 and (cols - 1) * rows >= n:  # an empty column: never better
             continue
-        cw, ch = w / cols, h / rows
-        score = min(cw / 1.7, ch)  # the height a 1.7:1 box could have
+        cw, ch = (w - gap_x * (cols - 1)) / cols, (h - gap_y * (rows - 1)) / rows
+        score = min(cw / 1.7, ch) / (1 + 0.15 * (rows - 1))  # every extra row costs a bent arrow
         if score > best_score + 1e-6:
             best, best_score = (cols, rows), score
     return best
@@ -502,7 +502,7 @@ def _grid(n: int, w: float, h: float) -> tuple[int, int]:
 def _draw_steps(c: _Canvas, d: Diagram, area: Rect) -> None:
     n = len(d.labels)
     x0, y0, x1, y1 = area
-    cols, rows = _grid(n, x1 - x0, y1 - y0)
+    cols, rows = _grid(n, x1 - x0, y1 - y0, c.px(54), c.px(64))
     gap_x = c.px(54) if cols > 1 else 0.0
     gap_y = c.px(64) if rows > 1 else 0.0
     cw = (x1 - x0 - gap_x * (cols - 1)) / cols

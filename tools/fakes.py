@@ -268,11 +268,13 @@ class FakeCritic:
         self.floor = floor
         self.margin = margin
         self.calls = 0
+        self.score_calls = 0
 
     def load(self) -> None:
         return None
 
     def scores(self, images: Sequence[Any], prompts: Sequence[str]) -> list[list[float]]:
+        self.score_calls += 1
         rows = []
         for img in images:
             shown = set(w.lower() for w in _words(getattr(img, "info", {}).get("prompt", "")))

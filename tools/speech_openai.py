@@ -86,6 +86,7 @@ _SILENT_DBFS = -60.0  # a file whose speech level is below this is silence
 _MAX_STRETCHES_PER_GROUP = 8
 _MAX_WORDS_PER_GROUP = 80
 _W_DURATION = 4.0
+_FINAL_LENGTHENING = 0.4  # a word before a pause is spoken this much longer
 _TAU_S = 0.05  # softens the duration ratio for very short groups
 _SPLIT_COST = (1.0, 0.2, 0.0)  # group boundary after a word ending with: nothing, a clause mark, a sentence end
 _INNER_COST = (0.0, 0.6, 2.0)  # the same marks inside a group (no pause where one was likely)
@@ -644,7 +645,20 @@ def align_words(text: str, samples: np.ndarray, rate: int) -> list[WordTiming]:
 
 
 def _align(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """Groups ((first stretch, end), (first word, end)) of least total cost, by dynamic programming."""
+    """Groups ((first stretch, end), (first word, end)) of least total cost, by dynamic programming.
+
+    The speaking rate (seconds per weight unit) is first taken from the whole narration, then
+    once more from the first alignment, whose group-final words are lengthened.
+    """
+    weights = np.array([t.weight for t in tokens])
+    voiced = sum(e - s for s, e in stretches)
+    groups = _align_at(stretches, tokens, voiced / weights.sum())
+    lengthened = weights.sum() + _FINAL_LENGTHENING * sum(weights[j1 - 1] for _, (_, j1) in groups)
+    return _align_at(stretches, tokens, voiced / lengthened)
+
+
+def _align_at(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token],
+              unit: float) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     K, N = len(stretches), len(tokens)
     starts = np.array([s for s, _ in stretches])
     ends = np.array([e for _, e in stretches])
@@ -653,7 +667,6 @@ def _align(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) -
     G = np.concatenate([[0.0], np.cumsum(gaps * _MERGE_COST_PER_S)])  # G[k]: merge cost of gaps before stretch k
     weights = np.array([t.weight for t in tokens])
     CW = np.concatenate([[0.0], np.cumsum(weights)])
-    unit = V[K] / CW[N]
     marks = np.array([t.mark for t in tokens])
     inner = np.array(_INNER_COST)[marks]
     IC = np.concatenate([[0.0], np.cumsum(inner)])
@@ -670,9 +683,10 @@ def _align(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) -
     stop = js + bs  # word after the group
     valid = stop <= N
     stop_c = np.minimum(stop, N)
-    W = CW[stop_c] - CW[js]
+    expected = unit * (CW[stop_c] - CW[js] + _FINAL_LENGTHENING * weights[stop_c - 1])
     inner_cost = IC[np.maximum(stop_c - 1, 0)] - IC[js]
     split_cost = split[stop_c - 1]
+    fixed = np.where(valid, inner_cost + split_cost, np.inf)
     for i in range(K):
         row = cost[i]
         if not np.isfinite(row).any():
@@ -685,9 +699,7 @@ def _align(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) -
         for a in range(1, min(_MAX_STRETCHES_PER_GROUP, K - i) + 1):
             D = V[i + a] - V[i]
             merge = G[i + a - 1] - G[i]
-            dur = _W_DURATION * np.log((D + _TAU_S) / (unit * W + _TAU_S)) ** 2
-            total = row[:N, None] + dur + inner_cost + split_cost + merge
-            total = np.where(valid, total, np.inf)
+            total = row[:N, None] + _W_DURATION * np.log((D + _TAU_S) / (expected + _TAU_S)) ** 2 + fixed + merge
             target = cost[i + a]
             for b in range(1, B + 1):  # scatter: group j..j+b-1 ends at word j+b
                 col = total[: N - b + 1, b - 1]
@@ -716,6 +728,7 @@ def _spread(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) 
     cum = np.concatenate([[0.0], np.cumsum(durs)])
     total_v = float(cum[-1])
     weights = np.array([t.weight for t in tokens])
+    weights[-1] *= 1.0 + _FINAL_LENGTHENING
     bounds = list(np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * total_v)  # voiced-time positions
     # Move an inner word boundary onto a pause inside the group when it is close to one.
     taken: set[int] = set()

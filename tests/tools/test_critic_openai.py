@@ -46,17 +46,20 @@ def _full_text(err: BaseException) -> str:
     return str(err) + "".join(traceback.format_exception(err))
 
 
+def _parts(request_json: dict[str, Any]) -> list[dict[str, Any]]:
+    """The content parts of the request's (one) multi-part user message."""
+    (message,) = [m for m in request_json["messages"] if isinstance(m.get("content"), list)]
+    assert message["role"] == "user"
+    return message["content"]
+
+
 def _image_part(request_json: dict[str, Any]) -> dict[str, Any]:
-    user = request_json["messages"][-1] if request_json["messages"][-1]["role"] == "user" else None
-    parts = [p for m in request_json["messages"] if isinstance(m.get("content"), list) for p in m["content"]]
-    assert user is not None
-    (image,) = [p for p in parts if p["type"] == "image_url"]
+    (image,) = [p for p in _parts(request_json) if p["type"] == "image_url"]
     return image
 
 
 def _text_part(request_json: dict[str, Any]) -> str:
-    parts = [p for m in request_json["messages"] if isinstance(m.get("content"), list) for p in m["content"]]
-    (text,) = [p["text"] for p in parts if p["type"] == "text"]
+    (text,) = [p["text"] for p in _parts(request_json) if p["type"] == "text"]
     return text
 
 
@@ -329,3 +332,40 @@ def test_cached_critic_stores_its_verdicts(fake_openai, critic, tmp_path):  # no
     again = cached.judge([picture()], PROMPTS, [0])
     assert first == again and cached.hits == 1
     assert len(fake_openai.chat_requests) == 1
+
+
+def test_the_agent_retries_a_scene_the_vision_critic_rejects_and_records_its_reason(fake_openai, tmp_path):  # noqa: F811
+    """A whole (fake) lesson judged by OpenAICritic: scene 1's first picture "resembles scene 2"."""
+    import asyncio
+
+    from agent import run
+    from agent.config import Settings
+    from agent.state import make_request
+    from tools.fakes import FakeImages, FakeLLM, FakeSpeech
+
+    seen: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def by_scene(request: dict[str, Any]) -> str:
+        scene = int(re.search(r"belongs to scene (\d+) of", _text_part(request)).group(1))
+        with lock:
+            seen[scene] = seen.get(scene, 0) + 1
+            first = seen[scene] == 1
+        if scene == 1 and first:
+            return answer(4, 5, resembles=2, problems=("looks like the next scene",), suggestion="Show a bud.")
+        return answer(5, 5)
+
+    fake_openai.default = by_scene
+    critic = OpenAICritic("gpt-4.1-mini", base_url=fake_openai.url)
+    manifest = asyncio.run(run.make(make_request(topic="how seeds sprout", minutes=0.5), Settings.load(),
+                                    tmp_path / "seeds", llm=FakeLLM(), speech=FakeSpeech(), images=FakeImages(),
+                                    critic=critic))
+
+    first, *rest = manifest.scenes
+    assert rest and manifest.backends["critic"] == "openai:gpt-4.1-mini"
+    assert [a.accepted for a in first.attempts] == [False, True] and first.critic == "accepted"
+    assert first.attempts[0].rank == 2 and "scene 2" in first.attempts[0].reason
+    assert "Show a bud" in first.attempts[0].reason
+    assert first.attempts[0].scores[1] == first.attempts[0].score == 2.0
+    assert all(s.critic == "accepted" and len(s.attempts) == 1 for s in rest)
+    assert len(fake_openai.chat_requests) == len(manifest.scenes) + 1

@@ -1,0 +1,112 @@
+"""Judge the pictures of concurrent scenes in one critic pass, and cache every verdict.
+
+Scenes run concurrently, so their pictures reach the critic at about the same time. Each scene
+asks for its own verdict (``await critic.judge_one(...)``); requests arriving within a short
+window are scored together: one forward pass of images × every distinct prompt for a critic that
+exposes ``scores`` (CLIP and the fake), else one ``judge`` call per group of scenes that share
+their prompt list. Verdicts are cached per (picture, prompts, target), so a rerun or an edit asks
+the critic only about new pictures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Verdict
+from .cache import AssetStore, content_key
+
+
+@dataclass
+class _Request:
+    image: Any
+    prompts: tuple[str, ...]
+    target: int
+    key: str
+    future: asyncio.Future[Verdict]
+
+
+def _png(img: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class BatchedCritic:
+    def __init__(self, inner: Any, store: AssetStore | None = None, *, window_s: float = 0.05, max_batch: int = 32) -> None:
+        self.inner = inner
+        self.store = store
+        self.name = inner.name
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.passes = 0  # critic passes made (each may judge many pictures)
+        self.judged = 0  # pictures judged by the critic (not from the cache)
+        self.hits = 0
+        self._pending: list[_Request] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _key(self, image: Any, prompts: Sequence[str], target: int) -> str:
+        settings = {k: getattr(self.inner, k, None) for k in ("floor", "margin")}
+        return content_key("critic", self.name, settings, _png(image), list(prompts), target)
+
+    async def judge_one(self, image: Any, prompts: Sequence[str], target: int) -> Verdict:
+        """The verdict on ``image`` as a picture for ``prompts[target]`` (the others are contrast)."""
+        key = await asyncio.to_thread(self._key, image, prompts, target)
+        cached = self.store.get_json(key) if self.store is not None else None
+        if cached is not None:
+            self.hits += 1
+            return Verdict(**{**cached, "scores": tuple(cached["scores"])})
+        loop = asyncio.get_running_loop()
+        request = _Request(image, tuple(prompts), target, key, loop.create_future())
+        self._pending.append(request)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon())
+        return await request.future
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.window_s)
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            try:
+                verdicts = await asyncio.to_thread(self._judge_batch, batch)
+            except BaseException as err:  # every scene in the batch learns why
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(err)
+                continue
+            for r, v in zip(batch, verdicts, strict=True):
+                if self.store is not None:
+                    self.store.put_json(r.key, {"accepted": v.accepted, "score": v.score, "scores": list(v.scores),
+                                                "rank": v.rank, "reason": v.reason})
+                if not r.future.done():
+                    r.future.set_result(v)
+
+    def _judge_batch(self, batch: list[_Request]) -> list[Verdict]:
+        self.judged += len(batch)
+        scores = getattr(self.inner, "scores", None)
+        if scores is not None and hasattr(self.inner, "floor"):
+            from .critic_clip import decide
+
+            self.passes += 1
+            union = list(dict.fromkeys(p for r in batch for p in r.prompts))
+            matrix = scores([r.image for r in batch], union)
+            out = []
+            for i, r in enumerate(batch):
+                row = [float(matrix[i][union.index(p)]) for p in r.prompts]
+                out.append(decide(row, r.target, self.inner.floor, getattr(self.inner, "margin", 0.0)))
+            return out
+        verdicts: dict[int, Verdict] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, r in enumerate(batch):
+            groups.setdefault(r.prompts, []).append(i)
+        for prompts, idx in groups.items():
+            self.passes += 1
+            got = self.inner.judge([batch[i].image for i in idx], list(prompts), [batch[i].target for i in idx])
+            verdicts.update(zip(idx, got, strict=True))
+        return [verdicts[i] for i in range(len(batch))]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
