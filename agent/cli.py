@@ -251,6 +251,28 @@ def render(
         _summary(manifest, folder)
 
 
+@app.command()
+def voices(
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="Only voices for this language (fr, en-GB...)."),
+    speech: Optional[str] = typer.Option(None, help="Speech backend (default: edge, espeak-ng when offline)."),
+) -> None:
+    """List the voices you can pass to --voice."""
+    from agent import run
+
+    try:
+        found, note = asyncio.run(run.voices(language, speech))
+    except LessonForgeError as err:
+        _fail(err, 2)
+    if note:
+        console.print(f"[yellow]note:[/] {scrub(note)}", highlight=False)
+    table = Table("voice", "language", "gender", box=None)
+    for v in found:
+        table.add_row(v.name, v.language, v.gender)
+    out_console.print(table)
+    if not found:
+        console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'")
+
+
 def _check_theme(theme: str) -> None:
     from tools.slides import THEMES
 

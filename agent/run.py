@@ -164,3 +164,27 @@ async def render(
             "fit_duration": False,
         }
         return await _run({k: v for k, v in graph_input.items() if v is not None}, ctx, manifest, emit)
+
+
+async def voices(language: str | None = None, speech: str | None = None) -> tuple[list[Any], str]:
+    """Voices of the speech backend (the edge list when online, espeak-ng's offline) and a note."""
+    import inspect as _inspect
+
+    from tools.base import SpeechError
+
+    from .context import create
+
+    settings = Settings.load(speech=speech)
+    backend = create("speech", settings.speech)
+    note = ""
+    try:
+        listed = backend.voices(language)
+        if _inspect.isawaitable(listed):
+            listed = await listed
+    except SpeechError as err:
+        if not settings.speech_fallback:
+            raise
+        fallback = create("speech", settings.speech_fallback)
+        note = f"{backend.name} is unreachable ({err}); these are the offline {fallback.name} voices"
+        listed = fallback.voices(language)
+    return list(listed), note
