@@ -59,9 +59,14 @@ def scene_count(seconds: float, scene_seconds: float) -> int:
     return max(3, round(seconds / scene_seconds))
 
 
-def derive_seed(base: int, scene: int, attempt: int) -> int:
-    """A reproducible seed per scene and attempt."""
-    return (base * 1_000_003 + scene * 7_919 + attempt * 104_729) % (2**31 - 1)
+def derive_seed(base: int, prompt: str, attempt: int) -> int:
+    """A reproducible seed per scene and attempt.
+
+    It follows the scene's picture prompt, not its position, so moving or inserting scenes keeps
+    every picture (and its cache entry) where it was.
+    """
+    h = int(content_key("seed", prompt), 16)
+    return (base * 1_000_003 + h + attempt * 104_729) % (2**31 - 1)
 
 
 def reading_seconds(title: str, bullets: Sequence[str], wpm: float) -> float:
@@ -195,7 +200,7 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context.ready(req)
     s = ctx.settings
     script, targets = state["script"], state["targets"]
-    if ctx.llm is None or s.fit_rounds == 0:
+    if ctx.llm is None or s.fit_rounds == 0 or not state.get("fit_duration", False):
         return {}
     scenes = list(script.scenes)
     wpm = budget_wpm(ctx, req)
@@ -336,7 +341,7 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
             others="; ".join(others) or "(none)",
         )
         prompt, revised = revision.prompt, revised + 1
-    seed = derive_seed(req.seed, i, attempt)
+    seed = derive_seed(req.seed, draft.illustration_prompt, attempt)
     emit("illustrate", draft.title, scene=i, total=state["total"], attempt=attempt)
     size = ctx.settings.image_size
     [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=size, height=size)])

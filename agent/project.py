@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tools.base import ConfigError
-from tools.cache import AssetStore, atomic_write_json, file_hash
+from tools.cache import AssetStore, atomic_write_json, atomic_write_text, file_hash
 
 from .config import describe_validation
 from .schemas import Outline, Script
@@ -185,11 +185,72 @@ class Project:
                 f"{self.manifest_path} has invalid fields: {describe_validation(err)}; fix them and run again"
             ) from None
 
+    # ------------------------------------------------------------------ versions
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.meta / "versions"
+
+    def _version_path(self, n: int) -> Path:
+        return self.versions_dir / f"{n:04d}.json"
+
+    def current_version(self) -> int:
+        try:
+            return int((self.versions_dir / "current").read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def add_version(self, manifest: Manifest, note: str) -> int:
+        """Keep this manifest as a new version (after the current one; later ones, undone, are dropped)."""
+        n = self.current_version() + 1
+        for path in self.versions_dir.glob("*.json"):
+            if path.stem.isdigit() and int(path.stem) >= n:
+                path.unlink()
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        atomic_write_json(self._version_path(n), {"note": note, "created": created, "manifest": manifest.model_dump(mode="json")})
+        atomic_write_text(self.versions_dir / "current", str(n))
+        return n
+
+    def versions(self) -> list[Version]:
+        current = self.current_version()
+        out = []
+        for path in sorted(self.versions_dir.glob("*.json")):
+            if not path.stem.isdigit():
+                continue
+            try:
+                data = json.loads(path.read_text("utf-8"))
+                m = data["manifest"]
+                out.append(Version(number=int(path.stem), note=data.get("note", ""), created=data.get("created", ""),
+                                   current=int(path.stem) == current,
+                                   duration=(m.get("video") or {}).get("duration", 0.0), scenes=len(m.get("scenes", []))))
+            except (OSError, ValueError, KeyError):
+                continue
+        return out
+
+    def version_manifest(self, n: int) -> Manifest:
+        try:
+            data = json.loads(self._version_path(n).read_text("utf-8"))
+            return Manifest.model_validate(data["manifest"])
+        except (OSError, ValueError, KeyError, ValidationError):
+            raise ConfigError(f"version {n} of {self.root} is missing or damaged; see lessonforge history {self.root}") from None
+
+    def set_current_version(self, n: int) -> None:
+        atomic_write_text(self.versions_dir / "current", str(n))
+
     def save(self, manifest: Manifest) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         manifest.created = manifest.created or now
         manifest.updated = now
         atomic_write_json(self.manifest_path, manifest.model_dump(mode="json"))
+
+
+class Version(BaseModel):
+    number: int
+    note: str
+    created: str
+    current: bool = False
+    duration: float = 0.0
+    scenes: int = 0
 
 
 def now() -> float:

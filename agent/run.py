@@ -32,10 +32,15 @@ async def preflight(ctx: Context, emit: EventSink) -> None:
         emit({"stage": "check", "message": f"Reaching the LLM {ctx.llm.name}"})
         await check()
     for backend, what in ((ctx.images, "image model"), (ctx.critic, "critic model")):
-        load = getattr(getattr(backend, "inner", backend), "load", None)
+        inner = getattr(backend, "inner", backend)
+        load = getattr(inner, "load", None)
         if load is not None:
             emit({"stage": "check", "message": f"Loading the {what} {backend.name}"})
             await asyncio.to_thread(load)  # raises ConfigError naming the model and the fix
+        check = getattr(inner, "check", None) if backend is ctx.critic else None
+        if check is not None:  # a critic behind a service (a vision LLM) must be reachable
+            emit({"stage": "check", "message": f"Reaching the critic {backend.name}"})
+            await asyncio.to_thread(check)
 
 
 async def build_context(
@@ -46,7 +51,7 @@ async def build_context(
     return ctx
 
 
-async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink) -> Manifest:
+async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str) -> Manifest:
     project = ctx.project
     graph = build_graph()
     final: dict[str, Any] = {}
@@ -87,6 +92,7 @@ async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, em
         manifest.usage = {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float)}
     manifest.status, manifest.error = "done", ""
     project.save(manifest)
+    project.add_version(manifest, note)
     return manifest
 
 
@@ -126,7 +132,7 @@ async def make(
         graph_input: dict[str, Any] = {"request": request, "fit_duration": True}
         if script is not None:
             graph_input["script"] = script
-        return await _run(graph_input, ctx, manifest, emit)
+        return await _run(graph_input, ctx, manifest, emit, f"make {request.topic!r}")
 
 
 async def render(
@@ -137,33 +143,60 @@ async def render(
     **backends: Any,
 ) -> Manifest:
     """Rebuild the video from `lesson.json` with no LLM call; hand edits to scenes are honoured."""
-    emit = on_event or (lambda e: None)
     project = Project(out)
     manifest = project.load()
     if manifest.script is None and not manifest.scenes:
         raise ConfigError(
             f"{project.manifest_path} has no script yet (status {manifest.status!r}); run lessonforge make again to finish it"
         )
-    if settings is None:
-        settings = Settings.load(**{k: v for k, v in manifest.settings.items() if k in Settings.model_fields})
     script = manifest.script
     if manifest.scenes:  # the per-scene records are what a user edits by hand
         title = script.title if script else manifest.request.topic
         script = Script(title=title, scenes=[r.draft() for r in manifest.scenes])
     assert script is not None
+    return await produce(project, manifest, manifest.request, script, settings, note="render lesson.json",
+                         on_event=on_event, **backends)
+
+
+async def produce(
+    project: Project,
+    manifest: Manifest,
+    request: LessonRequest,
+    script: Script,
+    settings: Settings | None = None,
+    *,
+    note: str,
+    fit_duration: bool = False,
+    on_event: EventSink | None = None,
+    **backends: Any,
+) -> Manifest:
+    """Produce a given script (after an edit, an undo or a hand edit): only what changed is made again.
+
+    No LLM is needed unless ``fit_duration`` asks for narration to be refitted to a new length.
+    """
+    emit = on_event or (lambda e: None)
+    if settings is None:
+        settings = Settings.load(**{k: v for k, v in manifest.settings.items() if k in Settings.model_fields})
     project.prepare()
     with project.lock():
-        ctx = await build_context(settings, project, manifest.request, need_llm=False, emit=emit, **backends)
+        need_llm = fit_duration or "llm" in backends
+        ctx = await build_context(settings, project, request, need_llm=need_llm, emit=emit, **backends)
+        manifest = manifest.model_copy(deep=True)
+        manifest.request = request
         manifest.backends = _backends(settings, ctx)
+        manifest.settings = settings.model_dump()
+        targets = manifest.targets if len(manifest.targets) == len(script.scenes) else []
+        if fit_duration or not targets:
+            targets = [round(request.minutes * 60 / len(script.scenes), 2)] * len(script.scenes)
         graph_input = {
-            "request": manifest.request,
+            "request": request,
             "outline": manifest.outline,
             "script": script,
-            "targets": manifest.targets,
-            "tempo": manifest.duration.tempo if manifest.duration else 1.0,
-            "fit_duration": False,
+            "targets": targets,
+            "tempo": 1.0 if fit_duration else (manifest.duration.tempo if manifest.duration else 1.0),
+            "fit_duration": fit_duration,
         }
-        return await _run({k: v for k, v in graph_input.items() if v is not None}, ctx, manifest, emit)
+        return await _run({k: v for k, v in graph_input.items() if v is not None}, ctx, manifest, emit, note)
 
 
 async def voices(language: str | None = None, speech: str | None = None) -> tuple[list[Any], str]:

@@ -128,3 +128,50 @@ class PromptRevision(_Strict):
 
     prompt: str = Field(description="The new text-to-image prompt, at most 60 words, no text in the picture.")
     reason: str = Field(description="One sentence: what was changed and why.")
+
+
+# --------------------------------------------------------------------------- editing (chat)
+
+
+class SceneEdit(_Strict):
+    """New values for one existing scene; null leaves a field as it is."""
+
+    scene: int = Field(description="The scene's number as the user sees it (1 = first).")
+    title: str | None = Field(description="New slide title, or null to keep it.")
+    bullets: list[str] | None = Field(description="New on-screen key phrases (0-5), or null to keep them.")
+    narration: str | None = Field(description="New narration, complete, or null to keep it.")
+    illustration_prompt: str | None = Field(description="New picture prompt, or null to keep it.")
+    visual: VisualKind | None = Field(description="New visual kind, or null to keep it.")
+
+
+class SceneInsert(_Strict):
+    after: int = Field(description="Insert after this scene number (0 = at the very start).")
+    scene: SceneDraft = Field(description="The new scene, complete.")
+
+
+class LessonChange(_Strict):
+    """Lesson-wide settings to change; null leaves a setting as it is."""
+
+    voice: str | None = Field(description="A voice name, or null. A wish like 'a British voice' becomes a voice name.")
+    language: str | None = Field(description="A language code such as 'fr', or null.")
+    audience: str | None = Field(description="Who the lesson is for, or null.")
+    minutes: float | None = Field(description="New target length in minutes, or null.")
+    theme: str | None = Field(description="Slide theme name, or null.")
+    aspect: Literal["16:9", "9:16", "1:1"] | None = Field(description="Frame shape, or null.")
+
+
+class EditPlan(_Strict):
+    """What to do with one chat message about a lesson."""
+
+    action: Literal["edit", "clarify", "answer"] = Field(
+        description="'edit' to change the lesson; 'clarify' when the request is ambiguous (ask, do not guess); "
+        "'answer' for a question about the lesson that needs no change."
+    )
+    reply: str = Field(description="What to tell the user: a one-sentence summary of the edit, the question, or the answer.")
+    scene_edits: list[SceneEdit] = Field(description="Changes to existing scenes.")
+    inserts: list[SceneInsert] = Field(description="New scenes to add.")
+    deletes: list[int] = Field(description="Numbers of scenes to remove.")
+    order: list[int] | None = Field(
+        description="The new order as a list of the current scene numbers (after deletes are left out), or null."
+    )
+    lesson: LessonChange = Field(description="Lesson-wide changes.")

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -103,7 +104,7 @@ def ease_to_grade(ease: float) -> float:
         return _EASE_GRADE[0][1]
     if ease <= _EASE_GRADE[-1][0]:
         return _EASE_GRADE[-1][1]
-    for (e_hi, g_hi), (e_lo, g_lo) in zip(_EASE_GRADE, _EASE_GRADE[1:]):
+    for (e_hi, g_hi), (e_lo, g_lo) in pairwise(_EASE_GRADE):
         if e_lo <= ease <= e_hi:
             return g_hi + (g_lo - g_hi) * (e_hi - ease) / (e_hi - e_lo)
     raise AssertionError("unreachable")
@@ -147,7 +148,7 @@ def readability(text: str, language: str) -> tuple[float | None, str]:
 _AUDIENCE_BANDS: tuple[tuple[tuple[str, ...], tuple[float, float]], ...] = (
     (("postgraduate", "graduate student", "phd", "doctoral", "master's", "researcher", "expert", "professional"),
      (13.0, 18.0)),
-    (("undergraduate", "universit", "college", "bachelor", "first-year", "first year", "hochschule", "studium",
+    (("undergraduate", "universit", "universidad", "college", "bachelor", "first-year", "first year", "hochschule", "studium",
       "大学"), (11.0, 16.0)),
     (("upper secondary", "high school", "high-school", "lycée", "lycee", "oberstufe", "bachillerato", "a-level",
       "sixth form", "高校", "高等学校"), (8.0, 12.0)),

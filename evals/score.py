@@ -72,7 +72,8 @@ def visuals(manifest: Manifest, raw: dict[str, Any]) -> m.Visuals:
         v.below_bar_share = round(stats.below_bar / stats.illustrated, 4)
         v.first_try_share = round(stats.first_try / stats.illustrated, 4)
     v.contrast = m.theme_contrast(manifest.request.theme)
-    v.min_contrast = min(v.contrast.values()) if v.contrast else None
+    text_roles = [v.contrast[r] for r in ("title", "text", "muted") if r in v.contrast]  # accent marks graphics
+    v.min_contrast = min(text_roles) if text_roles else None
     # the smallest font size is read when the manifest records it per scene ("min_font_px")
     sizes = [s.get("min_font_px") for s in raw.get("scenes", []) if isinstance(s, dict)]
     sizes = [int(x) for x in sizes if isinstance(x, int | float)]

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -80,9 +80,9 @@ class RenderError(LessonForgeError):
 @dataclass(frozen=True)
 class Message:
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[dict[str, Any]]  # text, or content parts (text and image_url) for vision models
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content}
 
 

@@ -48,17 +48,38 @@ class BatchedCritic:
         self._pending: list[_Request] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    def _scoring(self) -> bool:
+        """Critics that score every prompt (CLIP) are judged here with the shared decision rule."""
+        return getattr(self.inner, "scores", None) is not None and hasattr(self.inner, "floor")
+
     def _key(self, image: Any, prompts: Sequence[str], target: int) -> str:
         settings = {k: getattr(self.inner, k, None) for k in ("floor", "margin")}
+        if self._scoring():
+            # scores do not depend on the other scenes' order: moving scenes keeps the cache
+            others = sorted(p for j, p in enumerate(prompts) if j != target)
+            return content_key("critic", self.name, settings, _png(image), prompts[target], others)
         return content_key("critic", self.name, settings, _png(image), list(prompts), target)
+
+    def _from_cache(self, cached: dict[str, Any], prompts: Sequence[str], target: int) -> Verdict:
+        by_prompt = cached.get("by_prompt")
+        if by_prompt is not None and self._scoring():
+            from .critic_clip import decide  # rank and reason follow the scenes' current order
+
+            row = [float(by_prompt[p]) for p in prompts]
+            return decide(row, target, self.inner.floor, getattr(self.inner, "margin", 0.0))
+        return Verdict(**{k: v for k, v in cached.items() if k != "by_prompt"} | {"scores": tuple(cached["scores"])})
 
     async def judge_one(self, image: Any, prompts: Sequence[str], target: int) -> Verdict:
         """The verdict on ``image`` as a picture for ``prompts[target]`` (the others are contrast)."""
         key = await asyncio.to_thread(self._key, image, prompts, target)
         cached = self.store.get_json(key) if self.store is not None else None
         if cached is not None:
-            self.hits += 1
-            return Verdict(**{**cached, "scores": tuple(cached["scores"])})
+            try:
+                verdict = self._from_cache(cached, prompts, target)
+                self.hits += 1
+                return verdict
+            except (KeyError, TypeError, ValueError):
+                pass  # an unreadable entry: judge again
         loop = asyncio.get_running_loop()
         request = _Request(image, tuple(prompts), target, key, loop.create_future())
         self._pending.append(request)
@@ -80,19 +101,19 @@ class BatchedCritic:
             for r, v in zip(batch, verdicts, strict=True):
                 if self.store is not None:
                     self.store.put_json(r.key, {"accepted": v.accepted, "score": v.score, "scores": list(v.scores),
-                                                "rank": v.rank, "reason": v.reason})
+                                                "rank": v.rank, "reason": v.reason,
+                                                "by_prompt": dict(zip(r.prompts, v.scores, strict=False))})
                 if not r.future.done():
                     r.future.set_result(v)
 
     def _judge_batch(self, batch: list[_Request]) -> list[Verdict]:
         self.judged += len(batch)
-        scores = getattr(self.inner, "scores", None)
-        if scores is not None and hasattr(self.inner, "floor"):
+        if self._scoring():
             from .critic_clip import decide
 
             self.passes += 1
             union = list(dict.fromkeys(p for r in batch for p in r.prompts))
-            matrix = scores([r.image for r in batch], union)
+            matrix = self.inner.scores([r.image for r in batch], union)
             out = []
             for i, r in enumerate(batch):
                 row = [float(matrix[i][union.index(p)]) for p in r.prompts]

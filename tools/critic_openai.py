@@ -22,7 +22,6 @@ import base64
 import concurrent.futures
 import io
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import ConfigError, CriticError, LessonForgeError, Message, Verdict
+from .base import ConfigError, CriticError, Message, Verdict
 from .llm_openai import DEFAULT_MODEL, OpenAILLM, UsageTotals, _display_url
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ R = TypeVar("R")
 
 SCALE = 2.5  # Verdict.score = matches_narration / 5 * SCALE: the CLIPScore range of the CLIP critic
 MAX_SIDE = 768  # pictures are sent no larger than this (detail "low" looks at 512 px anyway)
-DETAIL: Literal["low"] = "low"  # 85 tokens a picture on OpenAI; enough to judge content and legibility
+DETAIL: Literal["low"] = "low"  # a small fixed token cost a picture; enough to judge content and legibility
 # Both 1-5 ratings must reach the floor. 3.5 means "4 or better": 3 is the model's "partly/somewhat"
 # (it shows the topic but not this scene's idea, or its text takes effort to read), which is exactly
 # the picture a retry should replace; with 4 demanded, "mostly shows it, one small flaw" still passes.
@@ -263,16 +262,9 @@ class OpenAICritic:
     def _engine(self) -> OpenAILLM:
         """A fresh chat backend with this critic's settings (its HTTP client belongs to one event loop)."""
         o = self._options
-        key = o.api_key if o.api_key is not None else os.environ.get("OPENAI_API_KEY", "")
-        url = o.base_url if o.base_url is not None else os.environ.get("OPENAI_BASE_URL", "")
-        if not key.strip() and not url.strip():  # OpenAILLM's own message would point at --llm
-            raise ConfigError(
-                f"No API key or server for the vision critic openai:{o.model}. Set OPENAI_API_KEY, or "
-                "OPENAI_BASE_URL for a local server with a vision model (vLLM, Ollama, LM Studio), or choose "
-                "another critic with --critic / LESSONFORGE_CRITIC (clip:openai/clip-vit-base-patch32, or none)."
-            )
         return OpenAILLM(o.model, api_key=o.api_key, base_url=o.base_url, timeout_s=o.timeout_s,
-                         max_retries=o.max_retries, max_repairs=o.max_repairs)
+                         max_retries=o.max_retries, max_repairs=o.max_repairs,
+                         role="vision critic", flag="--critic", error=CriticError)
 
     def _run(self, work: Callable[[OpenAILLM], Awaitable[R]]) -> R:
         """Run ``work`` on a fresh engine in an event loop of its own, close its client, add its usage."""
@@ -288,14 +280,7 @@ class OpenAICritic:
                     self.usage.prompt_tokens += engine.usage.prompt_tokens
                     self.usage.completion_tokens += engine.usage.completion_tokens
 
-        try:
-            return _run_sync(main())
-        except CriticError:
-            raise
-        except ConfigError as err:  # already scrubbed by OpenAILLM; the prefix says which backend failed
-            raise ConfigError(f"Vision critic {self.name}: {err}") from None
-        except LessonForgeError as err:  # LLMError: the chat backend's words, the critic's error type
-            raise CriticError(f"Vision critic {self.name}: {err}") from None
+        return _run_sync(main())  # errors: ConfigError or CriticError, worded for the critic by OpenAILLM
 
 
 def _run_sync(coro: Coroutine[Any, Any, R]) -> R:

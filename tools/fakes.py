@@ -178,11 +178,14 @@ def _sentence_block(first: str, words: int) -> str:
 class FakeImages:
     """Draws a deterministic picture per (prompt, seed); the prompt is kept in the PNG's info."""
 
-    def __init__(self, model: str = "", *, fail_seeds: Sequence[int] = ()) -> None:
+    def __init__(self, model: str = "", *, fail_seeds: Sequence[int] = (), fail_first: dict[str, int] | None = None) -> None:
+        """``fail_seeds``: seeds whose picture shows something unrelated. ``fail_first``: for each key,
+        the first N pictures of prompts containing it show something unrelated."""
         self.name = f"fake:{model}"
         self.model = model
         self.calls = 0
         self.fail_seeds = set(fail_seeds)
+        self.fail_first = dict(fail_first or {})
 
     def load(self) -> None:
         return None
@@ -206,7 +209,12 @@ class FakeImages:
                 colour = ((r >> 40) & 0xFF, (r >> 48) & 0xFF, (r >> 56) & 0xFF)
                 draw.ellipse([x - size, y - size, x + size, y + size], fill=colour)
             # what the picture "shows": the prompt, unless this seed is scripted to draw something else
-            img.info["prompt"] = "unrelated noise" if req.seed in self.fail_seeds else req.prompt
+            unrelated = req.seed in self.fail_seeds
+            for key, left in self.fail_first.items():
+                if left > 0 and key in req.prompt:
+                    self.fail_first[key] = left - 1
+                    unrelated = True
+            img.info["prompt"] = "unrelated noise" if unrelated else req.prompt
             out.append(Image(image=img, prompt=req.prompt, seed=req.seed, model=self.name))
         return out
 

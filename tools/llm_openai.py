@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from pydantic import BaseModel, ValidationError
 
-from .base import ConfigError, LLMError, Message, T
+from .base import ConfigError, LLMError, Message, ProviderError, T
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,16 @@ class OpenAILLM:
         max_repairs: int = 2,
         max_retries: int = 4,
         temperature: float | None = None,
+        role: str = "LLM",
+        flag: str = "--llm",
+        error: type[ProviderError] = LLMError,
     ) -> None:
+        """``role``, ``flag`` and ``error`` serve other capabilities built on chat completions (the vision
+        critic): its failures raise ``error``, and messages name it (``role``) and the CLI option and
+        LESSONFORGE_ variable (``flag``) that choose another one."""
         self.model = (model or "").strip() or DEFAULT_MODEL
         self.name = f"openai:{self.model}"
+        self.role, self.flag, self.error = role, flag, error
         _check_number("timeout_s", timeout_s, minimum=0.0, exclusive=True)
         _check_number("max_repairs", max_repairs, minimum=0)
         _check_number("max_retries", max_retries, minimum=0)
@@ -192,9 +199,9 @@ class OpenAILLM:
         url = (base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL", "")).strip() or None
         if key is None and url is None:
             raise ConfigError(
-                f"No API key or server for the LLM {self.name}. Set OPENAI_API_KEY, or OPENAI_BASE_URL for a "
+                f"No API key or server for the {role} {self.name}. Set OPENAI_API_KEY, or OPENAI_BASE_URL for a "
                 "local server (Ollama http://localhost:11434/v1, vLLM, llama.cpp, LM Studio), or choose "
-                "another backend with --llm / LESSONFORGE_LLM."
+                f"another backend with {flag} / LESSONFORGE_{flag.lstrip('-').upper()}."
             )
         if url is not None and urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(
@@ -252,13 +259,13 @@ class OpenAILLM:
             page = await client.models.list()
         except openai.APITimeoutError:
             raise ConfigError(self._scrub(
-                f"The LLM server at {url} did not answer within {CHECK_TIMEOUT_S:g} s. Start or restart the "
-                "server, or set OPENAI_BASE_URL/OPENAI_API_KEY/--llm to one that answers."
+                f"The {self.role} server at {url} did not answer within {CHECK_TIMEOUT_S:g} s. Start or restart "
+                f"the server, or set OPENAI_BASE_URL/OPENAI_API_KEY/{self.flag} to one that answers."
             )) from None
         except openai.APIConnectionError as err:
             raise ConfigError(self._scrub(
-                f"No LLM reachable at {url} ({_cause(err)}). Start the server, or set "
-                "OPENAI_BASE_URL/OPENAI_API_KEY/--llm."
+                f"No {self.role} reachable at {url} ({_cause(err)}). Start the server, or set "
+                f"OPENAI_BASE_URL/OPENAI_API_KEY/{self.flag}."
             )) from None
         except openai.AuthenticationError as err:
             raise ConfigError(self._scrub(self._auth_message(err))) from None
@@ -281,18 +288,18 @@ class OpenAILLM:
             choice = self._first_choice(completion, schema)
             content = choice.message.content or ""
             if choice.message.refusal:
-                raise LLMError(self._scrub(
+                raise self.error(self._scrub(
                     f"{self.name} refused to produce {schema.__name__}: {choice.message.refusal!r}. "
-                    "Rephrase the topic or instruction, or choose another model with --llm."
+                    f"Rephrase the topic or instruction, or choose another model with {self.flag}."
                 ))
             if choice.finish_reason == "content_filter":
-                raise LLMError(
+                raise self.error(
                     f"{self.name}'s content filter stopped its {schema.__name__} reply. Rephrase the topic or "
-                    "instruction, or choose another model with --llm."
+                    f"instruction, or choose another model with {self.flag}."
                 )
             if choice.finish_reason == "length":
                 if shortened:
-                    raise LLMError(
+                    raise self.error(
                         f"{self.name} ran out of output tokens twice while writing {schema.__name__}. Raise the "
                         "server's max output tokens / context size (Ollama num_ctx, vLLM --max-model-len), or "
                         "ask for a shorter lesson (a shorter duration or fewer scenes)."
@@ -309,9 +316,9 @@ class OpenAILLM:
                 return result
             error = result
             if repairs >= self.max_repairs:
-                raise LLMError(self._scrub(
+                raise self.error(self._scrub(
                     f"{self.name} did not return a valid {schema.__name__} after {repairs + 1} attempt(s); "
-                    f"last error:\n{error}\nUse a stronger model (e.g. --llm openai:gpt-4.1), or check that the "
+                    f"last error:\n{error}\nUse a stronger model (e.g. {self.flag} openai:gpt-4.1), or check that the "
                     f"server at {_display_url(self.base_url)} supports json_schema structured output."
                 ))
             repairs += 1
@@ -338,7 +345,7 @@ class OpenAILLM:
     def _first_choice(self, completion: Any, schema: type[BaseModel]) -> Any:
         choices = getattr(completion, "choices", None) or []
         if not choices or getattr(choices[0], "message", None) is None:
-            raise LLMError(
+            raise self.error(
                 f"{self.name} answered with no choices for {schema.__name__}. Check that "
                 f"{_display_url(self.base_url)} is an OpenAI-compatible chat completions server."
             )
@@ -362,34 +369,34 @@ class OpenAILLM:
             self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
             self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
 
-    def _translate(self, err: openai.OpenAIError) -> ConfigError | LLMError:
+    def _translate(self, err: openai.OpenAIError) -> ConfigError | ProviderError:
         url = _display_url(self.base_url)
         if isinstance(err, openai.APITimeoutError):
             msg: str = (
                 f"{self.name} at {url} gave no reply within {self.timeout_s:g} s (tried {self.max_retries + 1} "
                 "time(s)). Raise timeout_s, use a smaller or faster model, or check the server's load."
             )
-            return LLMError(self._scrub(msg))
+            return self.error(self._scrub(msg))
         if isinstance(err, openai.APIConnectionError):
-            return LLMError(self._scrub(
-                f"Cannot connect to the LLM server at {url} ({_cause(err)}). Start the server, or correct "
-                "OPENAI_BASE_URL / --llm."
+            return self.error(self._scrub(
+                f"Cannot connect to the {self.role} server at {url} ({_cause(err)}). Start the server, or "
+                f"correct OPENAI_BASE_URL / {self.flag}."
             ))
         if isinstance(err, openai.AuthenticationError):
             return ConfigError(self._scrub(self._auth_message(err)))
         if isinstance(err, openai.PermissionDeniedError):
             return ConfigError(self._scrub(
                 f"{url} refused access to model {self.model!r} (HTTP 403: {_status_detail(err)}). Check that "
-                "OPENAI_API_KEY may use this model, or choose another with --llm."
+                f"OPENAI_API_KEY may use this model, or choose another with {self.flag}."
             ))
         if isinstance(err, openai.NotFoundError):
             return ConfigError(self._scrub(
                 f"Model {self.model!r} is unknown to the server at {url} (HTTP 404: {_status_detail(err)}). "
                 f"List the models it serves (GET {url}/models, or `ollama list`) and pass one as "
-                "--llm openai:MODEL; also check the base URL ends in /v1."
+                f"{self.flag} openai:MODEL; also check the base URL ends in /v1."
             ))
         if isinstance(err, openai.RateLimitError):
-            return LLMError(self._scrub(
+            return self.error(self._scrub(
                 f"{url} kept rate-limiting {self.name} after {self.max_retries} retries "
                 f"(HTTP 429: {_status_detail(err)}). Wait and retry, check your quota, or raise max_retries."
             ))
@@ -397,10 +404,10 @@ class OpenAILLM:
             hint = ("The server may not support json_schema response_format; use one that does or another "
                     "model." if err.status_code in (400, 422) else
                     "Retry later, or check the server's logs.")
-            return LLMError(self._scrub(
+            return self.error(self._scrub(
                 f"{url} answered HTTP {err.status_code} to {self.name}: {_status_detail(err)}. {hint}"
             ))
-        return LLMError(self._scrub(
+        return self.error(self._scrub(
             f"{self.name} failed: {type(err).__name__}: {err}. Check that {url} is an OpenAI-compatible server."
         ))
 

@@ -38,6 +38,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
     },
     "critic": {
         "clip": "tools.critic_clip:ClipCritic",
+        "openai": "tools.critic_openai:OpenAICritic",
         "fake": "tools.fakes:FakeCritic",
     },
 }

@@ -8,7 +8,6 @@ import pytest
 
 from agent import run
 from agent.config import Settings
-from agent.nodes import derive_seed
 from agent.schemas import PromptRevision
 from agent.state import make_request
 from tools.base import CriticError
@@ -32,7 +31,7 @@ def _revisions(llm):
 
 
 def test_a_rejected_picture_is_drawn_again_with_a_new_seed(tmp_path):
-    images = FakeImages(fail_seeds=[derive_seed(0, 2, 1)])
+    images = FakeImages(fail_first={"scene 2": 1})
     manifest, llm, _ = _make(tmp_path, images=images)
     scene = manifest.scenes[1]
     assert [a.accepted for a in scene.attempts] == [False, True]
@@ -45,7 +44,7 @@ def test_a_rejected_picture_is_drawn_again_with_a_new_seed(tmp_path):
 
 
 def test_then_the_prompt_is_rewritten_from_the_critics_feedback(tmp_path):
-    images = FakeImages(fail_seeds=[derive_seed(0, 2, 1), derive_seed(0, 2, 2)])
+    images = FakeImages(fail_first={"scene 2": 2})
     manifest, llm, _ = _make(tmp_path, images=images)
     scene = manifest.scenes[1]
     assert [a.accepted for a in scene.attempts] == [False, False, True]
@@ -56,8 +55,7 @@ def test_then_the_prompt_is_rewritten_from_the_critics_feedback(tmp_path):
 
 
 def test_when_nothing_passes_the_best_is_kept_and_marked(tmp_path):
-    fails = [derive_seed(0, 3, n) for n in (1, 2, 3)]
-    manifest, _, events = _make(tmp_path, images=FakeImages(fail_seeds=fails), max_attempts=3)
+    manifest, _, events = _make(tmp_path, images=FakeImages(fail_first={"scene 3": 3}), max_attempts=3)
     scene = manifest.scenes[2]
     assert len(scene.attempts) == 3 and not any(a.accepted for a in scene.attempts)
     assert scene.critic == "below_bar"
@@ -70,8 +68,7 @@ def test_when_nothing_passes_the_best_is_kept_and_marked(tmp_path):
 
 
 def test_attempts_are_bounded_by_max_attempts(tmp_path):
-    fails = [derive_seed(0, 1, n) for n in range(1, 8)]
-    manifest, _, _ = _make(tmp_path, images=FakeImages(fail_seeds=fails), max_attempts=5)
+    manifest, _, _ = _make(tmp_path, images=FakeImages(fail_first={"scene 1": 7}), max_attempts=5)
     assert len(manifest.scenes[0].attempts) == 5
 
 

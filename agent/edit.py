@@ -1,0 +1,218 @@
+"""Refining a lesson: a message becomes a structured edit plan, the plan a new script, the script a video.
+
+Only what an edit changes is produced again: every asset is cached by the hash of its inputs, and
+picture seeds follow a scene's prompt, not its position, so inserting, deleting or moving scenes
+keeps the others' pictures. Every produced edit is a new version; undo goes back one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+import prompts
+from tools.base import ConfigError, Message
+
+from .config import Settings, describe_validation
+from .context import EventSink, create
+from .project import Manifest, Project
+from .run import produce
+from .schemas import EditPlan, SceneDraft, Script
+from .state import LessonRequest
+
+HISTORY_TURNS = 6  # earlier messages shown to the LLM with each new one
+
+
+class PlanError(ConfigError):
+    """An edit plan that cannot be applied (a scene that does not exist, say)."""
+
+
+@dataclass
+class EditResult:
+    reply: str
+    action: str  # edit | clarify | answer | none
+    changed: list[str] = field(default_factory=list)
+    manifest: Manifest | None = None
+    version: int = 0
+
+
+def describe(manifest: Manifest) -> str:
+    """The lesson as the LLM sees it when editing: numbered scenes with their text."""
+    lines = []
+    for n, s in enumerate(manifest.scenes, 1):
+        lines.append(json.dumps({"scene": n, "title": s.title, "bullets": s.bullets, "narration": s.narration,
+                                 "illustration_prompt": s.illustration_prompt, "visual": s.visual}, ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def current_script(manifest: Manifest) -> Script:
+    title = manifest.script.title if manifest.script else manifest.request.topic
+    return Script(title=title, scenes=[r.draft() for r in manifest.scenes])
+
+
+def apply_plan(manifest: Manifest, plan: EditPlan) -> tuple[LessonRequest, Script, list[str]]:
+    """The request and script after ``plan``, and a list of what changed (for the reply).
+
+    Scene numbers are the current ones. Edits apply first; inserted scenes follow the scene they are
+    inserted after; deletes remove current scenes; ``order`` lists the remaining current scenes.
+    """
+    scenes = list(current_script(manifest).scenes)
+    n = len(scenes)
+    named = [e.scene for e in plan.scene_edits] + plan.deletes + [i.after for i in plan.inserts if i.after != 0]
+    named += plan.order or []
+    missing = sorted({k for k in named if not 1 <= k <= n})
+    if missing:
+        raise PlanError(
+            f"there is no scene {', '.join(map(str, missing))}: this lesson has {n} scenes (1-{n})"
+        )
+    changed: list[str] = []
+    for e in plan.scene_edits:
+        update = {k: v for k, v in e.model_dump().items() if k != "scene" and v is not None}
+        new = scenes[e.scene - 1].model_copy(update=update)
+        try:
+            new = SceneDraft.model_validate(new.model_dump())
+        except ValidationError as err:
+            raise PlanError(f"scene {e.scene}: {describe_validation(err)}") from None
+        if new != scenes[e.scene - 1]:
+            scenes[e.scene - 1] = new
+            changed.append(f"scene {e.scene} ({', '.join(update)})")
+    if len(set(plan.deletes)) >= n and not plan.inserts:
+        raise PlanError("that would delete every scene; a lesson needs at least one")
+    keep = [k for k in range(1, n + 1) if k not in set(plan.deletes)]
+    if plan.order:
+        if sorted(plan.order) != keep:
+            raise PlanError(f"the new order must list each remaining scene once: {keep}")
+        if plan.order != keep:
+            changed.append("scene order")
+        keep = list(plan.order)
+    result: list[SceneDraft] = [i.scene for i in plan.inserts if i.after == 0]
+    for k in keep:
+        result.append(scenes[k - 1])
+        result += [i.scene for i in plan.inserts if i.after == k]
+    for k in range(1, n + 1):  # inserts after a deleted scene still go in, where it was
+        if k not in keep:
+            anchor = next((j for j in range(k - 1, 0, -1) if j in keep), 0)
+            extra = [i.scene for i in plan.inserts if i.after == k]
+            at = result.index(scenes[anchor - 1]) + 1 if anchor else 0
+            result[at:at] = extra
+    changed += [f"deleted scene {k}" for k in sorted(set(plan.deletes))]
+    changed += [f"new scene after {i.after}" for i in plan.inserts]
+    lesson = {k: v for k, v in plan.lesson.model_dump().items() if v is not None}
+    request = manifest.request
+    if lesson:
+        try:
+            request = LessonRequest.model_validate({**request.model_dump(), **lesson})
+        except ValidationError as err:
+            raise PlanError(describe_validation(err)) from None
+        changed += [f"{k} -> {v}" for k, v in lesson.items() if getattr(manifest.request, k) != getattr(request, k)]
+    return request, Script(title=manifest.script.title if manifest.script else request.topic, scenes=result), changed
+
+
+async def edit(
+    folder: Path | str,
+    message: str,
+    settings: Settings | None = None,
+    *,
+    history: list[dict[str, str]] | None = None,
+    on_event: EventSink | None = None,
+    **backends: Any,
+) -> EditResult:
+    """One turn: interpret ``message``, apply the plan, produce the changed scenes, assemble."""
+    emit = on_event or (lambda e: None)
+    project = Project(folder)
+    manifest = project.load()
+    if not manifest.scenes:
+        raise ConfigError(f"{folder} has no finished lesson to edit; run lessonforge make first")
+    if not message.strip():
+        return EditResult(reply="Tell me what to change, e.g. \"make scene 2 simpler\".", action="none")
+    if settings is None:
+        settings = Settings.load(**{k: v for k, v in manifest.settings.items() if k in Settings.model_fields})
+    llm = backends.pop("llm", None) or create("llm", settings.llm)
+    speech_spec = settings.speech
+    req = manifest.request
+    system, user = prompts.messages(
+        "edit",
+        speech=speech_spec,
+        voice_examples=_voice_examples(speech_spec),
+        language=req.language, audience=req.audience, minutes=f"{req.minutes:g}", theme=req.theme,
+        aspect=req.aspect, voice=req.voice or "(default)",
+        scenes=describe(manifest),
+        history="\n".join(f"{m['role']}: {m['content']}" for m in (history or [])[-HISTORY_TURNS:]) or "(none)",
+        message=message.strip(),
+    )
+    emit({"stage": "edit", "message": "Understanding the request"})
+    plan: EditPlan = await llm.structured([Message("system", system), Message("user", user)], EditPlan)
+    if plan.action != "edit":
+        return EditResult(reply=plan.reply, action=plan.action)
+    try:
+        request, script, changed = apply_plan(manifest, plan)
+    except PlanError as err:
+        return EditResult(reply=f"I can't do that: {err}.", action="answer")
+    if not changed:
+        return EditResult(reply="That leaves the lesson as it is; nothing to change.", action="none")
+    relang = request.language != req.language or request.audience != req.audience
+    if relang and not _all_scenes_rewritten(plan, len(script.scenes)):
+        emit({"stage": "edit", "message": f"Rewriting the lesson for {request.audience} in {request.language}"})
+        script = await _restyle(llm, script, request)
+    manifest = await produce(
+        project, manifest, request, script, settings,
+        note=f"edit: {message.strip()}", fit_duration=request.minutes != req.minutes,
+        on_event=on_event, llm=llm, **backends,
+    )
+    video = project.root / "lesson.mp4"
+    reply = f"{plan.reply} Changed: {'; '.join(changed)}. New video: {video} ({manifest.video.duration:.0f} s)."
+    return EditResult(reply=reply, action="edit", changed=changed, manifest=manifest, version=project.current_version())
+
+
+def _all_scenes_rewritten(plan: EditPlan, n: int) -> bool:
+    return len({e.scene for e in plan.scene_edits if e.narration}) >= n
+
+
+async def _restyle(llm: Any, script: Script, request: LessonRequest) -> Script:
+    """The same lesson for another audience or in another language (same scenes, same order)."""
+    system, user = prompts.messages(
+        "restyle", language=request.language, audience=request.audience,
+        script=script.model_dump_json(indent=1), scenes=len(script.scenes),
+    )
+    new: Script = await llm.structured([Message("system", system), Message("user", user)], Script)
+    if len(new.scenes) != len(script.scenes):
+        raise ConfigError(
+            f"the rewritten lesson has {len(new.scenes)} scenes instead of {len(script.scenes)}; try the edit again"
+        )
+    return new
+
+
+def _voice_examples(spec: str) -> str:
+    backend = spec.partition(":")[0]
+    return {
+        "edge": "en-GB-SoniaNeural (British), en-US-AriaNeural (American), fr-FR-DeniseNeural",
+        "espeak": "en (British English), en-us (American English), fr, de",
+        "openai": "alloy, coral, sage",
+    }.get(backend, "a voice name from lessonforge voices")
+
+
+async def undo(folder: Path | str, settings: Settings | None = None, *, on_event: EventSink | None = None,
+               **backends: Any) -> Manifest:
+    """Go back one version: its manifest becomes current and lesson.mp4 is rebuilt (from the cache)."""
+    project = Project(folder)
+    current = project.current_version()
+    if current <= 1:
+        raise ConfigError(f"{folder} is at its first version; there is nothing to undo (see lessonforge history)")
+    previous = project.version_manifest(current - 1)
+    script = current_script(previous)
+    manifest = await produce(project, previous, previous.request, script, settings,
+                             note=f"undo to version {current - 1}", on_event=on_event, **backends)
+    # produce added a version; undo moves the pointer back instead of growing the history
+    project.set_current_version(current - 1)
+    _drop_version(project, current)
+    return manifest
+
+
+def _drop_version(project: Project, keep_until: int) -> None:
+    for path in project.versions_dir.glob("*.json"):
+        if path.stem.isdigit() and int(path.stem) > keep_until:
+            path.unlink()

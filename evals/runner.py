@@ -1,0 +1,218 @@
+"""Run a topic set: a lesson per topic through `agent.run.make` (bounded concurrency), then score it.
+
+A topic that fails is recorded with its error and the run goes on. Each topic's result is written
+atomically to ``RUN/results/<slug>.json`` as soon as it finishes, so a killed run resumes: a rerun
+skips topics already done with the same topic, settings, backends and judge (failed ones are tried
+again), and make's own content-addressed cache makes an unfinished lesson cheap to finish.
+
+Progress is a stream of event dicts to ``on_event``: the runner's own (``stage="eval"``, with
+``status`` start / skipped / scoring / done / failed) and every event of each lesson, each with
+``topic`` (the slug) added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent import run as agent_run
+from agent.config import Settings
+from agent.context import Context, create
+from agent.project import Project
+from tools.base import LLM
+from tools.cache import atomic_write_json, content_key
+
+from . import report as reporting
+from . import topics
+from .results import EvalReport, RunInfo, TopicResult, summarize
+from .score import score_lesson
+
+EventSink = Callable[[dict[str, Any]], None]
+SCORE_VERSION = 1  # bump when metrics change, so a rerun scores finished topics again
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _name(backend: Any) -> str:
+    if backend is None:
+        return ""
+    return backend if isinstance(backend, str) else str(getattr(backend, "name", type(backend).__name__))
+
+
+def _usage(llm: Any) -> dict[str, int]:
+    usage = getattr(llm, "usage", None)
+    if usage is None:
+        return {}
+    return {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def load_result(path: Path) -> TopicResult | None:
+    """A persisted result, or None when the file is missing or unreadable (it is then redone)."""
+    try:
+        return TopicResult.model_validate_json(path.read_text("utf-8"))
+    except (OSError, ValueError, ValidationError):
+        return None
+
+
+async def run_eval(
+    dataset_path: Path | str,
+    out_dir: Path | str,
+    *,
+    jobs: int = 2,
+    settings: Settings | None = None,
+    llm: Any = None,
+    images: Any = None,
+    speech: Any = None,
+    critic: Any = None,
+    judge_llm: LLM | str | None = None,
+    judge: bool = True,
+    quiz_questions: int = 5,
+    on_event: EventSink | None = None,
+) -> EvalReport:
+    """Make and score a lesson per topic of ``dataset_path`` into ``out_dir``; write report.json/.html.
+
+    Backends (``llm``, ``images``, ``speech``, ``critic``) override the settings as in
+    `agent.run.make`. The picture model and critic are built once and shared by every lesson;
+    each lesson builds its own LLM client (so its manifest counts its own tokens) unless ``llm``
+    is given. The judge is ``judge_llm`` (an LLM or a "backend:model" spec), else the lesson LLM;
+    ``judge=False`` skips the rubric and the quiz.
+    """
+    emit = on_event or (lambda e: None)
+    if jobs < 1:
+        from tools.base import ConfigError
+
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    dataset_file = topics.resolve(dataset_path)
+    dataset = topics.load(dataset_file)
+    settings = settings or Settings.load()
+    out = Path(out_dir)
+    run_project = Project(out)
+    run_project.prepare()
+    started = time.perf_counter()
+    with run_project.lock():
+        # the heavy models are built and loaded once, before any work, and shared by every lesson
+        if images is None:
+            images = create("images", settings.images, device=settings.device)
+        if critic is None and images is not None:
+            critic = create("critic", settings.critic, device=settings.device)
+        check_llm = llm if llm is not None else create("llm", settings.llm)  # no key, no server: fails here
+        judge_obj: Any = None
+        if judge:
+            judge_obj = judge_llm if judge_llm is not None else check_llm
+            if isinstance(judge_obj, str):
+                judge_obj = create("llm", judge_obj)
+        await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
+        if judge_obj is not None and judge_obj is not check_llm:
+            await agent_run.preflight(Context(llm=judge_obj), emit)
+        judge_before = _usage(judge_obj)
+
+        backends = {k: v for k, v in (("llm", llm), ("images", images), ("speech", speech), ("critic", critic)) if v is not None}
+        names = {
+            "llm": _name(llm) or settings.llm,
+            "images": _name(images) or "none",
+            "speech": _name(speech) or settings.speech,
+            "critic": _name(critic) or "none",
+        }
+        fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]
+        results_dir = out / "results"
+        slugs = dataset.slugs()
+        total = len(slugs)
+        finished: dict[str, TopicResult] = {}
+        resumed: list[str] = []
+        pending: list[tuple[int, str, topics.TopicSpec, str]] = []
+        for i, (slug, spec) in enumerate(zip(slugs, dataset.topics, strict=True), 1):
+            key = content_key(spec, fingerprint)
+            old = load_result(results_dir / f"{slug}.json")
+            if old is not None and old.status == "done" and old.key == key:
+                finished[slug] = old
+                resumed.append(slug)
+                emit({"stage": "eval", "status": "skipped", "topic": slug, "index": i, "total": total,
+                      "message": f"{spec.topic}: done in an earlier run"})
+            else:
+                pending.append((i, slug, spec, key))
+
+        gate = asyncio.Semaphore(jobs)
+
+        async def one(i: int, slug: str, spec: topics.TopicSpec, key: str) -> None:
+            async with gate:
+                finished[slug] = await _run_topic(
+                    out, i, total, slug, spec, key, settings, backends, judge_obj, quiz_questions, emit
+                )
+
+        await asyncio.gather(*(one(*p) for p in pending))
+
+        results = [finished[s] for s in slugs]
+        info = RunInfo(
+            dataset=dataset.name,
+            dataset_path=str(dataset_file),
+            created=_now(),
+            settings=settings.model_dump(mode="json"),
+            backends=names,
+            judge=_name(judge_obj),
+            judge_usage={k: v - judge_before.get(k, 0) for k, v in _usage(judge_obj).items()},
+            jobs=jobs,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        report = EvalReport(run=info, summary=summarize(results), lessons=results, resumed=resumed)
+        emit({"stage": "eval", "status": "report", "message": f"writing {out / 'report.json'} and report.html"})
+        reporting.write(report, out)
+        return report
+
+
+async def _run_topic(
+    out: Path,
+    i: int,
+    total: int,
+    slug: str,
+    spec: topics.TopicSpec,
+    key: str,
+    settings: Settings,
+    backends: dict[str, Any],
+    judge: Any,
+    quiz_questions: int,
+    emit: EventSink,
+) -> TopicResult:
+    lesson_dir = out / "lessons" / slug
+    base = {"stage": "eval", "topic": slug, "index": i, "total": total}
+    emit({**base, "status": "start", "message": spec.topic})
+
+    def forward(event: dict[str, Any]) -> None:
+        emit({**event, "topic": slug})
+
+    t = time.perf_counter()
+    result = TopicResult(
+        slug=slug, index=i, spec=spec, key=key, status="failed", lesson_dir=f"lessons/{slug}"
+    )
+    try:
+        manifest = await agent_run.make(spec.request(), settings, lesson_dir, on_event=forward, **backends)
+        make_seconds = time.perf_counter() - t
+        result.title = manifest.script.title if manifest.script else spec.topic
+        result.slides = [
+            f"lessons/{slug}/{s.slide.path}" for s in manifest.scenes if s.slide is not None
+        ]
+        emit({**base, "status": "scoring", "message": spec.topic})
+        result.metrics = await score_lesson(
+            lesson_dir, spec, judge=judge, make_seconds=make_seconds, quiz_questions=quiz_questions
+        )
+        result.status = "done"
+    except Exception as err:  # noqa: BLE001  (one topic's failure is a result; the run goes on)
+        result.error = str(err) or repr(err)
+        result.error_type = type(err).__name__
+    result.seconds = round(time.perf_counter() - t, 3)
+    result.finished = _now()
+    atomic_write_json(out / "results" / f"{slug}.json", result.model_dump(mode="json"))
+    if result.status == "done":
+        emit({**base, "status": "done", "message": spec.topic, "seconds": result.seconds,
+              "metrics": {k: v for k, v in result.metrics.flat().items() if v is not None}})  # type: ignore[union-attr]
+    else:
+        emit({**base, "status": "failed", "level": "error", "message": f"{spec.topic}: {result.error}",
+              "error_type": result.error_type})
+    return result

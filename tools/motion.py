@@ -1,0 +1,182 @@
+"""``--motion``: a gentle pan/zoom (Ken Burns) on the illustration, and soft transitions between scenes.
+
+Only the picture moves. The slide is decoded once; its picture box is cut out, moved with
+ffmpeg's ``perspective`` filter (sub-pixel sampling, evaluated per frame, so the zoom glides
+instead of stepping a pixel at a time as ``zoompan`` does) and laid back over the still slide, so
+titles, bullets and footer never move and stay sharp. The motion follows a smoothstep curve (it
+eases in and out) and varies from scene to scene: zoom in, zoom out, pan right, pan left.
+
+Transitions: each segment fades in from and out to the slide's background colour over its own
+first and last ``fade_s`` seconds ("dip to background"). A true crossfade would overlap
+neighbouring scenes, shortening the video by the overlap and tying each segment to its
+neighbours' pictures. Fading inside each segment instead keeps every length unchanged (the video
+still ends with the narration, chapters stay where they were), keeps each segment a function of
+its own slide only (so the content-addressed cache and the join without re-encoding both keep
+working), and needs nothing from the audio. The narration of neighbouring scenes is already
+separated by a pause, which the fade covers.
+
+Segments share every codec parameter with ``video.encode_segment`` (libx264 high profile, the same
+preset/tune/CRF, yuv420p BT.709 limited range, time base 1/fps, track timescale fps*1000), so
+still and moving segments mix in one lesson and are joined by ``video.assemble`` with ``-c copy``.
+A segment without a picture box is a still with fades: only the fade frames and one held frame are
+encoded (variable frame rate, as ``encode_segment`` does), so it costs little more than a still.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from . import video
+from .base import RenderError
+from .cache import atomic_path
+
+Motion = Literal["zoom_in", "zoom_out", "pan_right", "pan_left"]
+MOTIONS: tuple[Motion, ...] = ("zoom_in", "zoom_out", "pan_right", "pan_left")
+
+ZOOM = 1.08  # the largest scale reached: gentle
+FADE_S = 0.3  # each side of a scene boundary; a transition is 2 x FADE_S from picture to picture
+
+Box = tuple[int, int, int, int]
+
+
+def motion_for(index: int) -> Motion:
+    """A different movement for neighbouring scenes (1-based ``index``)."""
+    return MOTIONS[(index - 1) % len(MOTIONS)]
+
+
+def background_of(slide: Image.Image) -> tuple[int, int, int]:
+    """The slide's background colour: the commonest colour of its top row."""
+    row = slide.convert("RGB").crop((0, 0, slide.width, 1))
+    (colour, _), = Counter(row.getdata()).most_common(1)
+    return colour  # type: ignore[return-value]
+
+
+def _even_box(box: Sequence[int], size: tuple[int, int]) -> Box:
+    """``box`` clipped to the frame, with even corners (chroma planes line up; sizes stay exact)."""
+    W, H = size
+    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, y0 = max(0, x0) // 2 * 2, max(0, y0) // 2 * 2
+    x1, y1 = min(W, x1) // 2 * 2, min(H, y1) // 2 * 2
+    return x0, y0, x1, y1
+
+
+def _corners(motion: Motion, n: int, zoom: float) -> dict[str, str]:
+    """perspective's source corners as per-frame expressions of ``on`` (the output frame number).
+
+    The source rectangle (the part of the picture shown) is ``W/z`` x ``H/z``, centred at ``cx``;
+    its corners are sent to the output's corners, so a smaller rectangle is a closer view.
+    """
+    p = f"(on/{max(1, n - 1)})"
+    e = f"({p}*{p}*(3-2*{p}))"  # smoothstep: starts and stops gently
+    zf = f"{zoom:.6f}"
+    if motion == "zoom_in":
+        z, cx = f"(1+({zf}-1)*{e})", "(W/2)"
+    elif motion == "zoom_out":
+        z, cx = f"({zf}-({zf}-1)*{e})", "(W/2)"
+    else:
+        z = f"({zf})"
+        d = f"((W-W/{zf})/2*(2*{e}-1))"  # from one edge of the zoomed view to the other
+        cx = f"(W/2+{d})" if motion == "pan_right" else f"(W/2-{d})"
+    hw, hh = f"(W/(2*{z}))", f"(H/(2*{z}))"
+    left, right = f"({cx}-{hw})", f"({cx}+{hw})"
+    top, bottom = f"(H/2-{hh})", f"(H/2+{hh})"
+    return {"x0": left, "y0": top, "x1": right, "y1": top, "x2": left, "y2": bottom, "x3": right, "y3": bottom}
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "0x{:02X}{:02X}{:02X}".format(*(int(c) for c in rgb[:3]))
+
+
+def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: int = 24,
+                          box: Sequence[int] | None = None, motion: Motion = "zoom_in", zoom: float = ZOOM,
+                          fade_in: bool = True, fade_out: bool = True, fade_s: float = FADE_S,
+                          background: Sequence[int] | None = None) -> Path:
+    """A video-only segment like ``video.encode_segment``'s, with the picture in ``box`` moving gently.
+
+    ``box`` (left, top, right, bottom; ``SlideResult.boxes["picture"]``) is the only region that
+    moves; None animates nothing. ``fade_in``/``fade_out`` fade from/to ``background`` (default: the
+    slide's own background) over ``fade_s`` seconds inside the segment, so its length is still
+    ``round(duration * fps)`` frames. With neither a box nor a fade this is ``encode_segment``.
+    """
+    slide_png, out = Path(slide_png), Path(out)
+    if not slide_png.is_file():
+        raise RenderError(f"slide image {slide_png} does not exist. Fix: compose the slide before encoding it.")
+    if not (duration > 0 and math.isfinite(duration)):
+        raise RenderError(f"segment duration must be positive, got {duration!r}. Fix: check the scene's audio.")
+    if fps <= 0:
+        raise RenderError(f"fps must be positive, got {fps}")
+    if motion not in MOTIONS:
+        raise RenderError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
+    if not 1.0 <= zoom <= 1.5:
+        raise RenderError(f"zoom must be between 1.0 and 1.5 (gentle), got {zoom}")
+    try:
+        with Image.open(slide_png) as im:
+            size = im.size
+            bg = tuple(background) if background is not None else background_of(im)
+    except OSError as exc:
+        raise RenderError(f"cannot read the slide {slide_png}: {exc}. Fix: compose the slide again.") from exc
+
+    n = video.frames_for(duration, fps)
+    k = min(n // 2, max(0, int(round(fade_s * fps))))  # fade frames on each side
+    kin, kout = (k if fade_in else 0), (k if fade_out else 0)
+    moving = None
+    if box is not None:
+        moving = _even_box(box, size)
+        if moving[2] - moving[0] < 16 or moving[3] - moving[1] < 16:
+            moving = None  # too small to move visibly
+    colour = _hex(bg)
+    chain = [  # converted once, as encode_segment converts it, then cloned: still areas match a still
+        "[0:v]scale=w=trunc(iw/2)*2:h=trunc(ih/2)*2:out_color_matrix=bt709:out_range=tv:flags=lanczos",
+        "format=yuv420p",
+        "setsar=1",
+        f"loop=loop={n - 1}:size=1:start=0",
+        "setpts=N",
+    ]
+    graph: list[str] = []
+    if moving is not None:
+        x0, y0, x1, y1 = moving
+        corners = _corners(motion, n, zoom)
+        persp = ":".join(f"{key}='{expr}'" for key, expr in corners.items())
+        graph.append(",".join(chain) + ",split=2[base][pic]")
+        graph.append(f"[pic]crop=w={x1 - x0}:h={y1 - y0}:x={x0}:y={y0},"
+                     f"perspective={persp}:interpolation=cubic:sense=source:eval=frame[moved]")
+        head = f"[base][moved]overlay=x={x0}:y={y0}:format=yuv420:eval=init"
+    else:
+        head = ",".join(chain)
+    tail: list[str] = []
+    if kin:
+        tail.append(f"fade=t=in:s=0:n={kin}:c={colour}")
+    if kout:
+        tail.append(f"fade=t=out:s={n - kout}:n={kout}:c={colour}")
+    if moving is None and n > 4:
+        # still between the fades: keep the fade frames, the first still frames and the last frame.
+        # At least three frames at the head give the stream the same reordering delay as a moving
+        # one (x264 sets it from the first frames), so these segments join any others exactly.
+        keep = [f"lt(n\\,{max(kin + 1, 3)})", f"gte(n\\,{n - kout})" if kout else f"eq(n\\,{n - 1})"]
+        tail.append(f"select={'+'.join(keep)}")
+    graph.append(head + "".join("," + f for f in tail) + "[v]")
+    with atomic_path(out) as tmp:
+        video._run([
+            "-framerate", str(fps), "-i", str(slide_png),
+            "-filter_complex", ";".join(graph), "-map", "[v]",
+            "-fps_mode", "passthrough", "-enc_time_base", f"1/{fps}",
+            *video_codec_args(),
+            "-video_track_timescale", str(fps * 1000),
+            "-an", "-f", "mp4", str(tmp),
+        ], f"encode the moving slide {slide_png.name}")
+    return out
+
+
+def video_codec_args() -> list[str]:
+    """The encoder settings of ``video.encode_segment``: segments must match them to join by copy."""
+    return [
+        "-c:v", "libx264", "-preset", "medium", "-tune", "stillimage", "-crf", "18",
+        "-pix_fmt", "yuv420p", "-profile:v", "high",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+    ]
