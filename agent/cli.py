@@ -301,6 +301,15 @@ def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(f"--from {path} is not a lesson script: {describe_validation(err)}") from None
 
 
+def _mount_eval() -> None:
+    from evals.cli import app as eval_app
+
+    app.add_typer(eval_app, name="eval", help="Make and score lessons over a topic set; compare runs.")
+
+
+_mount_eval()
+
+
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:

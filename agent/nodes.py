@@ -473,10 +473,10 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
             language=req.language,
         )
         cached = save_png(result.image, project.store.path(key, ".png"))
-        overflow, notes = result.overflow, list(result.notes)
-        project.store.put_json(key, {"overflow": overflow, "notes": notes})
+        overflow, notes, min_font = result.overflow, list(result.notes), result.min_font_px
+        project.store.put_json(key, {"overflow": overflow, "notes": notes, "min_font_px": min_font})
     else:
-        overflow, notes = bool(meta.get("overflow")), list(meta.get("notes", []))
+        overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     slide_path = link_or_copy(cached, folder / "slide.png")
     warnings = [f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})"] if overflow else []
     record = SceneRecord(
@@ -497,6 +497,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         critic_note=state.get("critic_note", ""),
         slide=project.ref(slide_path, key),
         slide_overflow=overflow,
+        min_font_px=min_font,
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}

@@ -125,6 +125,7 @@ class SceneRecord(BaseModel):
     critic_note: str = ""
     slide: AssetRef | None = None
     slide_overflow: bool = False
+    min_font_px: int | None = None  # smallest text size on the slide
     hold_seconds: float = 0.0  # how long the slide stays up
     start: float = 0.0
     end: float = 0.0

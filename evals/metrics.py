@@ -446,6 +446,7 @@ class Metric:
     tolerance: float
     relative: bool = False
     fmt: str = "{:.2f}"
+    per_lesson: bool = True  # flag a single lesson's change too (wall time: only the mean, it is noisy)
 
     def worse(self, a: float, b: float) -> bool:
         """True when going from ``a`` to ``b`` is worse by more than the tolerance."""
@@ -483,7 +484,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("content.quiz_score", "quiz answered from the lesson", "higher", 0.1, fmt="{:.0%}"),
     Metric("cost.total_tokens", "LLM tokens", "lower", 0.10, relative=True, fmt="{:.0f}"),
     Metric("cost.price_usd", "estimated price (USD)", "lower", 0.10, relative=True, fmt="{:.4f}"),
-    Metric("cost.make_seconds", "wall time to make (s)", "lower", 0.25, relative=True, fmt="{:.1f}"),
+    Metric("cost.make_seconds", "wall time to make (s)", "lower", 0.25, relative=True, fmt="{:.1f}", per_lesson=False),
 )
 METRIC_BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 

@@ -398,7 +398,7 @@ def compare(run_a: Path | str | EvalReport, run_b: Path | str | EvalReport) -> C
             for metric in METRICS:
                 d = delta(metric, a.metrics.value(metric.key), b.metrics.value(metric.key))
                 lc.deltas.append(d)
-                if d.regression:
+                if d.regression and metric.per_lesson:
                     lc.regressions.append(f"{metric.label}: {fmt(metric, d.a)} -> {fmt(metric, d.b)}")
         regressions += [f"{b.slug}: {text}" for text in lc.regressions]
         lessons.append(lc)

@@ -25,7 +25,7 @@ from agent import run as agent_run
 from agent.config import Settings
 from agent.context import Context, create
 from agent.project import Project
-from tools.base import LLM
+from tools.base import LLM, ConfigError
 from tools.cache import atomic_write_json, content_key
 
 from . import report as reporting
@@ -87,8 +87,6 @@ async def run_eval(
     """
     emit = on_event or (lambda e: None)
     if jobs < 1:
-        from tools.base import ConfigError
-
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     dataset_file = topics.resolve(dataset_path)
     dataset = topics.load(dataset_file)
@@ -97,74 +95,108 @@ async def run_eval(
     run_project = Project(out)
     run_project.prepare()
     started = time.perf_counter()
-    with run_project.lock():
-        # the heavy models are built and loaded once, before any work, and shared by every lesson
-        if images is None:
-            images = create("images", settings.images, device=settings.device)
-        if critic is None and images is not None:
-            critic = create("critic", settings.critic, device=settings.device)
-        check_llm = llm if llm is not None else create("llm", settings.llm)  # no key, no server: fails here
-        judge_obj: Any = None
-        if judge:
-            judge_obj = judge_llm if judge_llm is not None else check_llm
-            if isinstance(judge_obj, str):
-                judge_obj = create("llm", judge_obj)
-        await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
-        if judge_obj is not None and judge_obj is not check_llm:
-            await agent_run.preflight(Context(llm=judge_obj), emit)
-        judge_before = _usage(judge_obj)
+    owned: list[Any] = []  # LLM clients built here, closed at the end
+    try:
+        with run_project.lock():
+            return await _run_locked(
+                dataset, dataset_file, out, jobs, settings, llm, images, speech, critic, judge_llm, judge,
+                quiz_questions, emit, owned, started,
+            )
+    finally:
+        for client in owned:
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
 
-        backends = {k: v for k, v in (("llm", llm), ("images", images), ("speech", speech), ("critic", critic)) if v is not None}
-        names = {
-            "llm": _name(llm) or settings.llm,
-            "images": _name(images) or "none",
-            "speech": _name(speech) or settings.speech,
-            "critic": _name(critic) or "none",
-        }
-        fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]
-        results_dir = out / "results"
-        slugs = dataset.slugs()
-        total = len(slugs)
-        finished: dict[str, TopicResult] = {}
-        resumed: list[str] = []
-        pending: list[tuple[int, str, topics.TopicSpec, str]] = []
-        for i, (slug, spec) in enumerate(zip(slugs, dataset.topics, strict=True), 1):
-            key = content_key(spec, fingerprint)
-            old = load_result(results_dir / f"{slug}.json")
-            if old is not None and old.status == "done" and old.key == key:
-                finished[slug] = old
-                resumed.append(slug)
-                emit({"stage": "eval", "status": "skipped", "topic": slug, "index": i, "total": total,
-                      "message": f"{spec.topic}: done in an earlier run"})
-            else:
-                pending.append((i, slug, spec, key))
 
-        gate = asyncio.Semaphore(jobs)
+async def _run_locked(
+    dataset: topics.Dataset,
+    dataset_file: Path,
+    out: Path,
+    jobs: int,
+    settings: Settings,
+    llm: Any,
+    images: Any,
+    speech: Any,
+    critic: Any,
+    judge_llm: Any,
+    judge: bool,
+    quiz_questions: int,
+    emit: EventSink,
+    owned: list[Any],
+    started: float,
+) -> EvalReport:
+    # the heavy models are built and loaded once, before any work, and shared by every lesson
+    if images is None:
+        images = create("images", settings.images, device=settings.device)
+    if critic is None and images is not None:
+        critic = create("critic", settings.critic, device=settings.device)
+    check_llm = llm
+    if check_llm is None:  # each lesson builds its own; this one proves the settings work
+        check_llm = create("llm", settings.llm)  # no key and no server: a ConfigError here
+        owned.append(check_llm)
+    judge_obj: Any = None
+    if judge:
+        judge_obj = judge_llm if judge_llm is not None else check_llm
+        if isinstance(judge_obj, str):
+            judge_obj = create("llm", judge_obj)
+            owned.append(judge_obj)
+    await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
+    if judge_obj is not None and judge_obj is not check_llm:
+        await agent_run.preflight(Context(llm=judge_obj), emit)
+    judge_before = _usage(judge_obj)
 
-        async def one(i: int, slug: str, spec: topics.TopicSpec, key: str) -> None:
-            async with gate:
-                finished[slug] = await _run_topic(
-                    out, i, total, slug, spec, key, settings, backends, judge_obj, quiz_questions, emit
-                )
+    backends = {k: v for k, v in (("llm", llm), ("images", images), ("speech", speech), ("critic", critic)) if v is not None}
+    names = {
+        "llm": _name(llm) or settings.llm,
+        "images": _name(images) or "none",
+        "speech": _name(speech) or settings.speech,
+        "critic": _name(critic) or "none",
+    }
+    fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]
+    results_dir = out / "results"
+    slugs = dataset.slugs()
+    total = len(slugs)
+    finished: dict[str, TopicResult] = {}
+    resumed: list[str] = []
+    pending: list[tuple[int, str, topics.TopicSpec, str]] = []
+    for i, (slug, spec) in enumerate(zip(slugs, dataset.topics, strict=True), 1):
+        key = content_key(spec, fingerprint)
+        old = load_result(results_dir / f"{slug}.json")
+        if old is not None and old.status == "done" and old.key == key:
+            finished[slug] = old
+            resumed.append(slug)
+            emit({"stage": "eval", "status": "skipped", "topic": slug, "index": i, "total": total,
+                  "message": f"{spec.topic}: done in an earlier run"})
+        else:
+            pending.append((i, slug, spec, key))
 
-        await asyncio.gather(*(one(*p) for p in pending))
+    gate = asyncio.Semaphore(jobs)
 
-        results = [finished[s] for s in slugs]
-        info = RunInfo(
-            dataset=dataset.name,
-            dataset_path=str(dataset_file),
-            created=_now(),
-            settings=settings.model_dump(mode="json"),
-            backends=names,
-            judge=_name(judge_obj),
-            judge_usage={k: v - judge_before.get(k, 0) for k, v in _usage(judge_obj).items()},
-            jobs=jobs,
-            seconds=round(time.perf_counter() - started, 3),
-        )
-        report = EvalReport(run=info, summary=summarize(results), lessons=results, resumed=resumed)
-        emit({"stage": "eval", "status": "report", "message": f"writing {out / 'report.json'} and report.html"})
-        reporting.write(report, out)
-        return report
+    async def one(i: int, slug: str, spec: topics.TopicSpec, key: str) -> None:
+        async with gate:
+            finished[slug] = await _run_topic(
+                out, i, total, slug, spec, key, settings, backends, judge_obj, quiz_questions, emit
+            )
+
+    await asyncio.gather(*(one(*p) for p in pending))
+
+    results = [finished[s] for s in slugs]
+    info = RunInfo(
+        dataset=dataset.name,
+        dataset_path=str(dataset_file),
+        created=_now(),
+        settings=settings.model_dump(mode="json"),
+        backends=names,
+        judge=_name(judge_obj),
+        judge_usage={k: v - judge_before.get(k, 0) for k, v in _usage(judge_obj).items()},
+        jobs=jobs,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    report = EvalReport(run=info, summary=summarize(results), lessons=results, resumed=resumed)
+    emit({"stage": "eval", "status": "report", "message": f"writing {out / 'report.json'} and report.html"})
+    reporting.write(report, out)
+    return report
 
 
 async def _run_topic(

@@ -7,6 +7,7 @@ what changed. The wrappers keep the interfaces, so the agent cannot tell them fr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class CachedSpeech:
         self.store = store
         self.name = inner.name
         self.hits = 0
+        self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     def default_voice(self, language: str) -> str:
         return self.inner.default_voice(language)
@@ -53,20 +55,32 @@ class CachedSpeech:
     def key(self, text: str, voice: str) -> str:
         return content_key("speech", self.name, voice, text)
 
+    async def _produce(self, key: str, text: str, voice: str) -> dict[str, Any]:
+        target = self.store.path(key, ".wav")
+        speech = await self.inner.speak(text, voice, target)
+        meta = {
+            "duration": speech.duration,
+            "voice": speech.voice,
+            "backend": speech.backend,
+            "words": [[w.word, w.start, w.end] for w in speech.words],
+        }
+        self.store.put_json(key, meta)
+        return meta
+
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
         key = self.key(text, voice)
         audio, meta = self.store.get(key, ".wav"), self.store.get_json(key)
         if audio is None or meta is None:
-            target = self.store.path(key, ".wav")
-            speech = await self.inner.speak(text, voice, target)
-            meta = {
-                "duration": speech.duration,
-                "voice": speech.voice,
-                "backend": speech.backend,
-                "words": [[w.word, w.start, w.end] for w in speech.words],
-            }
-            self.store.put_json(key, meta)
-            audio = target
+            # scenes that say the same words at the same time share one synthesis
+            task = self._inflight.get(key)
+            if task is None:
+                task = asyncio.ensure_future(self._produce(key, text, voice))
+                self._inflight[key] = task
+                task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
+            else:
+                self.hits += 1
+            meta = await asyncio.shield(task)
+            audio = self.store.path(key, ".wav")
         else:
             self.hits += 1
         link_or_copy(audio, Path(out))

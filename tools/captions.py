@@ -92,7 +92,7 @@ class _Line:
     direction: str | None
 
 
-def _layout(text: str, width: int, style: CaptionStyle, max_w: int, language: str):
+def _layout(text: str, unit: int, style: CaptionStyle, max_w: int, language: str):
     """(font, size, stroke, lines) for ``text``: the largest size down to min_scale that fits, else wrapped."""
     lines_in = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
     choice = choose_font(" ".join(lines_in), bold=style.bold, language=language)
@@ -100,7 +100,7 @@ def _layout(text: str, width: int, style: CaptionStyle, max_w: int, language: st
         log.warning("caption font %s lacks glyphs for %r; they show as boxes. Fix: install fonts-noto-core "
                     "(or fonts-noto-cjk for Chinese, Japanese and Korean)", choice.path, choice.missing[:12])
     raqm = raqm_available()
-    full = max(8, int(round(style.font_scale * width)))
+    full = max(8, int(round(style.font_scale * unit)))
     smallest = max(8, int(round(full * style.min_scale)))
 
     def measured(lines: list[str], font, stroke: int) -> list[_Line]:
@@ -290,7 +290,7 @@ def encode_captioned_segment(pieces: Sequence[tuple[Image.Image, float]], out: P
         listing.write_text("ffconcat version 1.0\n" + "\n".join(video.concat_entry(p) for p in parts) + "\n",
                            encoding="utf-8")
         with atomic_path(out) as dst:
-            video._run(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v:0", "-c:v", "copy",
+            video.run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v:0", "-c:v", "copy",
                         "-video_track_timescale", str(fps * 1000), "-an", "-f", "mp4", str(dst)],
                        f"join {len(parts)} caption pieces into {out.name}")
     return out

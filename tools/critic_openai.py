@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ConfigError, CriticError, Message, Verdict
-from .llm_openai import DEFAULT_MODEL, OpenAILLM, UsageTotals, _display_url
+from .llm_openai import DEFAULT_MODEL, OpenAILLM, UsageTotals, display_url
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -196,7 +196,7 @@ class OpenAICritic:
         self._usage_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAICritic(model={self.model!r}, base_url={_display_url(self.base_url)!r}, floor={self.floor:g})"
+        return f"OpenAICritic(model={self.model!r}, base_url={display_url(self.base_url)!r}, floor={self.floor:g})"
 
     # ----------------------------------------------------------------- public API
 

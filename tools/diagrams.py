@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DiagramKind = Literal["steps", "cycle", "comparison", "bar_chart"]
 
+LABEL_FLOOR_PX = 22  # the smallest diagram label on a slide, at 1080 p (slide bullets stop at 28)
 MAX_LABEL_CHARS = 40
 MAX_CAPTION_CHARS = 120
 LIMITS: dict[str, tuple[int, int]] = {"steps": (2, 6), "cycle": (3, 6), "bar_chart": (2, 6)}
@@ -326,7 +327,8 @@ class _Typesetter:
         At ``min_size`` a word may be broken; text that still does not fit is cut with an ellipsis.
         """
         box_w, box_h = max(1.0, box_w), max(1.0, box_h)
-        min_size = max(1, min(min_size, max_size))
+        min_size = max(1, min_size)
+        max_size = max(min_size, max_size)  # on a small diagram the floor wins over the scaled size
 
         def attempt(size: int) -> tuple[_Set, bool]:
             lines, broke = self.wrap(text, box_w, bold, size)
@@ -375,7 +377,8 @@ Rect = tuple[float, float, float, float]  # left, top, right, bottom in pixels, 
 
 
 class _Canvas:
-    def __init__(self, width: int, height: int, pal: Palette, language: str) -> None:
+    def __init__(self, width: int, height: int, pal: Palette, language: str, rtl: bool,
+                 min_font_px: int | None) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -390,16 +393,19 @@ class _Canvas:
         ax.set_facecolor(_rgb(pal.background))
         self.ax = ax
         self.ts = _Typesetter(self.agg.get_renderer(), language)
-        self.rtl = language.split("-")[0].lower() in slides._RTL_LANGUAGES
+        self.rtl = rtl
         self.cuts: list[str] = []
         self.placed: list[tuple[str, Rect, RGB]] = []  # every text drawn, with the box it was fitted to
         self.s = min(width, height) / 700  # scale: sizes below are for a ~700 px diagram
+        self.min_font_px = min_font_px
 
     def px(self, v: float) -> float:
         return v * self.s
 
     def floor(self) -> int:
-        """The smallest label size: legible when the diagram fills a slide's illustration box."""
+        """The smallest label size (below it text is cut with an ellipsis instead)."""
+        if self.min_font_px is not None:
+            return self.min_font_px
         return max(10, int(round(self.px(20))))
 
     def rect(self, r: Rect, *, fill: RGB | None, edge: RGB | None, lw: float = 0.0, radius: float = 0.0,
@@ -705,25 +711,36 @@ _DRAW = {"steps": _draw_steps, "cycle": _draw_cycle, "comparison": _draw_compari
 # --------------------------------------------------------------------------- public
 
 
-def draw_diagram(diagram: Diagram, *, width: int, height: int, theme: slides.Theme, language: str = "en") -> Image.Image:
+def draw_diagram(diagram: Diagram, *, width: int, height: int, theme: slides.Theme, language: str = "en",
+                 min_font_px: int | None = None) -> Image.Image:
     """``diagram`` drawn with matplotlib on the theme's background, exactly ``width`` x ``height`` px (RGB).
 
-    Raises ConfigError for a size too small to draw on, RenderError when drawing fails.
+    Labels shrink to fit down to ``min_font_px`` (default: 20 px per 700 px of the shorter side,
+    at least 10), then are cut with an ellipsis. Raises ConfigError for a size too small to draw
+    on, RenderError when drawing fails.
     """
-    return _render(diagram, width=width, height=height, theme=theme, language=language)[0]
+    return _render(diagram, width=width, height=height, theme=theme, language=language,
+                   min_font_px=min_font_px).image
 
 
-def _render(diagram: Diagram, *, width: int, height: int, theme: slides.Theme,
-            language: str = "en") -> tuple[Image.Image, list[tuple[str, Rect, RGB]]]:
-    """The picture, and every text drawn with the box it was fitted to (for tests and debugging)."""
+@dataclass
+class _Drawn:
+    image: Image.Image
+    placed: list[tuple[str, Rect, RGB]]  # every text drawn, with the box it was fitted to
+    cuts: list[str]  # texts cut with an ellipsis
+
+
+def _render(diagram: Diagram, *, width: int, height: int, theme: slides.Theme, language: str = "en",
+            min_font_px: int | None = None) -> _Drawn:
     if not isinstance(diagram, Diagram):
         raise ConfigError(f"draw_diagram needs a Diagram, got {type(diagram).__name__}; build one with "
                           "Diagram.model_validate(...)")
     if width < 64 or height < 64:
         raise ConfigError(f"a diagram needs at least 64 x 64 px, got {width} x {height}; draw it larger")
+    rtl = language.split("-")[0].lower() in slides._RTL_LANGUAGES or slides.is_rtl(" ".join(diagram.texts()))
     with _LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        c = _Canvas(int(width), int(height), palette(theme), language)
+        c = _Canvas(int(width), int(height), palette(theme), language, rtl, min_font_px)
         try:
             area = _caption_band(c, diagram.caption)
             _DRAW[diagram.kind](c, diagram, area)
@@ -740,9 +757,7 @@ def _render(diagram: Diagram, *, width: int, height: int, theme: slides.Theme,
     if glyphs:
         log.warning("diagram: %d characters have no glyph in the chosen fonts and show as boxes; install "
                     "fonts-noto-core and fonts-noto-cjk", len(glyphs))
-    if c.cuts:
-        log.info("diagram text cut with an ellipsis: %s", "; ".join(repr(t) for t in c.cuts))
-    return img, c.placed
+    return _Drawn(img, c.placed, c.cuts)
 
 
 def compose_diagram_slide(diagram: Diagram, *, title: str, bullets: Sequence[str], footer: str, index: int,
@@ -751,7 +766,9 @@ def compose_diagram_slide(diagram: Diagram, *, title: str, bullets: Sequence[str
     """A slide with ``diagram`` where the illustration goes, drawn at the illustration box's exact size.
 
     The layout does not depend on the picture, so a first pass with a placeholder finds the box and
-    the second pass places a diagram drawn at exactly that size (pasted 1:1, no resampling).
+    the second pass places a diagram drawn at exactly that size (pasted 1:1, no resampling). Labels
+    stay at least ``LABEL_FLOOR_PX`` at 1080 p; text cut to respect that is reported in ``notes``
+    and sets ``overflow``, as cut slide text does.
     """
     kw = dict(title=title, bullets=bullets, footer=footer, index=index, total=total, aspect=aspect,
               theme=theme, language=language)
@@ -759,6 +776,12 @@ def compose_diagram_slide(diagram: Diagram, *, title: str, bullets: Sequence[str
     box = probe.boxes.get("illustration")
     if box is None:
         raise RenderError("the slide layout has no illustration box; this is a bug in tools.slides")
-    picture = draw_diagram(diagram, width=box[2] - box[0], height=box[3] - box[1],
-                           theme=slides.THEMES[theme], language=language)
-    return slides.compose_slide(illustration=picture, **kw)
+    W, H = slides.ASPECTS[aspect]
+    drawn = _render(diagram, width=box[2] - box[0], height=box[3] - box[1], theme=slides.THEMES[theme],
+                    language=language, min_font_px=int(round(LABEL_FLOOR_PX * min(W, H) / 1080)))
+    result = slides.compose_slide(illustration=drawn.image, **kw)
+    if drawn.cuts:
+        result.overflow = True
+        result.notes.append("diagram text cut with an ellipsis at the smallest size: "
+                            + ", ".join(repr(t) for t in drawn.cuts) + "; shorten these labels")
+    return result

@@ -106,7 +106,10 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
     """A plausible answer for each of LessonForge's schemas, shaped by what the prompt asks."""
     from agent import schemas as s  # the fakes answer the agent's own schemas
 
-    prompt = "\n".join(m.content for m in messages if m.role == "user")
+    hook = getattr(schema, "fake_answer", None)  # other packages' schemas answer for themselves
+    if callable(hook):
+        return hook(messages)
+    prompt = "\n".join(str(m.content) for m in messages if m.role == "user")
     topic = _field(prompt, "Topic") or "the topic"
     if schema is s.Outline:
         seconds = float(_number(prompt, r"Total narration time: ([\d.]+) seconds") or 60)
@@ -144,7 +147,8 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
         return s.Script(title=topic.title()[:60], scenes=scenes)
     if schema is s.NarrationRewrite:
         budget = int(_number(prompt, r"must have about (\d+) words") or 30)
-        return s.NarrationRewrite(narration=_sentence_block(f"Here is {topic} in short.", budget))
+        title = _field(prompt, "Scene title") or topic
+        return s.NarrationRewrite(narration=_sentence_block(f"Here is {title} in short.", budget))
     if schema is s.PromptRevision:
         old = _field(prompt, "Prompt used") or "an illustration"
         return s.PromptRevision(prompt=f"{old}, shown up close", reason="Made the subject more prominent.")

@@ -114,7 +114,7 @@ def response_format(schema: type[BaseModel]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
     """The URL without any user:password part."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
@@ -152,7 +152,7 @@ def summarize_validation(err: ValidationError, limit: int = _MAX_ERRORS_SHOWN) -
     return "\n".join(lines)
 
 
-def _status_detail(err: openai.APIStatusError) -> str:
+def status_detail(err: openai.APIStatusError) -> str:
     body = err.body
     if isinstance(body, dict) and body.get("message"):
         text = str(body["message"])
@@ -205,7 +205,7 @@ class OpenAILLM:
             )
         if url is not None and urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(
-                f"OPENAI_BASE_URL / base_url {_display_url(url)!r} is not an http(s) URL. "
+                f"OPENAI_BASE_URL / base_url {display_url(url)!r} is not an http(s) URL. "
                 "Write it in full, e.g. http://localhost:11434/v1."
             )
         self._api_key = key
@@ -219,7 +219,7 @@ class OpenAILLM:
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAILLM(model={self.model!r}, base_url={_display_url(self.base_url)!r})"
+        return f"OpenAILLM(model={self.model!r}, base_url={display_url(self.base_url)!r})"
 
     # ----------------------------------------------------------------- client
 
@@ -254,7 +254,7 @@ class OpenAILLM:
         HTTP error still proves a server is there, so it passes.
         """
         client = self._get_client().with_options(timeout=CHECK_TIMEOUT_S, max_retries=0)
-        url = _display_url(self.base_url)
+        url = display_url(self.base_url)
         try:
             page = await client.models.list()
         except openai.APITimeoutError:
@@ -264,7 +264,7 @@ class OpenAILLM:
             )) from None
         except openai.APIConnectionError as err:
             raise ConfigError(self._scrub(
-                f"No {self.role} reachable at {url} ({_cause(err)}). Start the server, or set "
+                f"No {self.role} reachable at {url} ({network_cause(err)}). Start the server, or set "
                 f"OPENAI_BASE_URL/OPENAI_API_KEY/{self.flag}."
             )) from None
         except openai.AuthenticationError as err:
@@ -319,7 +319,7 @@ class OpenAILLM:
                 raise self.error(self._scrub(
                     f"{self.name} did not return a valid {schema.__name__} after {repairs + 1} attempt(s); "
                     f"last error:\n{error}\nUse a stronger model (e.g. {self.flag} openai:gpt-4.1), or check that the "
-                    f"server at {_display_url(self.base_url)} supports json_schema structured output."
+                    f"server at {display_url(self.base_url)} supports json_schema structured output."
                 ))
             repairs += 1
             log.info("%s: invalid %s reply, repair %d/%d:\n%s", self.name, schema.__name__, repairs,
@@ -347,7 +347,7 @@ class OpenAILLM:
         if not choices or getattr(choices[0], "message", None) is None:
             raise self.error(
                 f"{self.name} answered with no choices for {schema.__name__}. Check that "
-                f"{_display_url(self.base_url)} is an OpenAI-compatible chat completions server."
+                f"{display_url(self.base_url)} is an OpenAI-compatible chat completions server."
             )
         return choices[0]
 
@@ -370,7 +370,7 @@ class OpenAILLM:
             self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
 
     def _translate(self, err: openai.OpenAIError) -> ConfigError | ProviderError:
-        url = _display_url(self.base_url)
+        url = display_url(self.base_url)
         if isinstance(err, openai.APITimeoutError):
             msg: str = (
                 f"{self.name} at {url} gave no reply within {self.timeout_s:g} s (tried {self.max_retries + 1} "
@@ -379,33 +379,33 @@ class OpenAILLM:
             return self.error(self._scrub(msg))
         if isinstance(err, openai.APIConnectionError):
             return self.error(self._scrub(
-                f"Cannot connect to the {self.role} server at {url} ({_cause(err)}). Start the server, or "
+                f"Cannot connect to the {self.role} server at {url} ({network_cause(err)}). Start the server, or "
                 f"correct OPENAI_BASE_URL / {self.flag}."
             ))
         if isinstance(err, openai.AuthenticationError):
             return ConfigError(self._scrub(self._auth_message(err)))
         if isinstance(err, openai.PermissionDeniedError):
             return ConfigError(self._scrub(
-                f"{url} refused access to model {self.model!r} (HTTP 403: {_status_detail(err)}). Check that "
+                f"{url} refused access to model {self.model!r} (HTTP 403: {status_detail(err)}). Check that "
                 f"OPENAI_API_KEY may use this model, or choose another with {self.flag}."
             ))
         if isinstance(err, openai.NotFoundError):
             return ConfigError(self._scrub(
-                f"Model {self.model!r} is unknown to the server at {url} (HTTP 404: {_status_detail(err)}). "
+                f"Model {self.model!r} is unknown to the server at {url} (HTTP 404: {status_detail(err)}). "
                 f"List the models it serves (GET {url}/models, or `ollama list`) and pass one as "
                 f"{self.flag} openai:MODEL; also check the base URL ends in /v1."
             ))
         if isinstance(err, openai.RateLimitError):
             return self.error(self._scrub(
                 f"{url} kept rate-limiting {self.name} after {self.max_retries} retries "
-                f"(HTTP 429: {_status_detail(err)}). Wait and retry, check your quota, or raise max_retries."
+                f"(HTTP 429: {status_detail(err)}). Wait and retry, check your quota, or raise max_retries."
             ))
         if isinstance(err, openai.APIStatusError):
             hint = ("The server may not support json_schema response_format; use one that does or another "
                     "model." if err.status_code in (400, 422) else
                     "Retry later, or check the server's logs.")
             return self.error(self._scrub(
-                f"{url} answered HTTP {err.status_code} to {self.name}: {_status_detail(err)}. {hint}"
+                f"{url} answered HTTP {err.status_code} to {self.name}: {status_detail(err)}. {hint}"
             ))
         return self.error(self._scrub(
             f"{self.name} failed: {type(err).__name__}: {err}. Check that {url} is an OpenAI-compatible server."
@@ -413,20 +413,28 @@ class OpenAILLM:
 
     def _auth_message(self, err: openai.APIStatusError) -> str:
         return (
-            f"{_display_url(self.base_url)} rejected the API key (HTTP {err.status_code}: {_status_detail(err)}). "
+            f"{display_url(self.base_url)} rejected the API key (HTTP {err.status_code}: {status_detail(err)}). "
             "Check OPENAI_API_KEY (or the api_key option): it must be a valid key for this server."
         )
 
     def _scrub(self, text: str) -> str:
         """``text`` with the API key (and the base URL's password, if any) replaced by ***."""
-        secrets = [self._api_key, urlsplit(self.base_url).password]
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, self._api_key, urlsplit(self.base_url).password)
 
 
-def _cause(err: BaseException) -> str:
+def scrub_secrets(text: str, *secrets: str | None) -> str:
+    """``text`` with every whole occurrence of each secret replaced by ***.
+
+    Only whole occurrences (not inside a longer word) are replaced, so a short key such as "local"
+    does not garble the rest of a message.
+    """
+    for secret in secrets:
+        if secret:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
+    return text
+
+
+def network_cause(err: BaseException) -> str:
     """The underlying network error's text (``Connection refused``...), or the error's own."""
     inner = err.__cause__ or err.__context__
     text = str(inner) if inner is not None and str(inner) else str(err)

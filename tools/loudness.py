@@ -177,9 +177,9 @@ def normalize_loudness(src: Path, dst: Path, *, target_lufs: float = -16.0, true
 
 
 _EBUR128 = {
-    "integrated": re.compile(r"Integrated loudness:\s*I:\s*(-?inf|-?[\d.]+)\s*LUFS", re.S),
-    "lra": re.compile(r"Loudness range:\s*LRA:\s*(-?inf|-?[\d.]+)\s*LU", re.S),
-    "true_peak": re.compile(r"True peak:\s*Peak:\s*(-?inf|-?[\d.]+)\s*dBFS", re.S),
+    "integrated": re.compile(r"Integrated loudness:\s*I:\s*(-?inf|-?[\d.]+)\s*LUFS", re.DOTALL),
+    "lra": re.compile(r"Loudness range:\s*LRA:\s*(-?inf|-?[\d.]+)\s*LU", re.DOTALL),
+    "true_peak": re.compile(r"True peak:\s*Peak:\s*(-?inf|-?[\d.]+)\s*dBFS", re.DOTALL),
 }
 
 

@@ -18,8 +18,16 @@ separated by a pause, which the fade covers.
 Segments share every codec parameter with ``video.encode_segment`` (libx264 high profile, the same
 preset/tune/CRF, yuv420p BT.709 limited range, time base 1/fps, track timescale fps*1000), so
 still and moving segments mix in one lesson and are joined by ``video.assemble`` with ``-c copy``.
-A segment without a picture box is a still with fades: only the fade frames and one held frame are
-encoded (variable frame rate, as ``encode_segment`` does), so it costs little more than a still.
+A segment without a picture box is a still with fades: only the fade frames and three frames at
+each end are encoded (variable frame rate, as ``encode_segment`` does), so it costs little more than
+a still.
+
+Joining, one caveat: x264 (with B-frames, as ``encode_segment`` configures it) gives a stream of
+three or more frames a two-frame reordering delay (its first decode time is two frames before
+zero); ``encode_segment``'s two-frame stills have none. Segments from this module all have the
+delay and join with each other, and with such stills after them, exactly; a segment with the delay
+right after one without comes out two frames short in the joined MP4. A --motion lesson therefore
+encodes every scene here (stills included, which cost next to nothing).
 """
 
 from __future__ import annotations
@@ -102,7 +110,8 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
     ``box`` (left, top, right, bottom; ``SlideResult.boxes["picture"]``) is the only region that
     moves; None animates nothing. ``fade_in``/``fade_out`` fade from/to ``background`` (default: the
     slide's own background) over ``fade_s`` seconds inside the segment, so its length is still
-    ``round(duration * fps)`` frames. With neither a box nor a fade this is ``encode_segment``.
+    ``round(duration * fps)`` frames. Without a box only the fade frames and three frames at each
+    end are encoded (see the module docstring).
     """
     slide_png, out = Path(slide_png), Path(out)
     if not slide_png.is_file():
@@ -154,15 +163,16 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         tail.append(f"fade=t=in:s=0:n={kin}:c={colour}")
     if kout:
         tail.append(f"fade=t=out:s={n - kout}:n={kout}:c={colour}")
-    if moving is None and n > 4:
-        # still between the fades: keep the fade frames, the first still frames and the last frame.
-        # At least three frames at the head give the stream the same reordering delay as a moving
-        # one (x264 sets it from the first frames), so these segments join any others exactly.
-        keep = [f"lt(n\\,{max(kin + 1, 3)})", f"gte(n\\,{n - kout})" if kout else f"eq(n\\,{n - 1})"]
-        tail.append(f"select={'+'.join(keep)}")
+    if moving is None and n > 6:
+        # Still between the fades: encode only the fade frames and three frames at each end. x264
+        # gives the stream a two-frame reordering delay (B-frames), so three dense frames at the head
+        # make these segments start like moving ones (they join any others exactly), and three at the
+        # tail keep the last decoded frame the last shown (the MP4 track lasts all n frames).
+        head_n, tail_n = max(kin + 1, 3), max(kout, 3)
+        tail.append(f"select=lt(n\\,{head_n})+gte(n\\,{n - tail_n})")
     graph.append(head + "".join("," + f for f in tail) + "[v]")
     with atomic_path(out) as tmp:
-        video._run([
+        video.run_ffmpeg([
             "-framerate", str(fps), "-i", str(slide_png),
             "-filter_complex", ";".join(graph), "-map", "[v]",
             "-fps_mode", "passthrough", "-enc_time_base", f"1/{fps}",

@@ -34,6 +34,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
     "speech": {
         "edge": "tools.speech_edge:EdgeSpeech",
         "espeak": "tools.speech_espeak:EspeakSpeech",
+        "openai": "tools.speech_openai:OpenAISpeech",
         "fake": "tools.fakes:FakeSpeech",
     },
     "critic": {

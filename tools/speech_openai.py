@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import re
 import struct
@@ -60,7 +59,7 @@ import openai
 
 from .audio import check_audio, read_wav_pcm, to_wav, write_wav
 from .base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
-from .llm_openai import NO_KEY, OPENAI_URL, _cause, _display_url, _status_detail
+from .llm_openai import NO_KEY, OPENAI_URL, display_url, network_cause, scrub_secrets, status_detail
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class OpenAISpeech:
             )
         if url is not None and urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(
-                f"OPENAI_BASE_URL / base_url {_display_url(url)!r} is not an http(s) URL. "
+                f"OPENAI_BASE_URL / base_url {display_url(url)!r} is not an http(s) URL. "
                 "Write it in full, e.g. http://localhost:8880/v1."
             )
         self._api_key = key
@@ -155,7 +154,7 @@ class OpenAISpeech:
         )
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAISpeech(model={self.model!r}, base_url={_display_url(self.base_url)!r})"
+        return f"OpenAISpeech(model={self.model!r}, base_url={display_url(self.base_url)!r})"
 
     @property
     def official(self) -> bool:
@@ -288,7 +287,7 @@ class OpenAISpeech:
         return samples, rate
 
     def _translate(self, err: openai.OpenAIError, voice: str) -> ConfigError | SpeechError:
-        url = _display_url(self.base_url)
+        url = display_url(self.base_url)
         tries = f"after {self.max_retries + 1} attempt(s)"
         if isinstance(err, openai.APITimeoutError):
             return SpeechUnavailable(self._scrub(
@@ -297,50 +296,46 @@ class OpenAISpeech:
             ))
         if isinstance(err, openai.APIConnectionError):
             return SpeechUnavailable(self._scrub(
-                f"Cannot connect to the speech server at {url} ({_cause(err)}). Check the network or "
-                "OPENAI_BASE_URL, or use an offline voice, e.g. --speech espeak:en-us."
+                f"Cannot reach the speech server at {url}, or it dropped the connection ({network_cause(err)}). Check "
+                "the network or OPENAI_BASE_URL, or use an offline voice, e.g. --speech espeak:en-us."
             ))
         if isinstance(err, openai.AuthenticationError):
             return ConfigError(self._scrub(
-                f"{url} rejected the API key (HTTP {err.status_code}: {_status_detail(err)}). Check "
+                f"{url} rejected the API key (HTTP {err.status_code}: {status_detail(err)}). Check "
                 "OPENAI_API_KEY (or the api_key option): it must be a valid key for this server."
             ))
         if isinstance(err, openai.PermissionDeniedError):
             return ConfigError(self._scrub(
-                f"{url} refused {self.name} (HTTP 403: {_status_detail(err)}). Check that OPENAI_API_KEY may use "
+                f"{url} refused {self.name} (HTTP 403: {status_detail(err)}). Check that OPENAI_API_KEY may use "
                 "this model, or choose another backend with --speech."
             ))
         if isinstance(err, openai.NotFoundError):
             return ConfigError(self._scrub(
                 f"{url} has no text-to-speech model {self.model!r} or no /audio/speech endpoint (HTTP 404: "
-                f"{_status_detail(err)}). Use a TTS model (gpt-4o-mini-tts, tts-1) with a server that speaks, "
+                f"{status_detail(err)}). Use a TTS model (gpt-4o-mini-tts, tts-1) with a server that speaks, "
                 "and check that the base URL ends in /v1."
             ))
         if isinstance(err, openai.RateLimitError):
             return SpeechUnavailable(self._scrub(
-                f"{url} kept rate-limiting {self.name} {tries} (HTTP 429: {_status_detail(err)}). Wait and retry, "
+                f"{url} kept rate-limiting {self.name} {tries} (HTTP 429: {status_detail(err)}). Wait and retry, "
                 "check your quota, or lower max_concurrency."
             ))
         if isinstance(err, openai.APIStatusError):
             if err.status_code >= 500:
                 return SpeechUnavailable(self._scrub(
-                    f"{url} failed to speak {tries} (HTTP {err.status_code}: {_status_detail(err)}). Retry later, "
+                    f"{url} failed to speak {tries} (HTTP {err.status_code}: {status_detail(err)}). Retry later, "
                     "or use another backend (--speech)."
                 ))
             return SpeechError(self._scrub(
                 f"{url} refused to speak with {self.name}, voice {voice!r} (HTTP {err.status_code}: "
-                f"{_status_detail(err)}). Check the voice and model names, or use another backend (--speech)."
+                f"{status_detail(err)}). Check the voice and model names, or use another backend (--speech)."
             ))
         return SpeechError(self._scrub(
             f"{self.name} failed: {type(err).__name__}: {err}. Check that {url} is an OpenAI-compatible server."
         ))
 
     def _scrub(self, text: str) -> str:
-        """``text`` with the API key (and the base URL's password, if any) replaced by ***."""
-        for secret in (self._api_key, urlsplit(self.base_url).password):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, self._api_key, urlsplit(self.base_url).password)
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
@@ -749,12 +744,12 @@ def _spread(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) 
         for s in range(len(stretches)):
             hi = cum[s + 1]
             if p < hi - 1e-9 or (p <= hi + 1e-9 and not prefer_next) or s == len(stretches) - 1:
-                return stretches[s][0] + min(max(p - cum[s], 0.0), durs[s])
+                return stretches[s][0] + min(max(p - float(cum[s]), 0.0), durs[s])
         return stretches[-1][1]
 
     out = []
     for k, tok in enumerate(tokens):
         start = at(bounds[k], prefer_next=True)
         end = at(bounds[k + 1], prefer_next=False)
-        out.append(WordTiming(tok.word, round(start, 3), round(max(end, start), 3)))
+        out.append(WordTiming(tok.word, float(start), float(max(end, start))))
     return out

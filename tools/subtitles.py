@@ -220,7 +220,8 @@ def cues_from_words(words: Sequence[WordTiming], *, offset: float = 0.0, audio_e
             log.warning("dropping subtitle %r: it starts at the end of the audio", _join([w.text for w in ws[i:j]]))
             continue
         lines = break_lines([w.text for w in ws[i:j]], max_chars, max_lines) or [_join([w.text for w in ws[i:j]])]
-        cues.append(Cue(round(start + offset, 3), round(end + offset, 3), "\n".join(lines)))
+        last = math.floor((limit + offset) * 1000 + 1e-6) / 1000 if math.isfinite(limit) else math.inf
+        cues.append(Cue(round(start + offset, 3), min(round(end + offset, 3), last), "\n".join(lines)))
     return cues
 
 
@@ -261,10 +262,36 @@ def with_punctuation(text: str, words: Sequence[WordTiming]) -> list[WordTiming]
             spelled += _core(words[k].word)
         if spelled != core:
             return list(words)
+        if k > j and any(_wide(ch) for ch in tok):
+            # text written without spaces (Japanese, Chinese): keep the engine's words so cues can
+            # split between them, spelled with the text's own characters and punctuation
+            out += _spell_pieces(pending + tok, words[j : k + 1])
+            pending = ""
+            j = k + 1
+            continue
         out.append(WordTiming(pending + tok, words[j].start, words[k].end))
         pending = ""
         j = k + 1
     return out if j == len(words) else list(words)
+
+
+def _spell_pieces(token: str, words: Sequence[WordTiming]) -> list[WordTiming]:
+    """Cut ``token`` into one piece per timed word; punctuation goes with the piece before it."""
+    pieces: list[WordTiming] = []
+    pos = 0
+    for n, w in enumerate(words):
+        want, got, end = _core(w.word), "", pos
+        while end < len(token) and len(got) < len(want):
+            got += _core(token[end])
+            end += 1
+        if n == len(words) - 1:
+            end = len(token)
+        else:  # trailing punctuation belongs to this piece
+            while end < len(token) and not _core(token[end]):
+                end += 1
+        pieces.append(WordTiming(token[pos:end], w.start, w.end))
+        pos = end
+    return pieces
 
 
 # --------------------------------------------------------------------------- writers

@@ -84,7 +84,7 @@ def _fix_for(stderr: str) -> str:
     return "read ffmpeg's message above; rerun with the same inputs to reproduce"
 
 
-def _run(args: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
+def run_ffmpeg(args: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
     """Run ffmpeg (``args`` without the executable); RenderError naming ``what`` on failure."""
     exe = ffmpeg_exe()
     cmd = [exe, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args]
@@ -149,7 +149,7 @@ def encode_segment(slide_png: Path, duration: float, out: Path, *, fps: int = 24
         f"select={pick}",
     ])
     with atomic_path(out) as tmp:
-        _run([
+        run_ffmpeg([
             "-framerate", str(fps), "-i", str(slide_png),
             "-vf", vf,
             "-fps_mode", "passthrough", "-enc_time_base", f"1/{fps}",
@@ -190,7 +190,7 @@ def _read_mono16(path: Path, sample_rate: int, scratch: Path) -> np.ndarray:
     if not path.is_file():
         raise RenderError(f"narration part {path} does not exist. Fix: synthesise the scene again.")
     conv = scratch / f"part{len(list(scratch.iterdir()))}.wav"
-    _run(["-i", str(path), "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "wav", str(conv)],
+    run_ffmpeg(["-i", str(path), "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "wav", str(conv)],
          f"convert the narration {path.name} to {sample_rate} Hz mono")
     with wave.open(str(conv), "rb") as w:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
@@ -300,7 +300,7 @@ def _segment_duration(path: Path) -> float:
 def _retimed(segment: Path, duration: float, scratch: Path, fps: int) -> Path:
     """``segment``'s picture encoded again to last ``duration`` seconds."""
     still = scratch / "last.png"
-    _run(["-i", str(segment), "-frames:v", "1", "-f", "image2", "-c:v", "png", str(still)],
+    run_ffmpeg(["-i", str(segment), "-frames:v", "1", "-f", "image2", "-c:v", "png", str(still)],
          f"read the picture of {segment.name}")
     return encode_segment(still, duration, scratch / "last.mp4", fps=fps)
 
@@ -346,7 +346,7 @@ def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequ
         meta = scratch / "metadata.txt"
         meta.write_text(ffmetadata(title, chapters), encoding="utf-8")
         with atomic_path(out) as tmp:
-            _run([
+            run_ffmpeg([
                 "-f", "concat", "-safe", "0", "-i", str(listing),
                 "-i", str(audio),
                 "-f", "ffmetadata", "-i", str(meta),

@@ -62,7 +62,8 @@ def test_each_kind_draws_at_the_exact_size_on_the_theme_background(kind, size):
 
 @pytest.mark.parametrize("kind", list(ALL))
 def test_every_label_is_drawn_inside_its_box_and_no_text_outside_the_boxes(kind):
-    img, placed = diagrams._render(ALL[kind], width=830, height=700, theme=PROBE)
+    drawn = diagrams._render(ALL[kind], width=830, height=700, theme=PROBE)
+    img, placed = drawn.image, drawn.placed
     red = red_mask(img)
     labels = [(t, b) for t, b, colour in placed if colour == PROBE.text]
     expected = {"comparison": [c for row in TABLE.rows for c in row]}.get(kind, ALL[kind].labels)
@@ -83,7 +84,8 @@ def test_long_labels_wrap_and_shrink_but_never_leave_their_boxes(kind):
             "Supercalifragilisticexpialidocious"]
     d = make(kind, labels=long, values=[1, 2, 3, 4, 5, 6] if kind == "bar_chart" else [],
              caption="A deliberately long caption that must wrap onto a second line to fit under the diagram here")
-    img, placed = diagrams._render(d, width=420, height=360, theme=PROBE)
+    drawn = diagrams._render(d, width=420, height=360, theme=PROBE)
+    img, placed = drawn.image, drawn.placed
     red = red_mask(img)
     boxes = [b for _, b, colour in placed if colour == PROBE.text]
     assert red.sum() > 0
@@ -93,7 +95,8 @@ def test_long_labels_wrap_and_shrink_but_never_leave_their_boxes(kind):
 
 
 def test_a_table_header_is_set_on_the_accent_colour_in_the_background_colour():
-    img, placed = diagrams._render(TABLE, width=830, height=700, theme=PROBE)
+    drawn = diagrams._render(TABLE, width=830, height=700, theme=PROBE)
+    img, placed = drawn.image, drawn.placed
     a = np.asarray(img).astype(int)
     headers = [(t, b) for t, b, colour in placed if colour == PROBE.background]
     assert [t for t, _ in headers] == TABLE.columns
@@ -106,8 +109,8 @@ def test_a_table_header_is_set_on_the_accent_colour_in_the_background_colour():
 
 def test_steps_flow_left_to_right_and_mirror_for_right_to_left_languages():
     d = make("steps", labels=["one", "two", "three"])
-    _, ltr = diagrams._render(d, width=900, height=400, theme=PROBE, language="en")
-    _, rtl = diagrams._render(d, width=900, height=400, theme=PROBE, language="ar")
+    ltr = diagrams._render(d, width=900, height=400, theme=PROBE, language="en").placed
+    rtl = diagrams._render(d, width=900, height=400, theme=PROBE, language="ar").placed
 
     def xs(placed):
         return [b[0] for t, b, colour in placed if colour == PROBE.text]
@@ -115,9 +118,31 @@ def test_steps_flow_left_to_right_and_mirror_for_right_to_left_languages():
     assert xs(ltr) == sorted(xs(ltr)) and xs(rtl) == sorted(xs(rtl), reverse=True)
 
 
+def test_arabic_labels_flow_right_to_left_whatever_the_language_setting():
+    d = make("steps", labels=["الضوء", "الماء", "السكر"])
+    placed = diagrams._render(d, width=900, height=400, theme=PROBE, language="en").placed
+    xs = [b[0] for t, b, colour in placed if colour == PROBE.text]
+    assert xs == sorted(xs, reverse=True)
+
+
+def test_text_that_cannot_fit_at_the_floor_is_cut_inside_its_box_and_reported_on_the_slide():
+    long = "Photosynthesisandchlorophyllmakesugarfas"  # 40 characters, no break
+    d = make("steps", labels=[long] * 6)
+    drawn = diagrams._render(d, width=160, height=100, theme=PROBE, min_font_px=14)
+    assert drawn.cuts == [long] * 6
+    red = red_mask(drawn.image)
+    assert red.sum() > 0
+    assert (red & ~box_mask(red.shape, [b for _, b, c in drawn.placed if c == PROBE.text])).sum() == 0
+    table = make("comparison", columns=["Feature", "Plant", "Animal", "Fungus"], rows=[[long] * 4] * 6, caption="")
+    r = compose_diagram_slide(table, title="t", bullets=["b"], footer="f", index=1, total=1, aspect="1:1")
+    assert r.overflow and any("diagram text cut" in n for n in r.notes)
+    fine = compose_diagram_slide(TABLE, title="t", bullets=["b"], footer="f", index=1, total=1, aspect="1:1")
+    assert not fine.overflow and not fine.notes
+
+
 def test_many_steps_wrap_to_rows():
     d = make("steps", labels=[f"Step {c}" for c in "ABCDEF"])
-    _, placed = diagrams._render(d, width=830, height=700, theme=PROBE)
+    placed = diagrams._render(d, width=830, height=700, theme=PROBE).placed
     tops = {round(b[1]) for t, b, colour in placed if colour == PROBE.text}
     assert len(tops) >= 2
 
@@ -144,7 +169,8 @@ def test_drawing_is_deterministic():
 
 def test_non_latin_labels_use_a_font_that_covers_them():
     d = make("cycle", labels=["Испарение", "Конденсация", "Осадки"], caption="Κύκλος του νερού")
-    img, placed = diagrams._render(d, width=700, height=600, theme=PROBE, language="ru")
+    drawn = diagrams._render(d, width=700, height=600, theme=PROBE, language="ru")
+    img, placed = drawn.image, drawn.placed
     assert img.size == (700, 600) and len(placed) == 4
     for text, *_ in placed:
         assert not slides.choose_font(text, bold=True, language="ru").missing

@@ -168,3 +168,12 @@ def test_punctuation_is_put_back_on_engine_words():
     assert got[3].start == 1.2 and got[3].end == 1.7
     # words that do not spell the text are left alone rather than guessed
     assert with_punctuation("something else entirely", engine) == engine
+
+
+def test_text_without_spaces_keeps_the_engines_words():
+    from tools.subtitles import with_punctuation
+
+    engine = [WordTiming("植物は", 0.0, 0.5), WordTiming("光を", 0.5, 0.9), WordTiming("使います", 0.9, 1.5)]
+    got = with_punctuation("植物は、光を使います。", engine)
+    assert [w.word for w in got] == ["植物は、", "光を", "使います。"]
+    assert [(w.start, w.end) for w in got] == [(0.0, 0.5), (0.5, 0.9), (0.9, 1.5)]

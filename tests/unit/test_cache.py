@@ -36,3 +36,21 @@ def test_store_round_trip_and_links(tmp_path):
     assert dst.read_text() == "data"
     store.put_json(key, {"a": 1})
     assert store.get_json(key) == {"a": 1}
+
+
+def test_same_words_spoken_at_once_share_one_synthesis(tmp_path):
+    import asyncio
+
+    from tools.cached import CachedSpeech
+    from tools.fakes import FakeSpeech
+
+    inner = FakeSpeech()
+    speech = CachedSpeech(inner, AssetStore(tmp_path / "store"))
+
+    async def go():
+        return await asyncio.gather(*(speech.speak("the same words", "v", tmp_path / f"s{i}.wav") for i in range(3)))
+
+    results = asyncio.run(go())
+    assert inner.calls == 1
+    assert len({r.duration for r in results}) == 1
+    assert len({(tmp_path / f"s{i}.wav").read_bytes() for i in range(3)}) == 1
