@@ -188,6 +188,8 @@ def make(
     voice: str = typer.Option("", help="Voice name (default: one that fits the language)."),
     max_attempts: Optional[int] = typer.Option(None, help="Picture attempts per scene (default 3)."),
     device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
+    lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
+    burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the video too."),
     script_file: Optional[Path] = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
     ),
@@ -205,7 +207,9 @@ def make(
             topic = topic or from_request.get("topic", "") or script.title
             if not out:
                 out = run.default_out(topic)
-        settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts, device=device)
+        settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
+                                 device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
+                                 burn_subtitles=burn_subtitles or None)
         request = run.make_request(
             topic=topic, minutes=minutes, audience=audience, language=language, aspect=aspect,
             seed=seed, theme=theme, voice=voice,

@@ -44,6 +44,11 @@ class Settings(BaseModel):
     )
     image_size: int = Field(512, ge=64, le=2048, description="Side of generated pictures in pixels.")
     fps: int = Field(24, ge=1, le=60, description="Video frame rate.")
+    lexicon: str = Field("", description="Pronunciation lexicon file (term -> spoken form), applied to speech only.")
+    burn_subtitles: bool = Field(False, description="Draw styled captions into the video as well as writing SRT/VTT.")
+    loudness_lufs: float | None = Field(
+        -16.0, ge=-40, le=-5, description="Integrated loudness of the narration (EBU R128); null leaves it as spoken."
+    )
 
     @field_validator("llm", "images", "speech", "critic")
     @classmethod

@@ -19,6 +19,7 @@ from tools import registry
 from tools.base import LLM, Critic, ImageGenerator, SpeechSynth
 from tools.batching import BatchedCritic
 from tools.cached import CachedImages, CachedLLM, CachedSpeech
+from tools.lexicon import Lexicon
 from tools.speech_fallback import FallbackSpeech
 
 from .config import Settings
@@ -35,6 +36,7 @@ class Context:
     llm: LLM | str | None = None  # None in a ready context: no LLM may be called (render)
     images: ImageGenerator | str | None = None  # None: text-first slides
     critic: Critic | str | None = None  # None: pictures are not judged
+    lexicon: Lexicon | None = None  # pronunciations, applied to speech only
     out: str = ""  # output folder, for a context given as JSON
     fallbacks: list[str] = field(default_factory=list)
     is_ready: bool = False
@@ -51,7 +53,7 @@ class Context:
         objects = {k: v for k, v in (("llm", self.llm), ("images", self.images), ("speech", self.speech),
                                      ("critic", self.critic)) if v is not None and not isinstance(v, str)}
         built = from_settings(settings, project, request.language, need_llm=True, **objects)
-        for name in ("project", "settings", "speech", "llm", "images", "critic", "fallbacks"):
+        for name in ("project", "settings", "speech", "llm", "images", "critic", "lexicon", "fallbacks"):
             setattr(self, name, getattr(built, name))
         self.is_ready = True
         return self
@@ -120,6 +122,7 @@ def from_settings(
     return Context(
         project=project,
         settings=settings,
+        lexicon=Lexicon.load(settings.lexicon) if settings.lexicon else None,
         speech=speech,
         llm=llm,
         images=CachedImages(images, store) if images is not None else None,

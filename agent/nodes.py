@@ -10,6 +10,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
@@ -18,7 +19,7 @@ from langgraph.types import Send
 from pydantic import BaseModel
 
 import prompts
-from tools import audio, slides, subtitles, video
+from tools import audio, captions, lexicon, loudness, slides, subtitles, video
 from tools.base import (
     ConfigError,
     ImageRequest,
@@ -289,8 +290,10 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     out = _scene_dir(ctx, state) / "narration.wav"
     emit("narrate", state["draft"].title, scene=i, total=state["total"])
     t = now()
+    narration = state["draft"].narration
+    spoken = ctx.lexicon.apply(narration) if ctx.lexicon is not None else narration  # speech only
     try:
-        speech = await ctx.speech.speak(state["draft"].narration, voice, out)
+        speech = await ctx.speech.speak(spoken, voice, out)
     except SpeechError as err:
         raise type(err)(f"scene {i} ({state['draft'].title!r}): {err}") from err
     tempo = state.get("tempo", 1.0)
@@ -596,7 +599,7 @@ def after_measure(state: LessonState) -> list[Send] | Literal["assemble"]:
 async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Slides + narration -> lesson.mp4 (chapters, faststart), lesson.srt/.vtt."""
     ctx = runtime.context.ready(state["request"])
-    project, s = ctx.project, ctx.settings
+    project, s, req = ctx.project, ctx.settings, state["request"]
     records = [state["scenes"][k] for k in sorted(state["scenes"])]
     t = now()
     emit("assemble", f"Assembling {len(records)} scenes")
@@ -604,36 +607,21 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     # read; holds are whole frames, and the narration track is padded to match them exactly, so one
     # scene's change never shifts another scene's segment
     holds = [hold_seconds(r, s) for r in records]
-    audio_parts = [project.resolve(r.speech.audio) for r in records]
-    gaps = [max(0.0, h - r.speech.duration) for h, r in zip(holds, records, strict=True)]
-    audio_key = content_key("track", [r.speech.audio.sha256 for r in records], holds)
-    track = project.store.get(audio_key, ".wav")
-    if track is None:
-        with project.store.put(audio_key, ".wav") as tmp:
-            await asyncio.to_thread(video.concat_wavs, audio_parts, tmp, gap_s=gaps)
-        track = project.store.path(audio_key, ".wav")
     starts = [0.0]
     for h in holds[:-1]:
         starts.append(round(starts[-1] + h, 3))
+    track, loudness = await _narration_track(ctx, records, holds)
+    scene_cues = [_scene_cues(ctx, r) for r in records]
     segments = []
-    for r, hold in zip(records, holds, strict=True):
-        assert r.slide is not None
-        key = content_key("segment", r.slide.sha256, hold, s.fps)
-        seg = project.store.get(key, ".mp4")
-        if seg is None:
-            emit("encode", r.title, scene=r.index, total=len(records))
-            seg = project.store.path(key, ".mp4")
-            await asyncio.to_thread(video.encode_segment, project.resolve(r.slide), hold, seg, fps=s.fps)
-        segments.append(seg)
+    for r, hold, cues in zip(records, holds, scene_cues, strict=True):
+        segments.append(await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
+                                       total=len(records)))
     chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
     out_mp4 = project.root / "lesson.mp4"
     title = state["script"].title
     await asyncio.to_thread(video.assemble, segments, track, out_mp4, chapters=chapters, title=title, fps=s.fps)
-    cues = []
-    for r, st in zip(records, starts, strict=True):
-        assert r.speech is not None
-        words = subtitles.with_punctuation(r.narration, [WordTiming(*w) for w in r.speech.words])
-        cues += subtitles.cues_from_words(words, offset=st, audio_end=r.speech.duration)
+    cues = [subtitles.Cue(round(c.start + st, 3), round(c.end + st, 3), c.text)
+            for st, sc in zip(starts, scene_cues, strict=True) for c in sc]
     srt = atomic_write_text(project.root / "lesson.srt", subtitles.to_srt(cues))
     vtt = atomic_write_text(project.root / "lesson.vtt", subtitles.to_vtt(cues))
     info = await asyncio.to_thread(video.probe, out_mp4)
@@ -642,7 +630,8 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
             f"the video ({info.video_duration:.2f} s) and audio ({info.audio_duration:.2f} s) of {out_mp4} disagree; "
             "this is a bug in the renderer, please report it with lesson.json"
         )
-    placed = [r.model_copy(update={"hold_seconds": h, "start": st, "end": round(st + h, 3)}) for r, st, h in zip(records, starts, holds, strict=True)]
+    placed = [r.model_copy(update={"hold_seconds": h, "start": st, "end": round(st + h, 3)})
+              for r, st, h in zip(records, starts, holds, strict=True)]
     project.prune_scene_dirs({project.root / "scenes" / r.slug for r in placed})
     record = VideoRecord(
         file=project.ref(out_mp4),
@@ -654,10 +643,75 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         width=info.width,
         height=info.height,
         chapters=chapters,
+        loudness=loudness,
+        burned_subtitles=s.burn_subtitles,
     )
     emit("done", f"{out_mp4} ({info.duration:.1f} s)")
     return {"video": record.model_dump(), "scenes": {r.index: r for r in placed}, "timings": {"assemble": now() - t}}
 
 
+async def _narration_track(ctx: Context, records: list[SceneRecord], holds: list[float]) -> tuple[Path, dict[str, Any]]:
+    """One WAV of every scene's narration, padded to its slide's hold, normalised to the target loudness."""
+    project, s = ctx.project, ctx.settings
+    parts = [project.resolve(r.speech.audio) for r in records if r.speech]
+    gaps = [max(0.0, h - r.speech.duration) for h, r in zip(holds, records, strict=True) if r.speech]
+    joined_key = content_key("track", [r.speech.audio.sha256 for r in records if r.speech], holds)
+    joined = project.store.get(joined_key, ".wav")
+    if joined is None:
+        with project.store.put(joined_key, ".wav") as tmp:
+            await asyncio.to_thread(video.concat_wavs, parts, tmp, gap_s=gaps)
+        joined = project.store.path(joined_key, ".wav")
+    if s.loudness_lufs is None:
+        return joined, {}
+    key = content_key("loudness", joined_key, s.loudness_lufs)
+    track, report = project.store.get(key, ".wav"), project.store.get_json(key)
+    if track is None or report is None:
+        emit("assemble", f"Normalising loudness to {s.loudness_lufs:g} LUFS")
+        result = await asyncio.to_thread(loudness.normalize_loudness, joined, project.store.path(key, ".wav"),
+                                         target_lufs=s.loudness_lufs)
+        report = {k: v for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
+        report = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in report.items()}
+        project.store.put_json(key, report)
+        track = project.store.path(key, ".wav")
+    return track, report
 
 
+def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
+    """Subtitle cues of one scene, in the scene's own time, spelled as written (not as spoken)."""
+    assert r.speech is not None
+    timed = [WordTiming(*w) for w in r.speech.words]
+    if ctx.lexicon is not None and ctx.lexicon.apply(r.narration) != r.narration:
+        words = lexicon.restore_written(r.narration, timed, ctx.lexicon)
+    else:
+        words = subtitles.with_punctuation(r.narration, timed)
+    return subtitles.cues_from_words(words, audio_end=r.speech.duration)
+
+
+async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitles.Cue], aspect: str,
+                   language: str, *, total: int) -> Path:
+    """The scene's video segment (cached): its slide held for ``hold``, with burned captions if asked."""
+    project, s = ctx.project, ctx.settings
+    assert r.slide is not None
+    style = captions.CaptionStyle(language=language)
+    key = content_key("segment", r.slide.sha256, hold, s.fps,
+                      [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None)
+    seg = project.store.get(key, ".mp4")
+    if seg is not None:
+        return seg
+    emit("encode", r.title, scene=r.index, total=total)
+    seg = project.store.path(key, ".mp4")
+    slide = project.resolve(r.slide)
+    if not cues:
+        await asyncio.to_thread(video.encode_segment, slide, hold, seg, fps=s.fps)
+        return seg
+
+    def burn() -> None:
+        from PIL import Image as PILImage
+
+        with PILImage.open(slide) as img:
+            picture = img.convert("RGB")
+        pieces = captions.caption_frames(picture, cues, 0.0, hold, aspect=aspect, style=style)
+        captions.encode_captioned_segment(pieces, seg, fps=s.fps)
+
+    await asyncio.to_thread(burn)
+    return seg

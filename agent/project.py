@@ -54,6 +54,8 @@ class VideoRecord(BaseModel):
     width: int
     height: int
     chapters: list[tuple[str, float, float]] = Field(default_factory=list)
+    loudness: dict[str, Any] = Field(default_factory=dict)  # the narration's EBU R128 measurements
+    burned_subtitles: bool = False
 
 
 class Manifest(BaseModel):

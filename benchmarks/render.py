@@ -61,7 +61,7 @@ def write_tones(path: Path, seconds: float, seed: int) -> None:
     """Narration stand-in: soft tones, one per "word" (as tools.fakes.FakeSpeech writes)."""
     import numpy as np
 
-    t = np.arange(int(round(seconds * SR))) / SR
+    t = np.arange(round(seconds * SR)) / SR
     word = 0.4
     freq = 180 + 40 * ((np.floor(t / word) * 7 + seed) % 5)
     env = np.clip(np.sin(np.pi * (t % word) / word), 0, 1) ** 0.5
@@ -122,8 +122,8 @@ def _chapters(spec: dict) -> list[tuple[str, float, float]]:
 
 
 def work_ours(folder: Path, spec: dict, *, motion: bool = False) -> None:
-    from tools import video
     from tools import motion as mo
+    from tools import video
 
     scenes = spec["scenes"]
     track = folder / "track.wav"
@@ -404,8 +404,8 @@ def report(rows: list[dict]) -> str:
                        share <= 0.20, "<= 20%"))
     for r in rows:
         share = r["rerender_aac"].seconds / r["ours"].seconds
-        checks.append((f"{r['case']}: the same with the narration's AAC track cached (proposed) "
-                       f"{100 * share:.0f}%", share <= 0.20, "<= 20%"))
+        checks.append(((f"{r['case']}: the same with the narration's AAC track cached (proposed) "
+                       f"{100 * share:.0f}%"), share <= 0.20, "<= 20%"))
     if "motion" in first:
         cost = first["motion"].seconds / first["ours"].seconds
         checks.append((f"{first['case']}: --motion costs {cost:.1f}x a still render", True, "reported"))

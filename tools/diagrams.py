@@ -197,7 +197,7 @@ _USES = {
 
 
 def _mix(a: RGB, b: RGB, t: float) -> RGB:
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
 def _rgb(c: RGB) -> tuple[float, float, float]:
@@ -318,6 +318,8 @@ class _Typesetter:
                 broke = broke or sep != ""
         if cur:
             lines.append(cur)
+        if sep == "" and len(lines) > 1 and len(lines[-1]) == 1:
+            broke = True  # one CJK character alone on the last line reads as badly as a broken word
         return lines, broke
 
     def fit(self, text: str, box_w: float, box_h: float, *, bold: bool = False, max_size: int, min_size: int,
@@ -396,7 +398,7 @@ class _Canvas:
         self.rtl = rtl
         self.cuts: list[str] = []
         self.placed: list[tuple[str, Rect, RGB]] = []  # every text drawn, with the box it was fitted to
-        self.s = min(width, height) / 700  # scale: sizes below are for a ~700 px diagram
+        self.s = math.sqrt(width * height) / 700  # scale: sizes below are for a ~700 x 700 px diagram
         self.min_font_px = min_font_px
 
     def px(self, v: float) -> float:
@@ -406,7 +408,7 @@ class _Canvas:
         """The smallest label size (below it text is cut with an ellipsis instead)."""
         if self.min_font_px is not None:
             return self.min_font_px
-        return max(10, int(round(self.px(20))))
+        return max(10, round(self.px(20)))
 
     def rect(self, r: Rect, *, fill: RGB | None, edge: RGB | None, lw: float = 0.0, radius: float = 0.0,
              z: float = 1) -> None:
@@ -715,7 +717,7 @@ def draw_diagram(diagram: Diagram, *, width: int, height: int, theme: slides.The
                  min_font_px: int | None = None) -> Image.Image:
     """``diagram`` drawn with matplotlib on the theme's background, exactly ``width`` x ``height`` px (RGB).
 
-    Labels shrink to fit down to ``min_font_px`` (default: 20 px per 700 px of the shorter side,
+    Labels shrink to fit down to ``min_font_px`` (default: 20 px per 700 px of the geometric mean side,
     at least 10), then are cut with an ellipsis. Raises ConfigError for a size too small to draw
     on, RenderError when drawing fails.
     """
@@ -770,15 +772,15 @@ def compose_diagram_slide(diagram: Diagram, *, title: str, bullets: Sequence[str
     stay at least ``LABEL_FLOOR_PX`` at 1080 p; text cut to respect that is reported in ``notes``
     and sets ``overflow``, as cut slide text does.
     """
-    kw = dict(title=title, bullets=bullets, footer=footer, index=index, total=total, aspect=aspect,
-              theme=theme, language=language)
+    kw = {"title": title, "bullets": bullets, "footer": footer, "index": index, "total": total,
+          "aspect": aspect, "theme": theme, "language": language}
     probe = slides.compose_slide(illustration=Image.new("RGB", (16, 9)), **kw)
     box = probe.boxes.get("illustration")
     if box is None:
         raise RenderError("the slide layout has no illustration box; this is a bug in tools.slides")
     W, H = slides.ASPECTS[aspect]
     drawn = _render(diagram, width=box[2] - box[0], height=box[3] - box[1], theme=slides.THEMES[theme],
-                    language=language, min_font_px=int(round(LABEL_FLOOR_PX * min(W, H) / 1080)))
+                    language=language, min_font_px=round(LABEL_FLOOR_PX * min(W, H) / 1080))
     result = slides.compose_slide(illustration=drawn.image, **kw)
     if drawn.cuts:
         result.overflow = True

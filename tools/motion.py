@@ -132,7 +132,7 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         raise RenderError(f"cannot read the slide {slide_png}: {exc}. Fix: compose the slide again.") from exc
 
     n = video.frames_for(duration, fps)
-    k = min(n // 2, max(0, int(round(fade_s * fps))))  # fade frames on each side
+    k = min(n // 2, max(0, round(fade_s * fps)))  # fade frames on each side
     kin, kout = (k if fade_in else 0), (k if fade_out else 0)
     moving = None
     if box is not None:

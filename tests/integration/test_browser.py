@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -100,19 +101,19 @@ def chromium() -> str | None:
 class _Handler(SimpleHTTPRequestHandler):
     """Static files with single byte-range support (browsers seek media with Range requests)."""
 
-    results: list[dict] = []
-    page: bytes = b""
+    results: ClassVar[list[dict]] = []
+    page: ClassVar[bytes] = b""
 
-    def log_message(self, format, *args):  # noqa: A002 - quiet
+    def log_message(self, format, *args):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).results.append(json.loads(body or b"{}"))
         self.send_response(HTTPStatus.NO_CONTENT)
         self.end_headers()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         if self.path.split("?")[0] == "/page.html":
             self._send(self.page, "text/html; charset=utf-8")
             return

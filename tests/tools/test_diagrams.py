@@ -9,7 +9,13 @@ from pydantic import ValidationError
 
 from tools import diagrams, slides
 from tools.base import ConfigError
-from tools.diagrams import Diagram, compose_diagram_slide, draw_diagram, format_value, palette
+from tools.diagrams import (
+    Diagram,
+    compose_diagram_slide,
+    draw_diagram,
+    format_value,
+    palette,
+)
 from tools.llm_openai import strict_json_schema
 
 # Distinctive colours: label text is pure-ish red, nothing else in the picture is red.

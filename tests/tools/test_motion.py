@@ -161,13 +161,13 @@ def _silence(path: Path, seconds: float) -> Path:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(24000)
-        w.writeframes(np.zeros(int(round(seconds * 24000)), "<i2").tobytes())
+        w.writeframes(np.zeros(round(seconds * 24000), "<i2").tobytes())
     return path
 
 
 def _decodes_cleanly(path: Path) -> bool:
     check = subprocess.run([video.ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "null", "-"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     return check.returncode == 0 and check.stderr.strip() == ""
 
 

@@ -24,7 +24,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 import edge_tts.communicate
 from tools import speech_espeak
 from tools.audio import ffmpeg_exe, wav_duration
-from tools.base import ConfigError, SpeechError, SpeechSynth, SpeechUnavailable
+from tools.base import ConfigError, SpeechSynth, SpeechUnavailable
 from tools.registry import create
 from tools.speech_edge import EdgeSpeech
 from tools.speech_espeak import EspeakSpeech
