@@ -193,6 +193,7 @@ def make(
     script_file: Optional[Path] = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
     ),
+    review: bool = typer.Option(False, "--review", help="Pause after the outline for your approval or notes."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, errors and the result."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
@@ -219,8 +220,11 @@ def make(
         _fail(err, 2)
     target = out or run.default_out(request.topic)
     mode = _mode(quiet, as_json)
+    if review and mode == "live":  # questions and a live panel do not mix
+        mode = "plain"
     with Progress(mode, request.topic) as progress:
-        manifest = _run(run.make(request, settings, target, script=script, on_event=progress), target)
+        manifest = _run(run.make(request, settings, target, script=script, on_event=progress,
+                                 on_review=_review_prompt if review else None), target)
     if mode == "json":
         out_console.file.write(json.dumps({"stage": "result", "out": str(target), "status": manifest.status}) + "\n")
     else:
@@ -253,6 +257,146 @@ def render(
         manifest = _run(run.render(folder, settings, on_event=progress), folder)
     if mode != "json":
         _summary(manifest, folder)
+
+
+def _settings_for(folder: Path, **overrides: Any) -> Any:
+    from agent.config import Settings
+    from agent.project import Project
+
+    manifest = Project(folder).load()
+    saved = {k: v for k, v in manifest.settings.items() if k in Settings.model_fields}
+    saved.update({k: v for k, v in overrides.items() if v})
+    return Settings.load(**saved)
+
+
+@app.command()
+def edit(
+    folder: Path = typer.Argument(..., help="A lesson folder."),
+    instruction: str = typer.Argument(..., help='What to change, e.g. "make scene 3 simpler".'),
+    llm: Optional[str] = typer.Option(None, help="LLM backend for understanding the request."),
+    speech: Optional[str] = typer.Option(None, help="Override the speech backend."),
+    images: Optional[str] = typer.Option(None, help="Override the image backend."),
+    critic: Optional[str] = typer.Option(None, help="Override the critic backend."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """One refinement turn: change the lesson as asked and re-render only what changed."""
+    from agent import edit as editing
+
+    try:
+        settings = _settings_for(folder, llm=llm, speech=speech, images=images, critic=critic)
+    except ConfigError as err:
+        _fail(err, 2)
+    mode = _mode(quiet, as_json)
+    with Progress(mode, f"edit {folder}") as progress:
+        result = _run(editing.edit(folder, instruction, settings, on_event=progress), folder)
+    if mode == "json":
+        out_console.file.write(json.dumps({"stage": "result", "action": result.action, "reply": result.reply,
+                                           "changed": result.changed, "version": result.version}) + "\n")
+    else:
+        out_console.print(result.reply, highlight=False)
+
+
+@app.command()
+def history(folder: Path = typer.Argument(..., help="A lesson folder.")) -> None:
+    """List the lesson's versions (* marks the current one)."""
+    from agent.chat import history_lines
+    from agent.project import Project
+
+    project = Project(folder)
+    if not project.exists():
+        _fail(ConfigError(f"no lesson in {folder}; make one with lessonforge make TOPIC --out {folder}"), 2)
+    out_console.print(history_lines(project), highlight=False)
+
+
+@app.command()
+def undo(
+    folder: Path = typer.Argument(..., help="A lesson folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Go back to the previous version; lesson.mp4 is rebuilt from the cache."""
+    from agent import edit as editing
+    from agent.project import Project
+
+    with Progress(_mode(quiet, False), f"undo {folder}") as progress:
+        manifest = _run(editing.undo(folder, on_event=progress), folder)
+    out_console.print(f"Back to version {Project(folder).current_version()}: {folder / 'lesson.mp4'} "
+                      f"({manifest.video.duration:.0f} s)", highlight=False)
+
+
+@app.command()
+def chat(
+    folder: Optional[Path] = typer.Argument(None, help="A lesson folder (omit to make a new lesson first)."),
+    llm: Optional[str] = typer.Option(None, help="LLM backend."),
+    speech: Optional[str] = typer.Option(None, help="Speech backend."),
+    images: Optional[str] = typer.Option(None, help="Image backend."),
+    critic: Optional[str] = typer.Option(None, help="Critic backend."),
+    minutes: float = typer.Option(2.0, "--minutes", "-m", help="Length of a new lesson."),
+    review: bool = typer.Option(False, "--review", help="Pause after the outline of a new lesson for approval."),
+) -> None:
+    """Refine a lesson in conversation; the conversation is kept with the project."""
+    from agent import chat as chatting
+    from agent import run
+    from agent.config import Settings
+
+    if folder is None or not (folder / "lesson.json").exists():
+        topic = console.input("[bold]Topic for a new lesson:[/] ").strip()
+        try:
+            request = run.make_request(topic=topic, minutes=minutes)
+            settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic)
+        except ConfigError as err:
+            _fail(err, 2)
+        folder = folder or run.default_out(request.topic)
+        with Progress("plain" if review else _mode(False, False), request.topic) as progress:
+            _run(run.make(request, settings, folder, on_event=progress,
+                          on_review=_review_prompt if review else None), folder)
+    try:
+        settings = _settings_for(folder, llm=llm, speech=speech, images=images, critic=critic)
+    except ConfigError as err:
+        _fail(err, 2)
+
+    async def loop() -> None:
+        async with chatting.session(folder) as graph:
+            past = await chatting.conversation(graph, folder)
+            if past:
+                console.print(f"[dim]{len(past) // 2} earlier turn(s) in this conversation; the last:[/]")
+                for m in past[-2:]:
+                    console.print(f"[dim]{m['role']}: {scrub(m['content'])}[/]", highlight=False)
+            console.print(f"[dim]{chatting.HELP}[/]")
+            while True:
+                try:
+                    message = console.input("[bold cyan]you>[/] ").strip()
+                except EOFError:
+                    break
+                if message in ("/quit", "/exit", "/q"):
+                    break
+                if not message:
+                    continue
+                with Progress("quiet", str(folder)) as progress:
+                    try:
+                        reply = await chatting.turn(graph, folder, message, settings, on_event=progress)
+                    except ConfigError as err:
+                        reply = f"error: {err}"
+                    except LessonForgeError as err:
+                        reply = f"error: {err} (finished work is kept; try again)"
+                out_console.print(f"[bold green]lessonforge>[/] {scrub(reply)}", highlight=False)
+
+    _run(loop(), folder)
+
+
+def _review_prompt(outline: dict[str, Any]) -> dict[str, Any]:
+    """Show the planned outline; approve it, or give notes for a new plan."""
+    console.print(f"[bold]Outline:[/] {outline.get('title', '')}")
+    for obj in outline.get("objectives", []):
+        console.print(f"  objective: {obj}", highlight=False)
+    for i, sec in enumerate(outline.get("sections", []), 1):
+        console.print(f"  {i}. {sec.get('title', '')} ({sec.get('seconds', 0):.0f} s)", highlight=False)
+    answer = console.input("[bold]Approve? [Y/n, or type notes for a new outline][/] ").strip()
+    if answer.lower() in ("", "y", "yes", "ok"):
+        return {"approve": True}
+    if answer.lower() in ("n", "no"):
+        answer = console.input("[bold]What should change?[/] ").strip()
+    return {"approve": False, "feedback": answer}
 
 
 @app.command()

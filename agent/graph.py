@@ -1,8 +1,8 @@
 """Wiring only: the lesson graph and its per-scene subgraph.
 
-    START -> plan -> write -> fit -> [Send: scene x N] -> measure -> assemble -> END
-                                          ^                   |
-                                          +-- (rewritten or retimed scenes; bounded) --+
+    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> END
+              ^         |                          ^                    |
+              +-(notes)-+ (--review only)          +-- (rewritten or retimed scenes; bounded)
 
     scene:  START -> narrate ------------------------------\\
             START -> illustrate -> critique -(retry)-> illustrate
@@ -40,13 +40,15 @@ def build_scene_graph() -> Any:
 def build_graph(checkpointer: Any = None) -> Any:
     g = StateGraph(LessonState, context_schema=Context)
     g.add_node("plan", nodes.plan)
+    g.add_node("review", nodes.review)
     g.add_node("write", nodes.write)
     g.add_node("fit", nodes.fit)
     g.add_node("scene", build_scene_graph())
     g.add_node("measure", nodes.measure)
     g.add_node("assemble", nodes.assemble)
     g.add_edge(START, "plan")
-    g.add_edge("plan", "write")
+    g.add_edge("plan", "review")
+    g.add_conditional_edges("review", nodes.after_review, ["plan", "write"])
     g.add_edge("write", "fit")
     g.add_conditional_edges("fit", nodes.fan_out, ["scene"])
     g.add_edge("scene", "measure")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-from langgraph.types import Send
+from langgraph.types import Send, interrupt
 from pydantic import BaseModel
 
 import prompts
@@ -136,7 +136,8 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
             'this graph needs a context, e.g. {"out": "lessons/tides", "llm": "openai:gpt-4.1-mini"}; '
             "or run it with lessonforge make"
         )
-    if state.get("outline") is not None or state.get("script") is not None:
+    feedback = state.get("feedback", "")
+    if (state.get("outline") is not None and not feedback) or state.get("script") is not None:
         return {"request": req}
     ctx = runtime.context.ready(req)
     seconds = req.minutes * 60
@@ -153,9 +154,30 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         seconds=round(seconds),
         words=round(seconds * ctx.settings.words_per_minute / 60),
         sections=max(2, n - 2),
+        feedback=(f"Notes on an earlier outline, to follow: {feedback}\nEarlier outline: "
+                  f"{state['outline'].model_dump_json()}" if feedback and state.get("outline") else "(none)"),
     )
     _save_progress(ctx, req, outline=outline, status="planned")
-    return {"request": req, "outline": outline, "timings": {"plan": now() - t}}
+    return {"request": req, "outline": outline, "feedback": "", "timings": {"plan": now() - t}}
+
+
+MAX_REVIEWS = 5
+
+
+def review(state: LessonState) -> dict[str, Any]:
+    """--review: pause (LangGraph interrupt) until the user approves the outline or gives notes.
+
+    A node of its own, because interrupt() runs its node again from the start on resume.
+    """
+    if not state.get("review") or state.get("reviews", 0) >= MAX_REVIEWS:
+        return {}
+    answer = interrupt({"outline": state["outline"].model_dump(mode="json")})
+    notes = "" if not isinstance(answer, dict) or answer.get("approve", True) else str(answer.get("feedback", ""))
+    return {"feedback": notes.strip(), "reviews": state.get("reviews", 0) + 1}
+
+
+def after_review(state: LessonState) -> Literal["plan", "write"]:
+    return "plan" if state.get("feedback") else "write"
 
 
 async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -8,8 +8,12 @@ also when they fail, so a rerun resumes instead of starting over.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
 from tools.base import ConfigError, LessonForgeError
 
@@ -51,23 +55,36 @@ async def build_context(
     return ctx
 
 
-async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str) -> Manifest:
+ReviewHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
+               on_review: ReviewHook | None = None) -> Manifest:
     project = ctx.project
-    graph = build_graph()
+    # a review pauses the graph (LangGraph interrupt), which needs a checkpointer to resume from
+    graph = build_graph(checkpointer=InMemorySaver() if on_review is not None else None)
+    config: dict[str, Any] = {"recursion_limit": 50 + 4 * ctx.settings.max_attempts,
+                              "configurable": {"thread_id": "make"}}
     final: dict[str, Any] = {}
-    limit = 50 + 4 * ctx.settings.max_attempts
+    step: Any = {**graph_input, "review": on_review is not None}
     try:
-        async for ns, mode, chunk in graph.astream(
-            graph_input,
-            context=ctx,
-            stream_mode=["custom", "values"],
-            subgraphs=True,
-            config={"recursion_limit": limit},
-        ):
-            if mode == "custom":
-                emit(chunk)
-            elif mode == "values" and not ns:
-                final = chunk
+        while True:
+            async for ns, mode, chunk in graph.astream(
+                step, config, context=ctx, stream_mode=["custom", "values"], subgraphs=True,
+            ):
+                if mode == "custom":
+                    emit(chunk)
+                elif mode == "values" and not ns and "__interrupt__" not in chunk:
+                    final = chunk
+            if on_review is None:
+                break
+            snapshot = await graph.aget_state(config)
+            if not snapshot.interrupts:
+                final = snapshot.values
+                break
+            emit({"stage": "review", "message": "Waiting for your review of the outline"})
+            answer = await asyncio.to_thread(on_review, snapshot.interrupts[0].value["outline"])
+            step = Command(resume=answer)
     except LessonForgeError as err:
         manifest = project.load() if project.exists() else manifest
         manifest.status, manifest.error = "failed", str(err)
@@ -113,9 +130,14 @@ async def make(
     *,
     script: Script | None = None,
     on_event: EventSink | None = None,
+    on_review: ReviewHook | None = None,
     **backends: Any,
 ) -> Manifest:
-    """Topic -> lesson. With ``script`` the LLM is not asked to plan or write (it may still fit)."""
+    """Topic -> lesson. With ``script`` the LLM is not asked to plan or write (it may still fit).
+
+    ``on_review`` (for --review) is shown the outline before anything is produced; it returns
+    ``{"approve": True}`` or ``{"approve": False, "feedback": "..."}`` for a new outline.
+    """
     emit = on_event or (lambda e: None)
     project = Project(out if out is not None else default_out(request.topic))
     project.prepare()
@@ -132,7 +154,8 @@ async def make(
         graph_input: dict[str, Any] = {"request": request, "fit_duration": True}
         if script is not None:
             graph_input["script"] = script
-        return await _run(graph_input, ctx, manifest, emit, f"make {request.topic!r}")
+        return await _run(graph_input, ctx, manifest, emit, f"make {request.topic!r}",
+                          on_review=on_review if script is None else None)
 
 
 async def render(

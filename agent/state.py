@@ -182,6 +182,9 @@ class LessonState(TypedDict, total=False):
     script: Script
     targets: list[float]  # seconds per scene
     fit_duration: bool  # measure after speech and adjust (make); render keeps what it is given
+    review: bool  # pause after the outline for the user's approval (--review)
+    feedback: str  # the user's notes on the outline, for a new plan
+    reviews: int  # review rounds so far (bounded)
     tempo: float
     retimed: bool
     refits: int

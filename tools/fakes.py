@@ -152,7 +152,37 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
     if schema is s.PromptRevision:
         old = _field(prompt, "Prompt used") or "an illustration"
         return s.PromptRevision(prompt=f"{old}, shown up close", reason="Made the subject more prominent.")
+    if schema is s.EditPlan:
+        return _edit_plan(s, _field(prompt, "The person says"), prompt)
     raise LLMError(f"the fake LLM has no default answer for {schema.__name__}; script one")
+
+
+def _edit_plan(s: Any, message: str, prompt: str) -> Any:
+    """A rule-following editor for dry runs: understands a few plain requests, asks about the rest."""
+    lesson = s.LessonChange(voice=None, language=None, audience=None, minutes=None, theme=None, aspect=None)
+    plan = {"scene_edits": [], "inserts": [], "deletes": [], "order": None, "lesson": lesson}
+    text = message.lower()
+    scenes = [json.loads(line) for line in prompt.splitlines() if line.startswith('{"scene"')]
+    m = re.search(r"scene (\d+)", text)
+    n = int(m.group(1)) if m else None
+    if "voice" in text and "british" in text:
+        plan["lesson"] = lesson.model_copy(update={"voice": "en-GB"})
+        return s.EditPlan(action="edit", reply="Switched to a British voice.", **plan)
+    if n is not None and any(w in text for w in ("delete", "remove", "drop")):
+        return s.EditPlan(action="edit", reply=f"Removed scene {n}.", **{**plan, "deletes": [n]})
+    if n is not None and any(w in text for w in ("simpler", "shorter", "easier")):
+        old = next((sc for sc in scenes if sc["scene"] == n), None)
+        if old is None:  # let the plan name it: the agent answers that it does not exist
+            narration = "Short and simple."
+        else:
+            words = old["narration"].split()
+            narration = " ".join(words[: max(6, len(words) * 2 // 3)]).rstrip(".,;") + "."
+        edit = s.SceneEdit(scene=n, title=None, bullets=None, narration=narration, illustration_prompt=None, visual=None)
+        return s.EditPlan(action="edit", reply=f"Made scene {n} simpler.", **{**plan, "scene_edits": [edit]})
+    if "theme" in text and "dark" in text:
+        plan["lesson"] = lesson.model_copy(update={"theme": "dark"})
+        return s.EditPlan(action="edit", reply="Switched to the dark theme.", **plan)
+    return s.EditPlan(action="clarify", reply="Which scene do you mean, and what should change?", **plan)
 
 
 def _field(text: str, label: str) -> str:
