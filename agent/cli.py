@@ -190,6 +190,7 @@ def make(
     device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
     lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
     burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the video too."),
+    motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
     script_file: Optional[Path] = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
     ),
@@ -210,7 +211,7 @@ def make(
                 out = run.default_out(topic)
         settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
                                  device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
-                                 burn_subtitles=burn_subtitles or None)
+                                 burn_subtitles=burn_subtitles or None, motion=motion or None)
         request = run.make_request(
             topic=topic, minutes=minutes, audience=audience, language=language, aspect=aspect,
             seed=seed, theme=theme, voice=voice,

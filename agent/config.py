@@ -46,6 +46,7 @@ class Settings(BaseModel):
     fps: int = Field(24, ge=1, le=60, description="Video frame rate.")
     lexicon: str = Field("", description="Pronunciation lexicon file (term -> spoken form), applied to speech only.")
     burn_subtitles: bool = Field(False, description="Draw styled captions into the video as well as writing SRT/VTT.")
+    motion: bool = Field(False, description="Gentle pan/zoom on pictures and fades between scenes (slower to encode).")
     loudness_lufs: float | None = Field(
         -16.0, ge=-40, le=-5, description="Integrated loudness of the narration (EBU R128); null leaves it as spoken."
     )

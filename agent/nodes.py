@@ -19,7 +19,7 @@ from langgraph.types import Send, interrupt
 from pydantic import BaseModel
 
 import prompts
-from tools import audio, captions, lexicon, loudness, slides, subtitles, video
+from tools import audio, captions, diagrams, lexicon, loudness, motion, slides, subtitles, video
 from tools.base import (
     ConfigError,
     ImageRequest,
@@ -345,7 +345,7 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     req, i = state["request"], state["index"]
     ctx = runtime.context.ready(req)
     draft = state["draft"]
-    if ctx.images is None or draft.visual == "text":
+    if ctx.images is None or draft.visual in ("text", "diagram"):
         return {"critic": "no_image"}
     attempt = state["attempt"] + 1
     prompt = state["prompt"]
@@ -475,9 +475,10 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     elif (folder / "illustration.png").exists():
         (folder / "illustration.png").unlink()
     footer = state["lesson_title"]
+    diagram = draft.diagram if draft.visual == "diagram" else None
     key = content_key(
         "slide", SLIDE_LAYOUT_VERSION, draft.title, draft.bullets, illustration_ref.sha256 if illustration_ref else None,
-        footer, i, state["total"], req.aspect, req.theme, req.language,
+        diagram.model_dump() if diagram else None, footer, i, state["total"], req.aspect, req.theme, req.language,
     )
     emit("compose", draft.title, scene=i, total=state["total"])
     cached = project.store.get(key, ".png")
@@ -485,23 +486,19 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     notes: list[str] = []
     meta = project.store.get_json(key)
     if cached is None or meta is None:
-        result = await asyncio.to_thread(
-            slides.compose_slide,
-            title=draft.title,
-            bullets=draft.bullets,
-            illustration=picture,
-            footer=footer,
-            index=i,
-            total=state["total"],
-            aspect=req.aspect,
-            theme=req.theme,
-            language=req.language,
-        )
+        layout = dict(title=draft.title, bullets=draft.bullets, footer=footer, index=i, total=state["total"],
+                      aspect=req.aspect, theme=req.theme, language=req.language)
+        if diagram is not None:  # drawn crisply where a picture would go
+            result = await asyncio.to_thread(diagrams.compose_diagram_slide, diagram, **layout)
+        else:
+            result = await asyncio.to_thread(slides.compose_slide, illustration=picture, **layout)
         cached = save_png(result.image, project.store.path(key, ".png"))
-        overflow, notes, min_font = result.overflow, list(result.notes), result.min_font_px
-        project.store.put_json(key, {"overflow": overflow, "notes": notes, "min_font_px": min_font})
-    else:
-        overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
+        box = result.boxes.get("picture") if picture is not None or diagram is not None else None
+        meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
+                "picture_box": list(box) if box else None}
+        project.store.put_json(key, meta)
+    overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
+    picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
     slide_path = link_or_copy(cached, folder / "slide.png")
     warnings = [f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})"] if overflow else []
     record = SceneRecord(
@@ -512,6 +509,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         narration=draft.narration,
         illustration_prompt=draft.illustration_prompt,
         visual=draft.visual,
+        diagram=diagram,
         target_seconds=state["target_seconds"],
         planned_words=word_budgets([state["target_seconds"]], budget_wpm(ctx, req), ctx.settings.gap_seconds)[0],
         speech=state["speech"],
@@ -523,6 +521,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         slide=project.ref(slide_path, key),
         slide_overflow=overflow,
         min_font_px=min_font,
+        picture_box=picture_box,
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
@@ -632,7 +631,10 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     starts = [0.0]
     for h in holds[:-1]:
         starts.append(round(starts[-1] + h, 3))
-    track, loudness = await _narration_track(ctx, records, holds)
+    track, loud, track_key = await _narration_track(ctx, records, holds)
+    m4a = project.store.get(track_key, ".m4a")
+    if m4a is None:  # encoded once: a re-render after an edit copies it
+        m4a = await asyncio.to_thread(video.encode_narration, track, project.store.path(track_key, ".m4a"))
     scene_cues = [_scene_cues(ctx, r) for r in records]
     segments = []
     for r, hold, cues in zip(records, holds, scene_cues, strict=True):
@@ -641,7 +643,8 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
     out_mp4 = project.root / "lesson.mp4"
     title = state["script"].title
-    await asyncio.to_thread(video.assemble, segments, track, out_mp4, chapters=chapters, title=title, fps=s.fps)
+    await asyncio.to_thread(video.assemble, segments, m4a, out_mp4, chapters=chapters, title=title, fps=s.fps,
+                            audio_length=audio.wav_duration(track))
     cues = [subtitles.Cue(round(c.start + st, 3), round(c.end + st, 3), c.text)
             for st, sc in zip(starts, scene_cues, strict=True) for c in sc]
     srt = atomic_write_text(project.root / "lesson.srt", subtitles.to_srt(cues))
@@ -665,14 +668,16 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         width=info.width,
         height=info.height,
         chapters=chapters,
-        loudness=loudness,
+        loudness=loud,
         burned_subtitles=s.burn_subtitles,
     )
     emit("done", f"{out_mp4} ({info.duration:.1f} s)")
     return {"video": record.model_dump(), "scenes": {r.index: r for r in placed}, "timings": {"assemble": now() - t}}
 
 
-async def _narration_track(ctx: Context, records: list[SceneRecord], holds: list[float]) -> tuple[Path, dict[str, Any]]:
+async def _narration_track(
+    ctx: Context, records: list[SceneRecord], holds: list[float]
+) -> tuple[Path, dict[str, Any], str]:
     """One WAV of every scene's narration, padded to its slide's hold, normalised to the target loudness."""
     project, s = ctx.project, ctx.settings
     parts = [project.resolve(r.speech.audio) for r in records if r.speech]
@@ -684,7 +689,7 @@ async def _narration_track(ctx: Context, records: list[SceneRecord], holds: list
             await asyncio.to_thread(video.concat_wavs, parts, tmp, gap_s=gaps)
         joined = project.store.path(joined_key, ".wav")
     if s.loudness_lufs is None:
-        return joined, {}
+        return joined, {}, joined_key
     key = content_key("loudness", joined_key, s.loudness_lufs)
     track, report = project.store.get(key, ".wav"), project.store.get_json(key)
     if track is None or report is None:
@@ -695,7 +700,7 @@ async def _narration_track(ctx: Context, records: list[SceneRecord], holds: list
         report = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in report.items()}
         project.store.put_json(key, report)
         track = project.store.path(key, ".wav")
-    return track, report
+    return track, report, key
 
 
 def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
@@ -715,14 +720,23 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
     project, s = ctx.project, ctx.settings
     assert r.slide is not None
     style = captions.CaptionStyle(language=language)
-    key = content_key("segment", r.slide.sha256, hold, s.fps,
-                      [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None)
+    moving = motion.motion_for(r.index) if s.motion else None
+    key = content_key("segment", r.slide.sha256, hold, s.fps, video.VIDEO_CODEC_ARGS,
+                      [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None,
+                      moving, r.picture_box if moving else None)
     seg = project.store.get(key, ".mp4")
     if seg is not None:
         return seg
     emit("encode", r.title, scene=r.index, total=total)
     seg = project.store.path(key, ".mp4")
     slide = project.resolve(r.slide)
+    if moving is not None:  # pan/zoom inside the picture, fades at both ends; text stays still
+        if cues:
+            emit("encode", "captions are not burned into moving slides; the SRT/VTT files carry them",
+                 scene=r.index, total=total, level="warning")
+        await asyncio.to_thread(motion.encode_motion_segment, slide, hold, seg, fps=s.fps, box=r.picture_box,
+                                motion=moving)
+        return seg
     if not cues:
         await asyncio.to_thread(video.encode_segment, slide, hold, seg, fps=s.fps)
         return seg

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-VisualKind = Literal["illustration", "text"]
+from tools.diagrams import Diagram
+
+VisualKind = Literal["illustration", "diagram", "text"]
 
 
 class _Strict(BaseModel):
@@ -78,8 +80,23 @@ class SceneDraft(_Strict):
         )
     )
     visual: VisualKind = Field(
-        description="'illustration' for a picture beside the bullets, 'text' for a text-only slide."
+        description=(
+            "'illustration' for a picture beside the bullets; 'diagram' for a small structured diagram "
+            "(steps, a cycle, a comparison table, a bar chart) where a process or numbers read better "
+            "drawn crisply; 'text' for a text-only slide."
+        )
     )
+    diagram: Diagram | None = Field(
+        None, description="Only when visual is 'diagram': the diagram drawn instead of a picture; null otherwise."
+    )
+
+    @model_validator(mode="after")
+    def _diagram_matches_visual(self) -> SceneDraft:
+        if self.visual == "diagram" and self.diagram is None:
+            raise ValueError("visual is 'diagram' but no diagram is given: give one, or use 'illustration'")
+        if self.visual != "diagram" and self.diagram is not None:
+            raise ValueError(f"a diagram is given but visual is {self.visual!r}: set visual to 'diagram' or diagram to null")
+        return self
 
     @field_validator("bullets")
     @classmethod

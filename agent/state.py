@@ -14,6 +14,8 @@ from tools.base import ConfigError
 
 from .config import describe_validation
 
+from tools.diagrams import Diagram
+
 from .schemas import Outline, SceneDraft, Script
 
 Aspect = Literal["16:9", "9:16", "1:1"]
@@ -115,6 +117,7 @@ class SceneRecord(BaseModel):
     narration: str
     illustration_prompt: str
     visual: str
+    diagram: Diagram | None = None
     target_seconds: float
     planned_words: int = 0
     speech: SpeechRecord | None = None
@@ -126,6 +129,7 @@ class SceneRecord(BaseModel):
     slide: AssetRef | None = None
     slide_overflow: bool = False
     min_font_px: int | None = None  # smallest text size on the slide
+    picture_box: tuple[int, int, int, int] | None = None  # where the picture sits (for --motion)
     hold_seconds: float = 0.0  # how long the slide stays up
     start: float = 0.0
     end: float = 0.0
@@ -138,6 +142,7 @@ class SceneRecord(BaseModel):
             narration=self.narration,
             illustration_prompt=self.illustration_prompt,
             visual=self.visual,  # type: ignore[arg-type]
+            diagram=self.diagram,
         )
 
 

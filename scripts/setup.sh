@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 fonts-dejavu-core fonts-noto-core fonts-noto-cjk libraqm0)
+APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 fonts-dejavu-core fonts-noto-core fonts-noto-cjk libraqm0 chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -185,8 +185,4 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
 
 def video_codec_args() -> list[str]:
     """The encoder settings of ``video.encode_segment``: segments must match them to join by copy."""
-    return [
-        "-c:v", "libx264", "-preset", "medium", "-tune", "stillimage", "-crf", "18",
-        "-pix_fmt", "yuv420p", "-profile:v", "high",
-        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-    ]
+    return list(video.VIDEO_CODEC_ARGS)

@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 
 FADE_S = 0.005  # fade at every join of narration parts, against clicks
 AUDIO_BITRATE = "128k"
+# Every segment (still, captioned or moving) is encoded with exactly these settings, so any mix of
+# them joins by copy. No B-frames: a segment then has no reordering delay, whatever its frame count,
+# and the joined video is as long as the sum of its segments.
+VIDEO_CODEC_ARGS = (
+    "-c:v", "libx264", "-preset", "medium", "-tune", "stillimage", "-crf", "18", "-bf", "0",
+    "-pix_fmt", "yuv420p", "-profile:v", "high",
+    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+)
 _INSTALL = "install ffmpeg: `pip install imageio-ffmpeg` (bundles one with libx264) or `apt-get install ffmpeg`"
 
 
@@ -153,9 +161,7 @@ def encode_segment(slide_png: Path, duration: float, out: Path, *, fps: int = 24
             "-framerate", str(fps), "-i", str(slide_png),
             "-vf", vf,
             "-fps_mode", "passthrough", "-enc_time_base", f"1/{fps}",
-            "-c:v", "libx264", "-preset", "medium", "-tune", "stillimage", "-crf", "18",
-            "-pix_fmt", "yuv420p", "-profile:v", "high",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            *VIDEO_CODEC_ARGS,
             "-video_track_timescale", str(fps * 1000),
             "-an", "-f", "mp4", str(tmp),
         ], f"encode the slide {slide_png.name}")
@@ -305,12 +311,23 @@ def _retimed(segment: Path, duration: float, scratch: Path, fps: int) -> Path:
     return encode_segment(still, duration, scratch / "last.mp4", fps=fps)
 
 
-def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequence[tuple[str, float, float]],
-             title: str = "", fps: int = 24) -> Path:
-    """Join video ``segments`` (from ``encode_segment``), add ``audio`` as AAC, chapters and title.
+def encode_narration(wav: Path, out: Path) -> Path:
+    """The narration track as AAC (.m4a), encoded once so a re-render after an edit can copy it."""
+    wav, out = Path(wav), Path(out)
+    with atomic_path(out) as tmp:
+        run_ffmpeg(["-i", str(wav), "-vn", "-c:a", "aac", "-aac_coder", "fast", "-b:a", AUDIO_BITRATE,
+                    "-f", "mp4", str(tmp)], f"encode the narration {wav.name}")
+    return out
 
-    The result lasts as long as ``audio``: when the segments end early or late by more than half a
-    frame, the last one is re-encoded to take up the difference.
+
+def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequence[tuple[str, float, float]],
+             title: str = "", fps: int = 24, audio_length: float | None = None) -> Path:
+    """Join video ``segments`` (from ``encode_segment``), add ``audio``, chapters and title.
+
+    ``audio`` is a WAV (encoded to AAC here) or an AAC ``.m4a`` from ``encode_narration`` (copied;
+    pass ``audio_length``, the narration's exact length, with it). The result lasts as long as the
+    narration: when the segments end early or late by more than half a frame, the last one is
+    re-encoded to take up the difference.
     """
     segments = [Path(s) for s in segments]
     audio, out = Path(audio), Path(out)
@@ -319,7 +336,7 @@ def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequ
     for p in [*segments, audio]:
         if not p.is_file():
             raise RenderError(f"{p} does not exist. Fix: produce it again (rerun the lesson; cached steps are reused).")
-    length = _wav_duration(audio)
+    length = audio_length or _wav_duration(audio)
     if length is None:
         length = probe(audio).audio_duration
     if not length:
@@ -351,7 +368,8 @@ def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequ
                 "-i", str(audio),
                 "-f", "ffmetadata", "-i", str(meta),
                 "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "2", "-map_chapters", "2",
-                "-c:v", "copy", "-c:a", "aac", "-b:a", AUDIO_BITRATE,
+                "-c:v", "copy",
+                *(["-c:a", "copy"] if audio.suffix == ".m4a" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]),
                 "-t", f"{length:.6f}",
                 "-movflags", "+faststart", "-f", "mp4", str(tmp),
             ], f"assemble {out.name}")

@@ -203,10 +203,6 @@ def test_a_motion_lesson_joins_by_copy_to_the_exact_length(parts, tmp_path):
     assert np.abs(f[24 + 48 + 24 + 24] - mid).mean() < 1.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "video.encode_segment's 2-frame stills have no reordering delay, moving segments have x264's "
-    "2-frame B-frame delay, and a delayed segment right after an undelayed one comes out 2 frames "
-    "short; fixed when encode_segment keeps frames 0, 1, 2 and N-1 (as motion's stills do)"))
 def test_a_moving_segment_right_after_an_encode_segment_still_keeps_its_length(parts, tmp_path):
     out = video.assemble([parts["still"], parts["moving"]], _silence(tmp_path / "a.wav", 3.0),
                          tmp_path / "lesson.mp4", chapters=[], fps=FPS)
