@@ -329,6 +329,10 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         link_or_copy(timed, out)
         duration = audio.wav_duration(out)
         words = [(w, round(a / tempo, 3), round(b / tempo, 3)) for w, a, b in words]
+    level: dict[str, Any] = {}
+    if ctx.settings.loudness_lufs is not None:  # per scene, so an edit re-measures only its own scene
+        level = await _normalise(ctx, out, ctx.settings.loudness_lufs)
+        duration = audio.wav_duration(out)
     record = SpeechRecord(
         audio=ctx.project.ref(out),
         duration=duration,
@@ -336,8 +340,24 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         backend=speech.backend,
         tempo=tempo,
         words=words,
+        loudness=level,
     )
     return {"speech": record, "timings": {"narrate": now() - t}}
+
+
+async def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
+    """Bring one narration to ``lufs`` integrated loudness (EBU R128), in place; cached."""
+    store = ctx.project.store
+    key = content_key("loudness", ctx.project.ref(wav).sha256, lufs)
+    done, report = store.get(key, ".wav"), store.get_json(key)
+    if done is None or report is None:
+        result = await asyncio.to_thread(loudness.normalize_loudness, wav, store.path(key, ".wav"), target_lufs=lufs)
+        report = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                  for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
+        store.put_json(key, report)
+        done = store.path(key, ".wav")
+    link_or_copy(done, wav)
+    return report
 
 
 async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -633,13 +653,17 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         starts.append(round(starts[-1] + h, 3))
     track, loud, track_key = await _narration_track(ctx, records, holds)
     m4a = project.store.get(track_key, ".m4a")
-    if m4a is None:  # encoded once: a re-render after an edit copies it
-        m4a = await asyncio.to_thread(video.encode_narration, track, project.store.path(track_key, ".m4a"))
+    encoding = None
+    if m4a is None:  # the AAC track encodes (in ffmpeg) while the segments and cues are made
+        encoding = asyncio.create_task(
+            asyncio.to_thread(video.encode_narration, track, project.store.path(track_key, ".m4a")))
     scene_cues = [_scene_cues(ctx, r) for r in records]
     segments = []
     for r, hold, cues in zip(records, holds, scene_cues, strict=True):
         segments.append(await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
                                        total=len(records)))
+    if encoding is not None:
+        m4a = await encoding
     chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
     out_mp4 = project.root / "lesson.mp4"
     title = state["script"].title
@@ -678,40 +702,37 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
 async def _narration_track(
     ctx: Context, records: list[SceneRecord], holds: list[float]
 ) -> tuple[Path, dict[str, Any], str]:
-    """One WAV of every scene's narration, padded to its slide's hold, normalised to the target loudness."""
+    """One WAV of every scene's narration (each already at the target loudness), padded to its slide's hold."""
     project, s = ctx.project, ctx.settings
     parts = [project.resolve(r.speech.audio) for r in records if r.speech]
     gaps = [max(0.0, h - r.speech.duration) for h, r in zip(holds, records, strict=True) if r.speech]
-    joined_key = content_key("track", [r.speech.audio.sha256 for r in records if r.speech], holds)
-    joined = project.store.get(joined_key, ".wav")
-    if joined is None:
-        with project.store.put(joined_key, ".wav") as tmp:
+    key = content_key("track", [r.speech.audio.sha256 for r in records if r.speech], holds)
+    track = project.store.get(key, ".wav")
+    if track is None:
+        with project.store.put(key, ".wav") as tmp:
             await asyncio.to_thread(video.concat_wavs, parts, tmp, gap_s=gaps)
-        joined = project.store.path(joined_key, ".wav")
-    if s.loudness_lufs is None:
-        return joined, {}, joined_key
-    key = content_key("loudness", joined_key, s.loudness_lufs)
-    track, report = project.store.get(key, ".wav"), project.store.get_json(key)
-    if track is None or report is None:
-        emit("assemble", f"Normalising loudness to {s.loudness_lufs:g} LUFS")
-        result = await asyncio.to_thread(loudness.normalize_loudness, joined, project.store.path(key, ".wav"),
-                                         target_lufs=s.loudness_lufs)
-        report = {k: v for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
-        report = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in report.items()}
-        project.store.put_json(key, report)
         track = project.store.path(key, ".wav")
+    levels = [r.speech.loudness.get("output_i") for r in records if r.speech and r.speech.loudness]
+    report = {"target_i": s.loudness_lufs, "scenes_output_i": levels} if s.loudness_lufs is not None else {}
     return track, report, key
 
 
 def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
-    """Subtitle cues of one scene, in the scene's own time, spelled as written (not as spoken)."""
+    """Subtitle cues of one scene, in the scene's own time, spelled as written (not as spoken); cached."""
     assert r.speech is not None
+    lex = ctx.lexicon if ctx.lexicon is not None and ctx.lexicon.apply(r.narration) != r.narration else None
+    key = content_key("cues", r.narration, r.speech.words, r.speech.duration, lex.apply(r.narration) if lex else None)
+    cached = ctx.project.store.get_json(key)
+    if cached is not None:
+        return [subtitles.Cue(*c) for c in cached]
     timed = [WordTiming(*w) for w in r.speech.words]
-    if ctx.lexicon is not None and ctx.lexicon.apply(r.narration) != r.narration:
-        words = lexicon.restore_written(r.narration, timed, ctx.lexicon)
+    if lex is not None:
+        words = lexicon.restore_written(r.narration, timed, lex)
     else:
         words = subtitles.with_punctuation(r.narration, timed)
-    return subtitles.cues_from_words(words, audio_end=r.speech.duration)
+    cues = subtitles.cues_from_words(words, audio_end=r.speech.duration)
+    ctx.project.store.put_json(key, [[c.start, c.end, c.text] for c in cues])
+    return cues
 
 
 async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitles.Cue], aspect: str,

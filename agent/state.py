@@ -101,6 +101,7 @@ class SpeechRecord(BaseModel):
     voice: str
     backend: str
     tempo: float = 1.0
+    loudness: dict[str, Any] = Field(default_factory=dict)  # EBU R128 before and after normalising
     words: list[tuple[str, float, float]] = Field(default_factory=list)
 
 

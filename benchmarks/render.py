@@ -141,7 +141,8 @@ def work_ours(folder: Path, spec: dict, *, motion: bool = False) -> None:
 
 
 def work_rerender(folder: Path, spec: dict) -> None:
-    """One slide changed: encode its segment again, reuse the rest and the narration track, assemble."""
+    """One scene's narration changed: its segment encoded again, the narration track encoded to AAC
+    again (it is one AAC stream), the rest reused, assembled."""
     from tools import video
 
     scenes = spec["scenes"]
@@ -157,15 +158,15 @@ def work_rerender(folder: Path, spec: dict) -> None:
 
 
 def work_rerender_cached_aac(folder: Path, spec: dict) -> None:
-    """The re-render as it would be if the narration track were also cached as AAC (a proposal):
-    one segment encoded, then the segments and the AAC track joined, both streams copied."""
+    """One slide changed, narration unchanged (new bullets, a new picture, a theme): one segment
+    encoded, then the segments and the cached AAC track joined, both streams copied (agent.nodes.assemble)."""
     from tools import video
 
     scenes = spec["scenes"]
     k = spec["edited_index"]
     aac = folder / "track.m4a"
     if not aac.is_file():
-        raise SystemExit("run the proposed full render first")
+        raise SystemExit("run the full render first")
     segs = [folder / "cache" / f"still{i:02d}.mp4" for i in range(1, len(scenes) + 1)]
     segs[k] = folder / "cache" / "edited-aac.mp4"
     video.encode_segment(Path(spec["edited_slide"]), scenes[k]["hold"], segs[k], fps=FPS)
@@ -173,11 +174,10 @@ def work_rerender_cached_aac(folder: Path, spec: dict) -> None:
 
 
 def work_encode_aac(folder: Path, spec: dict) -> None:
-    """The narration track encoded to AAC once (what the proposal caches), timed on its own."""
+    """The narration track encoded to AAC once (what agent.nodes.assemble caches), timed on its own."""
     from tools import video
 
-    video.run_ffmpeg(["-i", str(folder / "track.wav"), "-c:a", "aac", "-b:a", video.AUDIO_BITRATE, "-f", "mp4",
-                str(folder / "track.m4a")], "encode the narration")
+    video.encode_narration(folder / "track.wav", folder / "track.m4a")
 
 
 def _join_copy(segs: list[Path], aac: Path, out: Path, spec: dict) -> None:
@@ -340,11 +340,11 @@ def main() -> int:
             print(f"  ours:      {row['ours'].seconds:7.1f} s  peak {row['ours'].peak_mb:6.0f} MB  "
                   f"(video lasts {_probe_seconds(folder / 'ours.mp4'):.2f} s)", flush=True)
             row["rerender"] = measure("rerender", folder)
-            print(f"  re-render: {row['rerender'].seconds:7.1f} s  after one changed scene", flush=True)
+            print(f"  re-render: {row['rerender'].seconds:7.1f} s  after one scene's narration changed", flush=True)
             row["aac"] = measure("encode_aac", folder)
             row["rerender_aac"] = measure("rerender_aac", folder)
-            print(f"  of which the narration's AAC encoding alone takes {row['aac'].seconds:.1f} s; with the AAC "
-                  f"track cached the re-render takes {row['rerender_aac'].seconds:.2f} s", flush=True)
+            print(f"  of which the narration's AAC encoding alone takes {row['aac'].seconds:.1f} s; after a slide-only "
+                  f"change (AAC track copied) the re-render takes {row['rerender_aac'].seconds:.2f} s", flush=True)
             first_moviepy = next((r["moviepy"] for r in rows if r.get("moviepy")), None)
             estimate = first_moviepy.seconds * spec["seconds"] / rows[0]["seconds"] if first_moviepy else 0.0
             if estimate > MOVIEPY_LIMIT_S:
@@ -378,10 +378,10 @@ def report(rows: list[dict]) -> str:
         lines.append(f"{r['case']:<34} {o.seconds:9.1f} {mp} {ratio:>7} "
                      f"{f'{o.peak_mb:.0f} ({o.tree_mb:.0f}) MB':>14} {mrss:>17}")
         rr = r["rerender"]
-        lines.append(f"{'  re-render, one scene changed':<34} {rr.seconds:9.1f} {'':>12} {'':>7} "
+        lines.append(f"{'  re-render, narration changed':<34} {rr.seconds:9.1f} {'':>12} {'':>7} "
                      f"{f'{rr.peak_mb:.0f} ({rr.tree_mb:.0f}) MB':>14} {'':>17}")
         ra = r["rerender_aac"]
-        lines.append(f"{'  re-render, AAC cached (proposed)':<34} {ra.seconds:9.1f} {'':>12} {'':>7} "
+        lines.append(f"{'  re-render, slide-only change':<34} {ra.seconds:9.1f} {'':>12} {'':>7} "
                      f"{f'{ra.peak_mb:.0f} ({ra.tree_mb:.0f}) MB':>14} {'':>17}")
         if "motion" in r:
             mo = r["motion"]
@@ -400,11 +400,11 @@ def report(rows: list[dict]) -> str:
     checks.append((f"{last['case']} peak memory {mem:.2f}x the {first['case']}'s", mem <= 1.5, "<= 1.5x"))
     for r in rows:
         share = r["rerender"].seconds / r["ours"].seconds
-        checks.append((f"{r['case']}: re-render after one changed scene {100 * share:.0f}% of a full render",
+        checks.append((f"{r['case']}: re-render after one scene's narration changed {100 * share:.0f}% of a full render",
                        share <= 0.20, "<= 20%"))
     for r in rows:
         share = r["rerender_aac"].seconds / r["ours"].seconds
-        checks.append(((f"{r['case']}: the same with the narration's AAC track cached (proposed) "
+        checks.append(((f"{r['case']}: re-render after one scene's slide changed (AAC copied) "
                        f"{100 * share:.0f}%"), share <= 0.20, "<= 20%"))
     if "motion" in first:
         cost = first["motion"].seconds / first["ours"].seconds
