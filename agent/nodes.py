@@ -19,7 +19,7 @@ from langgraph.types import Send, interrupt
 from pydantic import BaseModel
 
 import prompts
-from tools import audio, captions, diagrams, lexicon, loudness, motion, slides, subtitles, video
+from tools import aactrack, audio, captions, diagrams, lexicon, loudness, motion, slides, subtitles, video
 from tools.base import (
     ConfigError,
     ImageRequest,
@@ -651,26 +651,20 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     starts = [0.0]
     for h in holds[:-1]:
         starts.append(round(starts[-1] + h, 3))
-    track, loud, track_key = await _narration_track(ctx, records, holds)
-    m4a = project.store.get(track_key, ".m4a")
-    encoding = None
-    if m4a is None:  # the AAC track encodes (in ffmpeg) while the segments and cues are made
-        encoding = asyncio.create_task(
-            asyncio.to_thread(video.encode_narration, track, project.store.path(track_key, ".m4a")))
+    track, placed = await _narration_track(ctx, records, starts, sum(holds))
     scene_cues = [_scene_cues(ctx, r) for r in records]
     segments = []
     for r, hold, cues in zip(records, holds, scene_cues, strict=True):
         segments.append(await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
                                        total=len(records)))
-    if encoding is not None:
-        m4a = await encoding
     chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
     out_mp4 = project.root / "lesson.mp4"
     title = state["script"].title
-    await asyncio.to_thread(video.assemble, segments, m4a, out_mp4, chapters=chapters, title=title, fps=s.fps,
-                            audio_length=audio.wav_duration(track))
-    cues = [subtitles.Cue(round(c.start + st, 3), round(c.end + st, 3), c.text)
-            for st, sc in zip(starts, scene_cues, strict=True) for c in sc]
+    await asyncio.to_thread(video.assemble, segments, track, out_mp4, chapters=chapters, title=title, fps=s.fps,
+                            audio_length=round(sum(holds), 6))
+    # cues follow the speech, which starts where its piece of the AAC track was placed
+    cues = [subtitles.Cue(round(c.start + at, 3), round(min(c.end + at, st + h), 3), c.text)
+            for at, st, h, sc in zip(placed, starts, holds, scene_cues, strict=True) for c in sc]
     srt = atomic_write_text(project.root / "lesson.srt", subtitles.to_srt(cues))
     vtt = atomic_write_text(project.root / "lesson.vtt", subtitles.to_vtt(cues))
     info = await asyncio.to_thread(video.probe, out_mp4)
@@ -692,7 +686,9 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         width=info.width,
         height=info.height,
         chapters=chapters,
-        loudness=loud,
+        loudness=({"target_i": s.loudness_lufs,
+                   "scenes_output_i": [r.speech.loudness.get("output_i") for r in records if r.speech]}
+                  if s.loudness_lufs is not None else {}),
         burned_subtitles=s.burn_subtitles,
     )
     emit("done", f"{out_mp4} ({info.duration:.1f} s)")
@@ -700,21 +696,35 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
 
 
 async def _narration_track(
-    ctx: Context, records: list[SceneRecord], holds: list[float]
-) -> tuple[Path, dict[str, Any], str]:
-    """One WAV of every scene's narration (each already at the target loudness), padded to its slide's hold."""
-    project, s = ctx.project, ctx.settings
-    parts = [project.resolve(r.speech.audio) for r in records if r.speech]
-    gaps = [max(0.0, h - r.speech.duration) for h, r in zip(holds, records, strict=True) if r.speech]
-    key = content_key("track", [r.speech.audio.sha256 for r in records if r.speech], holds)
-    track = project.store.get(key, ".wav")
-    if track is None:
-        with project.store.put(key, ".wav") as tmp:
-            await asyncio.to_thread(video.concat_wavs, parts, tmp, gap_s=gaps)
-        track = project.store.path(key, ".wav")
-    levels = [r.speech.loudness.get("output_i") for r in records if r.speech and r.speech.loudness]
-    report = {"target_i": s.loudness_lufs, "scenes_output_i": levels} if s.loudness_lufs is not None else {}
-    return track, report, key
+    ctx: Context, records: list[SceneRecord], starts: list[float], total: float
+) -> tuple[Path, list[float]]:
+    """The lesson's AAC narration track, each scene's piece placed where its slide begins.
+
+    Pieces are encoded per scene and cached (tools.aactrack), so an edit encodes only the scenes
+    whose narration changed; joining them is a copy. Returns the track and where each piece begins.
+    """
+    store = ctx.project.store
+
+    async def piece(r: SceneRecord) -> tuple[Path, int]:
+        key = content_key("aac-piece", r.speech.audio.sha256, aactrack.SAMPLE_RATE, video.AUDIO_BITRATE)
+        path, meta = store.get(key, ".aac"), store.get_json(key)
+        if path is None or meta is None:
+            frames = await asyncio.to_thread(aactrack.encode_piece, ctx.project.resolve(r.speech.audio),
+                                             store.path(key, ".aac"))
+            meta = {"frames": frames}
+            store.put_json(key, meta)
+            path = store.path(key, ".aac")
+        return path, int(meta["frames"])
+
+    pieces = list(await asyncio.gather(*(piece(r) for r in records)))
+    key = content_key("aac-track", [str(p) for p, _ in pieces], starts, total)
+    track, meta = store.get(key, ".aac"), store.get_json(key)
+    if track is None or meta is None:
+        placed = await asyncio.to_thread(aactrack.build_track, pieces, starts, total, store.path(key, ".aac"))
+        meta = {"placed": placed}
+        store.put_json(key, meta)
+        track = store.path(key, ".aac")
+    return track, list(meta["placed"])
 
 
 def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
