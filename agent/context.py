@@ -101,7 +101,8 @@ def from_settings(
     if images is None:
         images = create("images", settings.images, device=settings.device)
     if critic is None and images is not None:
-        critic = create("critic", settings.critic, device=settings.device)
+        critic = create("critic", settings.critic, device=settings.device, floor=settings.critic_floor,
+                        margin=settings.critic_margin)
     if speech is None:
         primary = CachedSpeech(create("speech", settings.speech), store)
         fb_spec = settings.speech_fallback

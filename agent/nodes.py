@@ -284,6 +284,7 @@ def fan_out(state: LessonState) -> list[Send]:
                 target_seconds=state["targets"][i],
                 tempo=state.get("tempo", 1.0),
                 prompts=prompts_all,
+                narrations=[x.narration for x in script.scenes],
                 attempt=0,
                 prompt=sc.illustration_prompt,
                 attempts=[],
@@ -422,6 +423,13 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
             img.load()
             picture = img.convert("RGB")
             picture.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
+        if getattr(ctx.critic, "judges", "picture") == "slide":  # judged as the viewer will see it
+            req, draft = state["request"], state["draft"]
+            preview = await asyncio.to_thread(
+                slides.compose_slide, title=draft.title, bullets=draft.bullets, illustration=picture,
+                footer=state["lesson_title"], index=i, total=state["total"], aspect=req.aspect, theme=req.theme,
+                language=req.language)
+            picture, prompts_all = preview.image, list(state.get("narrations") or prompts_all)
         verdict = await ctx.critic.judge_one(picture, prompts_all, i - 1)  # batched with other scenes
     except LessonForgeError as err:
         note = f"critic failed, picture used unjudged: {err}"

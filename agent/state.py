@@ -212,6 +212,7 @@ class SceneState(TypedDict, total=False):
     target_seconds: float
     tempo: float
     prompts: list[str]  # every scene's illustration prompt, for contrastive judging
+    narrations: list[str]  # every scene's narration, for a critic that judges slides as a viewer would
     # the illustrate <-> critique loop
     attempt: int  # attempts made so far; the loop's own bound (not LangGraph's recursion limit)
     prompt: str

@@ -186,6 +186,9 @@ class OpenAICritic:
                 f"(default {DEFAULT_FLOOR}: both ratings must be 4 or better)."
             )
         self.floor = float(floor)
+        # it judges the composed slide (picture, title and key words) as a viewer sees it, against
+        # the scene's narration; CLIP critics judge the picture against its prompt
+        self.judges = "slide"
         self._options = _Options((model or "").strip() or DEFAULT_MODEL, api_key, base_url, timeout_s,
                                  max_retries, max_repairs)
         engine = self._engine()  # validates the key/base URL and the numbers now, before any work

@@ -99,3 +99,26 @@ def test_diffusers_batches_the_scenes_pictures(tmp_path, tiny_sd):
     manifest, _, _ = _make(tmp_path, images=images, critic=FakeCritic(floor=0.0, margin=-1.0), image_size=64)
     assert len(manifest.scenes) == 3
     assert images.pipeline_calls < 3  # concurrent scenes shared a pipeline call
+
+
+def test_vision_critic_judges_the_composed_slide_against_the_narration(tmp_path, fake_openai):
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    from tools.critic_openai import OpenAICritic
+
+    verdict = {"matches_narration": 5, "legible": 5, "resembles_other_scene": None, "problems": [], "suggestion": ""}
+    fake_openai.default = lambda request: json.dumps(verdict)
+    critic = OpenAICritic("gpt-4.1-mini", base_url=fake_openai.url, api_key="sk-test")
+    manifest, _, _ = _make(tmp_path, images=FakeImages(), critic=critic)
+    assert {s.critic for s in manifest.scenes} == {"accepted"}
+    request = fake_openai.chat_requests[0].json
+    parts = request["messages"][-1]["content"]
+    url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert image.width / image.height == pytest.approx(16 / 9, rel=0.02)  # the slide, not the square picture
+    text = " ".join(p.get("text", "") for p in parts)
+    assert any(s.narration[:40] in text for s in manifest.scenes)
