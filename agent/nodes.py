@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -659,12 +660,18 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     starts = [0.0]
     for h in holds[:-1]:
         starts.append(round(starts[-1] + h, 3))
-    track, placed = await _narration_track(ctx, records, starts, sum(holds))
     scene_cues = [_scene_cues(ctx, r) for r in records]
-    segments = []
-    for r, hold, cues in zip(records, holds, scene_cues, strict=True):
-        segments.append(await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
-                                       total=len(records)))
+    workers = asyncio.Semaphore(os.cpu_count() or 2)  # ffmpeg runs: one per core
+
+    async def segment(r: SceneRecord, hold: float, cues: list[subtitles.Cue]) -> Path:
+        async with workers:
+            return await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
+                                  total=len(records))
+
+    (track, placed), *segments = await asyncio.gather(
+        _narration_track(ctx, records, starts, sum(holds), workers),
+        *(segment(r, h, c) for r, h, c in zip(records, holds, scene_cues, strict=True)),
+    )
     chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
     out_mp4 = project.root / "lesson.mp4"
     title = state["script"].title
@@ -704,7 +711,7 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
 
 
 async def _narration_track(
-    ctx: Context, records: list[SceneRecord], starts: list[float], total: float
+    ctx: Context, records: list[SceneRecord], starts: list[float], total: float, workers: asyncio.Semaphore
 ) -> tuple[Path, list[float]]:
     """The lesson's AAC narration track, each scene's piece placed where its slide begins.
 
@@ -717,8 +724,9 @@ async def _narration_track(
         key = content_key("aac-piece", r.speech.audio.sha256, aactrack.SAMPLE_RATE, video.AUDIO_BITRATE)
         path, meta = store.get(key, ".aac"), store.get_json(key)
         if path is None or meta is None:
-            frames = await asyncio.to_thread(aactrack.encode_piece, ctx.project.resolve(r.speech.audio),
-                                             store.path(key, ".aac"))
+            async with workers:
+                frames = await asyncio.to_thread(aactrack.encode_piece, ctx.project.resolve(r.speech.audio),
+                                                 store.path(key, ".aac"))
             meta = {"frames": frames}
             store.put_json(key, meta)
             path = store.path(key, ".aac")

@@ -149,17 +149,25 @@ def work_ours(folder: Path, spec: dict, *, motion: bool = False) -> None:
     from tools import aactrack, video
     from tools import motion as mo
 
+    from concurrent.futures import ThreadPoolExecutor
+
     scenes = spec["scenes"]
     holds = [s["hold"] for s in scenes]
-    segs = []
-    for i, s in enumerate(scenes, 1):
+
+    def encode(i: int, s: dict) -> Path:
         seg = folder / "cache" / f"{'motion' if motion else 'still'}{i:02d}.mp4"
         if motion:
             mo.encode_motion_segment(Path(s["slide"]), s["hold"], seg, fps=FPS, box=s["box"], motion=mo.motion_for(i))
         else:
             video.encode_segment(Path(s["slide"]), s["hold"], seg, fps=FPS)
-        segs.append(seg)
-    pieces = [_piece(folder, s["wav"]) for s in scenes]
+        return seg
+
+    # as agent.nodes.assemble does: ffmpeg runs for segments and AAC pieces, one per core at a time
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        seg_jobs = [pool.submit(encode, i, s) for i, s in enumerate(scenes, 1)]
+        piece_jobs = [pool.submit(_piece, folder, s["wav"]) for s in scenes]
+        segs = [j.result() for j in seg_jobs]
+        pieces = [j.result() for j in piece_jobs]
     track = folder / "track.aac"
     aactrack.build_track(pieces, _starts(holds), sum(holds), track)
     video.assemble(segs, track, folder / ("motion.mp4" if motion else "ours.mp4"), chapters=_chapters(spec),

@@ -1,0 +1,242 @@
+"""The local models LessonForge may download: what each is for, its size, whether it is cached.
+
+``lessonforge models`` lists ``model_records()``; ``lessonforge models pull`` calls ``pull``. Models live
+in the standard Hugging Face cache: ``HF_HUB_CACHE``, else ``HF_HOME``/hub, else
+``~/.cache/huggingface/hub``; ``HF_HUB_OFFLINE=1`` forbids downloads. Both are read at call time, so a
+changed environment takes effect without re-importing anything.
+
+Sizes are a static table, the download each model's ``allow_patterns`` select (the files the backends
+load: safetensors weights, configs and tokenizers), as listed on the Hub; they are approximate and
+only shown to the user before a download.
+
+``default_llm_spec(env)`` picks the LLM when none is given: ``LESSONFORGE_LLM`` if set; else the OpenAI
+backend when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set; else a local model (a larger one when
+CUDA is available).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import ConfigError
+
+OPENAI_DEFAULT = "openai:gpt-4.1-mini"
+LOCAL_LLM = "Qwen/Qwen3-1.7B"
+LOCAL_LLM_LIGHT = "Qwen/Qwen2.5-1.5B-Instruct"
+LOCAL_LLM_GPU = "Qwen/Qwen3-4B-Instruct-2507"
+IMAGES = "stabilityai/sd-turbo"
+TINY_VAE = "madebyollin/taesd"
+CLIP = "openai/clip-vit-base-patch32"
+
+_LLM_FILES = ("*.json", "*.safetensors", "merges.txt", "*.jinja")
+_TRUTHY = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One downloadable default: the Hub id, what uses it, its approximate download and its files."""
+
+    id: str
+    purpose: str
+    size_mb: int  # approximate download of the files in ``allow_patterns``
+    allow_patterns: tuple[str, ...]
+    check_files: tuple[str, ...]  # files whose presence in the cache means "cached"
+
+    @property
+    def size_text(self) -> str:
+        return human_size(self.size_mb)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What ``lessonforge models`` shows for one model."""
+
+    info: ModelInfo
+    cached: bool
+    missing: tuple[str, ...]  # check files not in the cache
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+
+MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo(LOCAL_LLM, "LLM without an API key (default, CPU; Qwen3 1.7B, thinking off; bf16 weights)", 4060,
+              _LLM_FILES, ("config.json", "tokenizer.json")),
+    ModelInfo(LOCAL_LLM_LIGHT, "lighter local LLM (--llm local:Qwen/Qwen2.5-1.5B-Instruct; bf16)", 3090,
+              _LLM_FILES, ("config.json", "tokenizer.json")),
+    ModelInfo(LOCAL_LLM_GPU, "local LLM chosen when a CUDA GPU is present (Qwen3 4B Instruct 2507; bf16)", 8050,
+              _LLM_FILES, ("config.json", "tokenizer.json")),
+    ModelInfo(IMAGES, "illustrations (SD-Turbo, one step; fp32 safetensors as loaded)", 5210,
+              ("model_index.json", "scheduler/*", "tokenizer/*", "*/config.json",
+               "text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
+               "vae/diffusion_pytorch_model.safetensors"),
+              ("model_index.json", "unet/config.json")),
+    ModelInfo(TINY_VAE, "fast image decoder on CPU (TAESD)", 10,
+              ("config.json", "diffusion_pytorch_model.safetensors"), ("config.json",)),
+    ModelInfo(CLIP, "picture critic (CLIP ViT-B/32)", 610,
+              ("*.json", "merges.txt", "vocab.txt", "model.safetensors"), ("config.json",)),
+)
+
+
+def human_size(mb: float) -> str:
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def hf_offline(env: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    return env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
+
+
+def hub_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The Hugging Face hub cache the environment names (as huggingface_hub resolves it)."""
+    env = os.environ if env is None else env
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub"
+    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def default_llm_spec(env: Mapping[str, str] | None = None, *, cuda: bool | None = None) -> str:
+    """The LLM spec used when none is given (see the module doc). ``cuda`` overrides the CUDA probe."""
+    env = os.environ if env is None else env
+    chosen = env.get("LESSONFORGE_LLM", "").strip()
+    if chosen:
+        return chosen
+    if env.get("OPENAI_API_KEY", "").strip() or env.get("OPENAI_BASE_URL", "").strip():
+        return OPENAI_DEFAULT
+    if cuda is None:
+        cuda = _cuda_available()
+    return f"local:{LOCAL_LLM_GPU if cuda else LOCAL_LLM}"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def find(model_id: str) -> ModelInfo | None:
+    return next((m for m in MODELS if m.id == model_id), None)
+
+
+def missing_files(model_id: str, files: Iterable[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """Which of ``files`` of ``model_id`` are not in the hub cache (every one when the repo is absent)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = hub_cache_dir(env)
+    missing = []
+    for name in files:
+        found = try_to_load_from_cache(model_id, name, cache_dir=cache)
+        if not isinstance(found, str):  # None (unknown) or _CACHED_NO_EXIST (known absent)
+            missing.append(name)
+    return missing
+
+
+def is_cached(model_id: str, files: Sequence[str] = ("config.json",), env: Mapping[str, str] | None = None) -> bool:
+    return not missing_files(model_id, files, env)
+
+
+def model_records(env: Mapping[str, str] | None = None) -> list[ModelRecord]:
+    """Every default model with whether it is cached (and which key files are missing)."""
+    records = []
+    for info in MODELS:
+        missing = tuple(missing_files(info.id, info.check_files, env))
+        records.append(ModelRecord(info, cached=not missing, missing=missing))
+    return records
+
+
+def cached_repos(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Every model repo in the cache with its size on disk in bytes (empty when there is no cache)."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        info = scan_cache_dir(hub_cache_dir(env))
+    except CacheNotFound:
+        return {}
+    return {repo.repo_id: repo.size_on_disk for repo in info.repos if repo.repo_type == "model"}
+
+
+# --------------------------------------------------------------------------- pull
+
+Progress = Callable[[str, float, float], None]  # (model id, done, total) in the hub's progress units
+
+
+def pull(ids: Sequence[str] | None = None, progress: Progress | None = None,
+         env: Mapping[str, str] | None = None) -> list[Path]:
+    """Download ``ids`` (default: every model in MODELS) into the hub cache; return their snapshot folders.
+
+    Known ids fetch only the files their backends load; another Hub id fetches its safetensors,
+    JSON and tokenizer files. ConfigError when offline (naming what is missing) or a download fails.
+    """
+    targets = [find(i) or ModelInfo(i, "", 0, _LLM_FILES + ("vocab.txt", "*.model"), ("config.json",))
+               for i in (ids or [m.id for m in MODELS])]
+    if hf_offline(env):
+        missing = [t for t in targets if not is_cached(t.id, t.check_files, env)]
+        if missing:
+            names = ", ".join(f"{t.id} ({t.size_text})" if t.size_mb else t.id for t in missing)
+            raise ConfigError(
+                f"HF_HUB_OFFLINE is set, so these models cannot be downloaded: {names}. Unset HF_HUB_OFFLINE "
+                f"(and connect to the internet), then run `lessonforge models pull` again."
+            )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    folders = []
+    for target in targets:
+        try:
+            folder = snapshot_download(
+                target.id,
+                cache_dir=hub_cache_dir(env),
+                allow_patterns=list(target.allow_patterns),
+                local_files_only=hf_offline(env),
+                tqdm_class=_progress_class(target.id, progress),
+            )
+        except RepositoryNotFoundError:
+            raise ConfigError(f"No model {target.id!r} on the Hugging Face Hub. Check the id.") from None
+        except GatedRepoError:
+            raise ConfigError(
+                f"{target.id} is gated: accept its licence on huggingface.co and log in (`hf auth login`)."
+            ) from None
+        except (HfHubHTTPError, OSError, ValueError) as err:
+            text = " ".join(str(err).split())[:300]
+            raise ConfigError(
+                f"Downloading {target.id} failed: {text}. Check the internet connection (or HF_ENDPOINT) and "
+                "the free disk space, then run `lessonforge models pull` again."
+            ) from None
+        folders.append(Path(folder))
+    return folders
+
+
+def _progress_class(model_id: str, progress: Progress | None) -> Any:
+    """A silent tqdm class that forwards the hub's progress to ``progress`` (library code never prints)."""
+    from tqdm.auto import tqdm
+
+    class _Forward(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            self._done = 0.0
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self._done += n or 0
+            if progress is not None:
+                progress(model_id, self._done, float(self.total or 0))
+            return None
+
+    return _Forward
