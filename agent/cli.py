@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tools.base import ConfigError, LessonForgeError
+from tools.llm_openai import scrub_environment
 
 app = typer.Typer(
     add_completion=False,
@@ -30,11 +31,7 @@ out_console = Console()
 
 def scrub(text: str) -> str:
     """Remove secrets from anything shown to the user."""
-    for var in ("OPENAI_API_KEY",):
-        secret = os.environ.get(var, "")
-        if len(secret) >= 6:
-            text = text.replace(secret, "***")
-    return text
+    return scrub_environment(text)
 
 
 # --------------------------------------------------------------------------- progress

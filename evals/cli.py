@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from tools.base import ConfigError, LessonForgeError
+from tools.llm_openai import scrub_environment
 
 
 class DefaultRunGroup(TyperGroup):
@@ -50,11 +50,8 @@ out_console = Console()
 
 
 def scrub(text: str) -> str:
-    for var in ("OPENAI_API_KEY",):
-        secret = os.environ.get(var, "")
-        if len(secret) >= 6:
-            text = text.replace(secret, "***")
-    return text
+    """Remove secrets from anything shown to the user."""
+    return scrub_environment(text)
 
 
 def _fail(err: BaseException, code: int) -> None:

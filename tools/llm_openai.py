@@ -422,6 +422,14 @@ class OpenAILLM:
         return scrub_secrets(text, self._api_key, urlsplit(self.base_url).password)
 
 
+SECRET_VARS = ("OPENAI_API_KEY",)
+
+
+def scrub_environment(text: str) -> str:
+    """``text`` with the API keys set in the environment replaced by *** (for anything shown to a user)."""
+    return scrub_secrets(text, *(os.environ.get(v) for v in SECRET_VARS))
+
+
 def scrub_secrets(text: str, *secrets: str | None) -> str:
     """``text`` with every whole occurrence of each secret replaced by ***.
 
