@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen3-1.7B"
 PULL_HINT = "lessonforge models pull"
+NUMBER_LIMIT = 1_000_000_000
+NUMBER_STEP = 0.001
 
 
 class LocalLLM:
@@ -255,7 +257,11 @@ class LocalLLM:
         """One constrained generation: (decoded text, whether the grammar was completed)."""
         import torch
         from llguidance import LLMatcher
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import (
+            GenerationConfig,
+            LogitsProcessorList,
+            StoppingCriteriaList,
+        )
 
         tokenizer, model, ll_tokenizer = self._loaded  # type: ignore[misc]
         ids = self._prompt_ids(convo)
@@ -361,9 +367,11 @@ class GrammarProcessor:
 # --------------------------------------------------------------------------- helpers
 
 
-def bound_schema(schema: dict[str, Any], max_string_chars: int | None, max_items: int | None) -> dict[str, Any]:
-    """A copy of ``schema`` where strings without a length bound get ``maxLength`` and arrays without
-    an item bound get ``maxItems`` (None leaves that kind unbounded)."""
+def bound_schema(schema: dict[str, Any], max_string_chars: int | None, max_items: int | None,
+                 bound_numbers: bool = True) -> dict[str, Any]:
+    """A copy of ``schema`` where strings without a length bound get ``maxLength``, arrays without an
+    item bound get ``maxItems`` (None leaves that kind unbounded) and numbers get a range (+-1e9) and
+    at most three decimals."""
 
     def walk(node: Any) -> Any:
         if isinstance(node, list):
@@ -378,6 +386,12 @@ def bound_schema(schema: dict[str, Any], max_string_chars: int | None, max_items
             out["maxLength"] = max_string_chars
         if "array" in types and "maxItems" not in node and max_items is not None:
             out["maxItems"] = max(max_items, int(node.get("minItems", 0)))
+        if ("number" in types or "integer" in types) and bound_numbers:
+            # JSON allows endless digits; a weak model may repeat one until the budget runs out
+            out.setdefault("minimum", -NUMBER_LIMIT)
+            out.setdefault("maximum", NUMBER_LIMIT)
+            if "number" in types and "multipleOf" not in node:
+                out["multipleOf"] = NUMBER_STEP
         return out
 
     return walk(deepcopy(schema))

@@ -195,7 +195,11 @@ def pull(ids: Sequence[str] | None = None, progress: Progress | None = None,
                 f"(and connect to the internet), then run `lessonforge models pull` again."
             )
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+    )
 
     folders = []
     for target in targets:
