@@ -419,6 +419,43 @@ def voices(
         console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'")
 
 
+models_app = typer.Typer(help="The local models the defaults use: sizes, what is cached, downloading ahead.",
+                         invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context) -> None:
+    """List each default model, its download size and whether it is already cached."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tools import models
+
+    table = Table("model", "used for", "size", "cached", box=None)
+    for rec in models.model_records():
+        table.add_row(rec.id, rec.info.purpose, rec.info.size_text,
+                      "yes" if rec.cached else f"no (missing {', '.join(rec.missing)})")
+    out_console.print(table)
+    offline = " (HF_HUB_OFFLINE is set: nothing will be downloaded)" if models.hf_offline() else ""
+    console.print(f"cache: {models.hub_cache_dir()}{offline}; `lessonforge models pull` downloads them ahead of time")
+
+
+@models_app.command("pull")
+def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids (default: all defaults).")) -> None:
+    """Download models now, so the first lesson does not wait for them."""
+    from tools import models
+
+    def progress(model_id: str, done: int, total: int) -> None:
+        console.print(f"{model_id}: {done}/{total} files", highlight=False)
+
+    try:
+        paths = models.pull(ids or None, progress=progress)
+    except ConfigError as err:
+        _fail(err, 2)
+    for p in paths:
+        out_console.print(str(p), highlight=False)
+
+
 def _check_theme(theme: str) -> None:
     from tools.slides import THEMES
 

@@ -21,7 +21,11 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    llm: str = Field(DEFAULT_LLM, description="LLM backend, BACKEND:MODEL (env LESSONFORGE_LLM).")
+    llm: str = Field(
+        DEFAULT_LLM,
+        description="LLM backend, BACKEND:MODEL (env LESSONFORGE_LLM); by default openai: when OPENAI_API_KEY or "
+        "OPENAI_BASE_URL is set, else a local model.",
+    )
     images: str = Field(DEFAULT_IMAGES, description="Image backend or 'none' (env LESSONFORGE_IMAGES).")
     speech: str = Field(DEFAULT_SPEECH, description="Speech backend (env LESSONFORGE_SPEECH).")
     critic: str = Field(DEFAULT_CRITIC, description="Critic backend or 'none' (env LESSONFORGE_CRITIC).")
@@ -73,6 +77,10 @@ class Settings(BaseModel):
             if env is not None and env != "":
                 values[name] = env
         values.update({k: v for k, v in explicit.items() if v is not None})
+        if "llm" not in values:  # OpenAI when a key or server is set, else a local model (tools.models)
+            from tools.models import default_llm_spec
+
+            values["llm"] = default_llm_spec()
         try:
             return cls(**values)
         except ValidationError as err:

@@ -74,6 +74,16 @@ def create(kind: registry.Kind, spec: str, **options: Any) -> Any:
     return factory(parsed.model, **options)
 
 
+def _token_progress(emit: EventSink) -> Callable[[int, float], None]:
+    """Progress for a local LLM that writes a few tokens a second: every 16 tokens, with the rate."""
+
+    def on_tokens(n: int, rate: float) -> None:
+        if n % 16 == 0:
+            emit({"stage": "llm", "message": f"{n} tokens, {rate:.1f} tokens/s", "data": {"tokens": n, "rate": rate}})
+
+    return on_tokens
+
+
 def from_settings(
     settings: Settings,
     project: Project,
@@ -95,7 +105,8 @@ def from_settings(
     store = project.store
     fallbacks: list[str] = []
     if need_llm:
-        llm = CachedLLM(llm or create("llm", settings.llm), store)
+        llm = CachedLLM(llm or create("llm", settings.llm, device=settings.device, on_tokens=_token_progress(emit)),
+                        store)
     else:
         llm = None
     if images is None:

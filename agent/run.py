@@ -35,6 +35,16 @@ async def preflight(ctx: Context, emit: EventSink) -> None:
     if check is not None:
         emit({"stage": "check", "message": f"Reaching the LLM {ctx.llm.name}"})
         await check()
+    load = getattr(ctx.llm, "load", None) if ctx.llm is not None else None
+    if load is not None:  # a local model: loaded (or found missing) before any work
+        emit({"stage": "check", "message": f"Loading the local LLM {ctx.llm.name}"})
+        try:
+            await asyncio.to_thread(load)
+        except ConfigError as err:
+            raise ConfigError(
+                f"{err} To use an OpenAI-compatible server instead, set OPENAI_API_KEY (OpenAI) or "
+                "OPENAI_BASE_URL (Ollama, vLLM, llama.cpp, LM Studio), or pass --llm."
+            ) from None
     for backend, what in ((ctx.images, "image model"), (ctx.critic, "critic model")):
         inner = getattr(backend, "inner", backend)
         load = getattr(inner, "load", None)

@@ -25,6 +25,7 @@ KINDS: tuple[Kind, ...] = ("llm", "images", "speech", "critic")
 _BUILTIN: dict[Kind, dict[str, str]] = {
     "llm": {
         "openai": "tools.llm_openai:OpenAILLM",
+        "local": "tools.llm_local:LocalLLM",
         "fake": "tools.fakes:FakeLLM",
     },
     "images": {

@@ -8,6 +8,8 @@ from tools.base import ConfigError
 
 
 def test_explicit_beats_env_beats_default(monkeypatch):
+    assert Settings.load().llm.startswith("local:")  # no key, no server: a local model
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
     assert Settings.load().llm == "openai:gpt-4.1-mini"
     monkeypatch.setenv("LESSONFORGE_LLM", "fake:from-env")
     monkeypatch.setenv("LESSONFORGE_SPEECH", "espeak:en-gb")
