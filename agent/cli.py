@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tools.base import ConfigError, LessonForgeError
+from tools.cache import atomic_write_text
 from tools.llm_openai import scrub_environment
 
 app = typer.Typer(
@@ -138,11 +140,18 @@ def _run(coro: Any, out: Path | None) -> Any:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
         raise typer.Exit(130) from None
+    except OSError as err:  # the disk, not the program: say what and how to go on
+        where = f" ({err.filename})" if err.filename else ""
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            _fail(RuntimeError(f"{err.strerror or 'no space left'}: the disk holding {out or '.'} is full{where}; "
+                               "free some space and run the same command again (finished work is kept)"), 1)
+        _fail(RuntimeError(f"could not read or write a file{where}: {err.strerror or err}; check the folder's "
+                           "permissions and free space, then run the same command again"), 1)
     except Exception as err:  # a bug: say so plainly, keep the traceback for the report
         log = Path(out or ".") / ".lessonforge" / "last-error.txt"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(scrub(traceback.format_exc()))
+            atomic_write_text(log, scrub(traceback.format_exc()))
             where = f" (traceback in {log})"
         except OSError:
             where = ""

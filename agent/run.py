@@ -95,11 +95,14 @@ async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, em
             emit({"stage": "review", "message": "Waiting for your review of the outline"})
             answer = await asyncio.to_thread(on_review, snapshot.interrupts[0].value["outline"])
             step = Command(resume=answer)
-    except LessonForgeError as err:
-        manifest = project.load() if project.exists() else manifest
-        manifest.status, manifest.error = "failed", str(err)
-        manifest.fallbacks = list(ctx.fallbacks)
-        project.save(manifest)
+    except (LessonForgeError, OSError) as err:
+        try:  # record the failure (the disk may still be full: then lesson.json stays as it was)
+            manifest = project.load() if project.exists() else manifest
+            manifest.status, manifest.error = "failed", str(err)
+            manifest.fallbacks = list(ctx.fallbacks)
+            project.save(manifest)
+        except (OSError, LessonForgeError):
+            pass
         raise
     scenes = [final["scenes"][k] for k in sorted(final.get("scenes", {}))]
     script: Script = final["script"]

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Image, ImageRequest, Message, Speech, T, WordTiming
+from .audio import check_audio
+from .base import Image, ImageRequest, Message, Speech, SpeechError, T, WordTiming
 from .cache import AssetStore, atomic_path, content_key, link_or_copy
 
 
@@ -58,6 +59,15 @@ class CachedSpeech:
     async def _produce(self, key: str, text: str, voice: str) -> dict[str, Any]:
         target = self.store.path(key, ".wav")
         speech = await self.inner.speak(text, voice, target)
+        try:  # a 0-byte, truncated or empty file is never accepted as narration
+            real = check_audio(target)
+        except SpeechError as err:
+            target.unlink(missing_ok=True)
+            raise SpeechError(f"{self.name} returned a broken audio file ({err})") from None
+        if abs(real - speech.duration) > 0.05:
+            target.unlink(missing_ok=True)
+            raise SpeechError(f"{self.name} returned {real:.2f} s of audio but reported {speech.duration:.2f} s; "
+                              "the file is incomplete")
         meta = {
             "duration": speech.duration,
             "voice": speech.voice,

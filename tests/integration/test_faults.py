@@ -188,8 +188,6 @@ def test_speech_and_its_fallback_unavailable_is_a_clean_error(tmp_path, monkeypa
     assert o.code == 1 and "DNS" in o.output
 
 
-@pytest.mark.xfail(strict=True, reason="a 0-byte/truncated WAV from a backend is not checked: CachedSpeech stores it "
-                   "and the run fails later in assembly (or succeeds with broken audio) instead of falling back")
 @pytest.mark.parametrize("broken", [ZeroByteSpeech, TruncatedSpeech], ids=["zero-byte", "truncated"])
 def test_speech_broken_file_is_caught(tmp_path, monkeypatch, broken):
     patch_backends(monkeypatch, speech=lambda m: broken(m))
@@ -316,8 +314,6 @@ def test_disk_full_leaves_no_half_written_file_and_resumes(tmp_path, monkeypatch
     assert again.finished
 
 
-@pytest.mark.xfail(strict=True, reason="ENOSPC reaches agent.cli._run as a bare OSError and is reported as "
-                   "'unexpected OSError ... Please report it' instead of naming the full disk and the fix")
 def test_disk_full_message_names_the_cause_and_fix(tmp_path, monkeypatch):
     out = tmp_path / "o"
     _enospc_after(monkeypatch, 5)
@@ -340,9 +336,6 @@ def _can_mount_tmpfs(where: Path) -> bool:
     return ok.returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="on a really full disk agent.cli._run reports 'unexpected OSError' and writes "
-                   ".lessonforge/last-error.txt with Path.write_text (not atomic), leaving a 0-byte file; lesson.json "
-                   "is not marked failed because OSError is not a LessonForgeError")
 def test_disk_full_on_a_real_small_filesystem(tmp_path):
     mnt = tmp_path / "small"
     if not _can_mount_tmpfs(mnt):
