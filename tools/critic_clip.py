@@ -63,6 +63,22 @@ def _numpy(x: Any) -> Any:
     return x
 
 
+def check_targets(n_images: int, n_prompts: int, targets: Sequence[int] | None) -> list[int]:
+    """The prompt index each image is judged against (default: image i against prompt i), checked."""
+    out = list(range(n_images)) if targets is None else [int(t) for t in targets]
+    if len(out) != n_images:
+        raise ConfigError(
+            f"judge got {n_images} image(s) but {len(out)} target(s). Fix: pass one target prompt index per image."
+        )
+    bad = [t for t in out if not 0 <= t < n_prompts]
+    if bad:
+        raise ConfigError(
+            f"judge targets {bad} are outside the {n_prompts} prompt(s). Fix: pass one prompt per scene and "
+            f"target indices from 0 to {n_prompts - 1}."
+        )
+    return out
+
+
 def decide(row: Sequence[float], target: int, floor: float, margin: float) -> Verdict:
     """The verdict for one image whose scores against every prompt are ``row``; its own is ``row[target]``.
 
@@ -227,18 +243,7 @@ class ClipCritic:
 
         Accepted when its own score >= ``floor`` and it beats every other prompt by >= ``margin``.
         """
-        targets = list(range(len(images))) if targets is None else [int(t) for t in targets]
-        if len(targets) != len(images):
-            raise ConfigError(
-                f"judge got {len(images)} image(s) but {len(targets)} target(s). Fix: pass one target "
-                f"prompt index per image."
-            )
-        bad = [t for t in targets if not 0 <= t < len(prompts)]
-        if bad:
-            raise ConfigError(
-                f"judge targets {bad} are outside the {len(prompts)} prompt(s). Fix: pass one prompt per "
-                f"scene and target indices from 0 to {len(prompts) - 1}."
-            )
+        targets = check_targets(len(images), len(prompts), targets)
         if not images:
             return []
         matrix = self.scores(images, prompts)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ConfigError, CriticError, Message, Verdict
+from .critic_clip import check_targets
 from .llm_openai import DEFAULT_MODEL, OpenAILLM, UsageTotals, display_url
 
 if TYPE_CHECKING:
@@ -222,18 +223,7 @@ class OpenAICritic:
     ) -> list[Verdict]:
         """Judge ``images[i]`` against ``prompts[targets[i]]`` (default ``prompts[i]``); the other prompts
         are the scenes it must not resemble. One chat request per picture, sent concurrently."""
-        targets = list(range(len(images))) if targets is None else [int(t) for t in targets]
-        if len(targets) != len(images):
-            raise ConfigError(
-                f"judge got {len(images)} image(s) but {len(targets)} target(s). Fix: pass one target prompt "
-                "index per image."
-            )
-        bad = [t for t in targets if not 0 <= t < len(prompts)]
-        if bad:
-            raise ConfigError(
-                f"judge targets {bad} are outside the {len(prompts)} prompt(s). Fix: pass one prompt per scene "
-                f"and target indices from 0 to {len(prompts) - 1}."
-            )
+        targets = check_targets(len(images), len(prompts), targets)
         if not images:
             return []
         try:

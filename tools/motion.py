@@ -32,7 +32,6 @@ encodes every scene here (stills included, which cost next to nothing).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,12 +113,7 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
     end are encoded (see the module docstring).
     """
     slide_png, out = Path(slide_png), Path(out)
-    if not slide_png.is_file():
-        raise RenderError(f"slide image {slide_png} does not exist. Fix: compose the slide before encoding it.")
-    if not (duration > 0 and math.isfinite(duration)):
-        raise RenderError(f"segment duration must be positive, got {duration!r}. Fix: check the scene's audio.")
-    if fps <= 0:
-        raise RenderError(f"fps must be positive, got {fps}")
+    video.check_segment(slide_png, duration, fps)
     if motion not in MOTIONS:
         raise RenderError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
     if not 1.0 <= zoom <= 1.5:

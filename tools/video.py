@@ -134,18 +134,23 @@ def quantize_durations(durations: Sequence[float], fps: int = 24) -> list[float]
     return out
 
 
+def check_segment(slide_png: Path, duration: float, fps: int) -> None:
+    """RenderError, naming the fix, for a segment that cannot be encoded."""
+    if not Path(slide_png).is_file():
+        raise RenderError(f"slide image {slide_png} does not exist. Fix: compose the slide before encoding it.")
+    if not (duration > 0 and math.isfinite(duration)):
+        raise RenderError(f"segment duration must be positive, got {duration!r}. Fix: check the scene's audio.")
+    if fps <= 0:
+        raise RenderError(f"fps must be positive, got {fps}")
+
+
 def encode_segment(slide_png: Path, duration: float, out: Path, *, fps: int = 24) -> Path:
     """A video-only H.264 (yuv420p, BT.709) MP4 showing ``slide_png`` for ``duration`` seconds.
 
     The length is ``round(duration * fps)`` frames exactly (see the module docstring).
     """
     slide_png, out = Path(slide_png), Path(out)
-    if not slide_png.is_file():
-        raise RenderError(f"slide image {slide_png} does not exist. Fix: compose the slide before encoding it.")
-    if not (duration > 0 and math.isfinite(duration)):
-        raise RenderError(f"segment duration must be positive, got {duration!r}. Fix: check the scene's audio.")
-    if fps <= 0:
-        raise RenderError(f"fps must be positive, got {fps}")
+    check_segment(slide_png, duration, fps)
     n = frames_for(duration, fps)
     pick = f"eq(n\\,0)+eq(n\\,{n - 1})" if n > 1 else "eq(n\\,0)"
     vf = ",".join([
