@@ -285,3 +285,15 @@ async def test_negative_prompts_are_passed_only_when_guidance_uses_them(tiny_sd:
     assert seen[0]["negative_prompt"] == ["text, letters", ""] and seen[0]["guidance_scale"] == 7.0
     assert "negative_prompt" not in seen[1] and seen[1]["guidance_scale"] == 0.0
     assert [g.initial_seed() for g in seen[0]["generator"]] == [1, 2]
+
+
+def test_turbo_models_decode_with_taesd_on_cpu_and_the_full_vae_on_cuda():
+    from tools.images_diffusers import DiffusersImages, family_defaults
+
+    assert family_defaults("stabilityai/sd-turbo").cpu_tiny_vae == "madebyollin/taesd"
+    assert family_defaults("stabilityai/sdxl-turbo").cpu_tiny_vae == "madebyollin/taesdxl"
+    assert family_defaults("runwayml/stable-diffusion-v1-5").cpu_tiny_vae is None
+    assert DiffusersImages("stabilityai/sd-turbo", device="cpu").decoder() == "madebyollin/taesd"
+    assert DiffusersImages("stabilityai/sd-turbo", device="cuda").decoder() is None
+    assert DiffusersImages("stabilityai/sd-turbo", device="cpu", tiny_vae="").decoder() == ""  # full VAE
+    assert DiffusersImages("stabilityai/sd-turbo", device="cuda", tiny_vae="x/taesd").decoder() == "x/taesd"
