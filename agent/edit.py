@@ -20,7 +20,7 @@ from tools.base import ConfigError, Message
 from .config import Settings, describe_validation
 from .context import EventSink, create
 from .project import Manifest, Project
-from .run import produce
+from .run import close_backends, produce
 from .schemas import EditPlan, SceneDraft, Script
 from .state import LessonRequest
 
@@ -145,15 +145,24 @@ async def edit(
         message=message.strip(),
     )
     emit({"stage": "edit", "message": "Understanding the request"})
-    plan: EditPlan = await llm.structured([Message("system", system), Message("user", user)], EditPlan)
-    if plan.action != "edit":
-        return EditResult(reply=plan.reply, action=plan.action)
     try:
-        request, script, changed = apply_plan(manifest, plan)
-    except PlanError as err:
-        return EditResult(reply=f"I can't do that: {err}.", action="answer")
-    if not changed:
-        return EditResult(reply="That leaves the lesson as it is; nothing to change.", action="none")
+        plan: EditPlan = await llm.structured([Message("system", system), Message("user", user)], EditPlan)
+    except BaseException:
+        await close_backends(llm)
+        raise
+    early = None
+    if plan.action != "edit":
+        early = EditResult(reply=plan.reply, action=plan.action)
+    else:
+        try:
+            request, script, changed = apply_plan(manifest, plan)
+            if not changed:
+                early = EditResult(reply="That leaves the lesson as it is; nothing to change.", action="none")
+        except PlanError as err:
+            early = EditResult(reply=f"I can't do that: {err}.", action="answer")
+    if early is not None:
+        await close_backends(llm)
+        return early
     relang = request.language != req.language or request.audience != req.audience
     if relang and not _all_scenes_rewritten(plan, len(script.scenes)):
         emit({"stage": "edit", "message": f"Rewriting the lesson for {request.audience} in {request.language}"})

@@ -70,6 +70,25 @@ ReviewHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
                on_review: ReviewHook | None = None) -> Manifest:
+    try:
+        return await _run_graph(graph_input, ctx, manifest, emit, note, on_review)
+    finally:
+        await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic)
+
+
+async def close_backends(*backends: Any) -> None:
+    """Close network clients while their event loop still runs (else they complain when collected)."""
+    for backend in backends:
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - closing must never hide the run's own outcome
+                pass
+
+
+async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
+                     on_review: ReviewHook | None) -> Manifest:
     project = ctx.project
     # a review pauses the graph (LangGraph interrupt), which needs a checkpointer to resume from
     graph = build_graph(checkpointer=InMemorySaver() if on_review is not None else None)

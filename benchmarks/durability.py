@@ -311,6 +311,10 @@ def main() -> None:
     print(f"{'total':<24} {tot[0]:>8} {tot[1]:>8} {tot[2]:>9} {tot[3]:>7} {tot[4]:>6}")
     share = (tot[1] + tot[2]) / tot[0] if tot[0] else 0.0
     print(f"finished-or-clean-error {share:.0%} (goal 100%), corrupt {tot[3]} (goal 0), leaked {tot[4]} (goal 0)")
+    for name, outs in rows:  # what went wrong, where a run neither finished nor failed cleanly
+        for o in outs:
+            if not (o.finished or o.clean_error) or o.corrupt or o.leaks:
+                print(f"\n--- {name}: exit {o.code}\n{o.explain()[-1500:]}")
 
 
 if __name__ == "__main__":
