@@ -33,28 +33,18 @@ class Outline(_Strict):
 
     title: str = Field(description="The lesson's title as shown on the slides, at most 8 words.")
     hook: str = Field(description="A question or surprising fact that opens the lesson, one sentence.")
+    # list limits are part of the JSON schema, so constrained decoding (local models) keeps to them
     objectives: list[str] = Field(
-        description="2 to 4 learning objectives, each starting with a verb (explain, name, compare...)."
+        min_length=1, max_length=5,
+        description="2 to 4 learning objectives, each starting with a verb (explain, name, compare...).",
     )
     sections: list[OutlineSection] = Field(
-        description="The sections in teaching order: the hook first, one idea per section, then a recap."
+        min_length=1, max_length=60,
+        description="The sections in teaching order: the hook first, one idea per section, then a recap.",
     )
     check_question: str = Field(description="One check-for-understanding question for the end.")
     check_answer: str = Field(description="The answer to the check question, one or two sentences.")
 
-    @field_validator("objectives")
-    @classmethod
-    def _objectives(cls, v: list[str]) -> list[str]:
-        if not 1 <= len(v) <= 5:
-            raise ValueError(f"give 2 to 4 objectives, not {len(v)}")
-        return v
-
-    @field_validator("sections")
-    @classmethod
-    def _sections(cls, v: list[OutlineSection]) -> list[OutlineSection]:
-        if not v:
-            raise ValueError("give at least one section")
-        return v
 
 
 class SceneDraft(_Strict):
@@ -62,6 +52,7 @@ class SceneDraft(_Strict):
 
     title: str = Field(description="Slide title, at most 8 words.")
     bullets: list[str] = Field(
+        max_length=5,
         description=(
             "0 to 5 on-screen key phrases of at most 8 words each: the words the narration stresses, "
             "never the narration itself."
@@ -117,14 +108,7 @@ class Script(_Strict):
     """The whole lesson as scenes, in order."""
 
     title: str = Field(description="The lesson's title, at most 8 words.")
-    scenes: list[SceneDraft] = Field(description="The scenes in order, as many as asked for.")
-
-    @field_validator("scenes")
-    @classmethod
-    def _scenes(cls, v: list[SceneDraft]) -> list[SceneDraft]:
-        if not v:
-            raise ValueError("give at least one scene")
-        return v
+    scenes: list[SceneDraft] = Field(min_length=1, max_length=120, description="The scenes in order, as many as asked for.")
 
 
 class NarrationRewrite(_Strict):

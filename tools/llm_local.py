@@ -369,8 +369,8 @@ class GrammarProcessor:
 
 def bound_schema(schema: dict[str, Any], max_string_chars: int | None, max_items: int | None,
                  bound_numbers: bool = True) -> dict[str, Any]:
-    """A copy of ``schema`` where strings without a length bound get ``maxLength``, arrays without an
-    item bound get ``maxItems`` (None leaves that kind unbounded) and numbers get a range (+-1e9) and
+    """A copy of ``schema`` where strings without a length bound get ``maxLength``, arrays get at most
+    ``maxItems`` items (None leaves that kind unbounded) and numbers get a range (+-1e9) and
     at most three decimals."""
 
     def walk(node: Any) -> Any:
@@ -384,8 +384,9 @@ def bound_schema(schema: dict[str, Any], max_string_chars: int | None, max_items
         free_text = not any(k in node for k in ("enum", "const", "pattern", "format", "maxLength"))
         if "string" in types and free_text and max_string_chars is not None:
             out["maxLength"] = max_string_chars
-        if "array" in types and "maxItems" not in node and max_items is not None:
-            out["maxItems"] = max(max_items, int(node.get("minItems", 0)))
+        if "array" in types and max_items is not None:  # the tighter of the schema's bound and ours
+            bound = min(int(node.get("maxItems", max_items)), max_items)
+            out["maxItems"] = max(bound, int(node.get("minItems", 0)))
         if ("number" in types or "integer" in types) and bound_numbers:
             # JSON allows endless digits; a weak model may repeat one until the budget runs out
             out.setdefault("minimum", -NUMBER_LIMIT)

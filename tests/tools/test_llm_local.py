@@ -150,6 +150,9 @@ def test_bound_schema_closes_strings_arrays_and_numbers():
 
 def test_require_items_forbids_the_empty_list_a_validator_rejected():
     schema = strict_json_schema(Outline)
+    assert schema["properties"]["objectives"]["minItems"] == 1  # the schema itself carries the bound now
+    for name in ("objectives", "sections"):  # a schema without it: the repair adds it
+        schema["properties"][name].pop("minItems")
     text = '{"title":"t","hook":"h","objectives":[],"sections":[],"check_question":"q","check_answer":"a"}'
     with pytest.raises(ValidationError) as info:
         Outline.model_validate_json(text)

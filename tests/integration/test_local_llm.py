@@ -1,0 +1,37 @@
+"""The whole make with the local LLM backend: a tiny random-weight model, constrained to the schemas."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent import run
+from agent.config import Settings
+from agent.state import make_request
+from tools import video
+from tools.fakes import FakeCritic, FakeImages, FakeSpeech
+from tools.llm_local import LocalLLM
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_path(tmp_path_factory):
+    from tests.tiny_lm import build_tiny_lm
+
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm") / "lm")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_make_runs_end_to_end_with_a_local_model(tmp_path, tiny_lm_path, seed):
+    events = []
+    llm = LocalLLM(str(tiny_lm_path), max_new_tokens=4000, seed=seed, max_string_chars=40, max_items=4)
+    manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0),
+                                    tmp_path / "t", llm=llm, images=FakeImages(), speech=FakeSpeech(),
+                                    critic=FakeCritic(), on_event=events.append))
+    assert manifest.status == "done" and manifest.backends["llm"] == f"local:{tiny_lm_path}"
+    assert 1 <= len(manifest.scenes) <= 4 and manifest.outline is not None
+    assert manifest.usage["completion_tokens"] > 0
+    info = video.probe(tmp_path / "t" / "lesson.mp4")
+    assert abs(info.video_duration - info.audio_duration) <= 0.2
