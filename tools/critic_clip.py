@@ -12,15 +12,15 @@ tensor in 4.x but an output object in 5.x, which is what breaks torchmetrics' CL
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import ConfigError, CriticError, Verdict
+from .models import quiet_progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -113,25 +113,6 @@ def decide(row: Sequence[float], target: int, floor: float, margin: float) -> Ve
     return Verdict(accepted=not problems, score=own, scores=scores, rank=rank, reason=reason)
 
 
-@contextlib.contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """Hide transformers/hub progress bars while loading (library code never prints)."""
-    import huggingface_hub.utils as hub
-    import transformers.utils.logging as tlog
-
-    enabled, hub_disabled = tlog.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            tlog.enable_progress_bar()
-        if hub_disabled:
-            hub.disable_progress_bars()
-        else:
-            hub.enable_progress_bars()
-
-
 class ClipCritic:
     """Judges pictures against prompts with CLIP (see the module docstring for the rule)."""
 
@@ -183,7 +164,7 @@ class ClipCritic:
             from transformers import CLIPModel, CLIPTokenizer
 
             try:
-                with _quiet_progress():
+                with quiet_progress():
                     tokenizer = CLIPTokenizer.from_pretrained(self.model)
                     image_processor = _image_processor_class().from_pretrained(self.model)
                     clip = CLIPModel.from_pretrained(self.model)

@@ -22,13 +22,14 @@ import logging
 import math
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
+from .models import quiet_progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -146,29 +147,6 @@ def _dtype_kwarg() -> str:
     from diffusers.utils import deprecation_utils
 
     return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
-
-
-@contextlib.contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """Hide diffusers/transformers/hub progress bars while loading (library code never prints)."""
-    import diffusers.utils.logging as dlog
-    import huggingface_hub.utils as hub
-    import transformers.utils.logging as tlog
-
-    was = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled(), hub.are_progress_bars_disabled())
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was[0]:
-            dlog.enable_progress_bar()
-        if was[1]:
-            tlog.enable_progress_bar()
-        if was[2]:
-            hub.disable_progress_bars()
-        else:
-            hub.enable_progress_bars()
 
 
 # --------------------------------------------------------------------------- the micro-batcher
@@ -329,7 +307,7 @@ class DiffusersImages:
 
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
             self.tiny_vae = self.decoder()
-            with _quiet_progress():
+            with quiet_progress():
                 pipe = self._from_pretrained(dtype)
                 if self.tiny_vae:
                     pipe.vae = self._load_tiny_vae(pipe, dtype)

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from .base import ConfigError, LLMError, Message, T
 from .llm_openai import UsageTotals, strict_json_schema, summarize_validation
+from .models import quiet_progress
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,9 @@ class LocalLLM:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.model)
-            model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype)
+            with quiet_progress():
+                tokenizer = AutoTokenizer.from_pretrained(self.model)
+                model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype)
             model.to(device)
         except OSError as err:
             raise ConfigError(

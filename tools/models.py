@@ -16,8 +16,10 @@ CUDA is available).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,3 +246,28 @@ def _progress_class(model_id: str, progress: Progress | None) -> Any:
             return None
 
     return _Forward
+
+
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide the hub's, transformers' and diffusers' progress bars while a model loads (library code never
+    prints; the CLI shows its own progress). Each library's setting is restored afterwards."""
+    restore: list[Callable[[], None]] = []
+    for name in ("transformers.utils.logging", "diffusers.utils.logging"):
+        try:
+            lib = importlib.import_module(name)
+        except ImportError:
+            continue
+        if lib.is_progress_bar_enabled():
+            lib.disable_progress_bar()
+            restore.append(lib.enable_progress_bar)
+    import huggingface_hub.utils as hub
+
+    if not hub.are_progress_bars_disabled():
+        hub.disable_progress_bars()
+        restore.append(hub.enable_progress_bars)
+    try:
+        yield
+    finally:
+        for undo in restore:
+            undo()
