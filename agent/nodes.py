@@ -20,7 +20,18 @@ from langgraph.types import Send, interrupt
 from pydantic import BaseModel
 
 import prompts
-from tools import aactrack, audio, captions, diagrams, lexicon, loudness, motion, slides, subtitles, video
+from tools import (
+    aactrack,
+    audio,
+    captions,
+    diagrams,
+    lexicon,
+    loudness,
+    motion,
+    slides,
+    subtitles,
+    video,
+)
 from tools.base import (
     ConfigError,
     ImageRequest,
@@ -38,7 +49,16 @@ from . import voicestats
 from .context import Context
 from .project import Manifest, VideoRecord, now
 from .schemas import NarrationRewrite, Outline, PromptRevision, Script
-from .state import Attempt, Duration, LessonRequest, LessonState, SceneRecord, SceneState, SpeechRecord, make_request
+from .state import (
+    Attempt,
+    Duration,
+    LessonRequest,
+    LessonState,
+    SceneRecord,
+    SceneState,
+    SpeechRecord,
+    make_request,
+)
 
 SLIDE_LAYOUT_VERSION = 1  # bump when the typesetter's output changes, so cached slides are redrawn
 _WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
@@ -188,12 +208,12 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
     if state.get("script") is not None:
         targets = state.get("targets") or []
         if len(targets) != len(state["script"].scenes):
-            targets = _even_targets(req.minutes * 60, len(state["script"].scenes))
+            targets = even_targets(req.minutes * 60, len(state["script"].scenes))
         return {"targets": targets}
     seconds = req.minutes * 60
     n = scene_count(seconds, ctx.settings.scene_seconds)
     wpm = budget_wpm(ctx, req)
-    targets = _even_targets(seconds, n)
+    targets = even_targets(seconds, n)
     emit("write", f"Writing {n} scenes")
     t = now()
     script: Script = await ask(
@@ -209,12 +229,12 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         budgets=", ".join(str(b) for b in word_budgets(targets, wpm, ctx.settings.gap_seconds)),
     )
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
-        targets = _even_targets(seconds, len(script.scenes))
+        targets = even_targets(seconds, len(script.scenes))
     _save_progress(ctx, req, outline=state["outline"], script=script, targets=targets, status="written")
     return {"script": script, "targets": targets, "timings": {"write": now() - t}}
 
 
-def _even_targets(seconds: float, n: int) -> list[float]:
+def even_targets(seconds: float, n: int) -> list[float]:
     return [round(seconds / n, 2)] * n
 
 

@@ -20,6 +20,7 @@ from tools.base import ConfigError, LessonForgeError
 from .config import Settings
 from .context import Context, EventSink, from_settings
 from .graph import build_graph
+from .nodes import even_targets
 from .project import Manifest, Project, VideoRecord, slugify
 from .schemas import Script
 from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
@@ -242,7 +243,7 @@ async def produce(
         manifest.settings = settings.model_dump()
         targets = manifest.targets if len(manifest.targets) == len(script.scenes) else []
         if fit_duration or not targets:
-            targets = [round(request.minutes * 60 / len(script.scenes), 2)] * len(script.scenes)
+            targets = even_targets(request.minutes * 60, len(script.scenes))
         graph_input = {
             "request": request,
             "outline": manifest.outline,

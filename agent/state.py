@@ -11,11 +11,9 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tools.base import ConfigError
-
-from .config import describe_validation
-
 from tools.diagrams import Diagram
 
+from .config import describe_validation
 from .schemas import Outline, SceneDraft, Script
 
 Aspect = Literal["16:9", "9:16", "1:1"]

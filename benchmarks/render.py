@@ -7,11 +7,12 @@ Each lesson is built once (1080p slides from tools.slides.compose_slide with too
 pictures, and one narration WAV of tones per scene), then every measurement runs in its own
 subprocess so that its peak memory is its own:
 
-    ours       what agent.nodes.assemble does: concat_wavs, video.encode_segment per scene, assemble
+    ours       what agent.nodes.assemble does: video.encode_segment and a tools.aactrack piece per
+               scene (one ffmpeg per core), the pieces joined into one AAC track, assemble by copy
     moviepy    the naive way: an ImageClip per slide with its duration, concatenate_videoclips, the
                same narration as audio, write_videofile at 24 fps with moviepy's defaults
-    re-render  ours after one scene's slide changed: that one segment encoded again, then assemble
-               (the other segments and the narration track come from the cache, as in the agent)
+    re-render  ours after one scene was rewritten (new slide, shorter narration): its segment and its
+               AAC piece encoded again, the rest from the cache as in the agent, then assemble
     motion     ours with --motion: tools.motion.encode_motion_segment per scene (pan/zoom, fades)
 
 Times are wall-clock seconds inside the worker (imports and lesson building excluded, the same

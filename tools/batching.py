@@ -63,7 +63,9 @@ class BatchedCritic:
     def _from_cache(self, cached: dict[str, Any], prompts: Sequence[str], target: int) -> Verdict:
         by_prompt = cached.get("by_prompt")
         if by_prompt is not None and self._scoring():
-            from .critic_clip import decide  # rank and reason follow the scenes' current order
+            from .critic_clip import (
+                decide,  # rank and reason follow the scenes' current order
+            )
 
             row = [float(by_prompt[p]) for p in prompts]
             return decide(row, target, self.inner.floor, getattr(self.inner, "margin", 0.0))

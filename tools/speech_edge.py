@@ -29,7 +29,15 @@ import edge_tts
 from edge_tts.exceptions import EdgeTTSException
 
 from .audio import check_audio, to_wav
-from .base import ConfigError, LessonForgeError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
+from .base import (
+    ConfigError,
+    LessonForgeError,
+    Speech,
+    SpeechError,
+    SpeechUnavailable,
+    Voice,
+    WordTiming,
+)
 from .cache import atomic_path
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,14 @@ import openai
 
 from .audio import check_audio, read_wav_pcm, to_wav, write_wav
 from .base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
-from .llm_openai import NO_KEY, OPENAI_URL, display_url, network_cause, scrub_secrets, status_detail
+from .llm_openai import (
+    NO_KEY,
+    OPENAI_URL,
+    display_url,
+    network_cause,
+    scrub_secrets,
+    status_detail,
+)
 
 log = logging.getLogger(__name__)
 

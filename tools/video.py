@@ -316,21 +316,12 @@ def _retimed(segment: Path, duration: float, scratch: Path, fps: int) -> Path:
     return encode_segment(still, duration, scratch / "last.mp4", fps=fps)
 
 
-def encode_narration(wav: Path, out: Path) -> Path:
-    """The narration track as AAC (.m4a), encoded once so a re-render after an edit can copy it."""
-    wav, out = Path(wav), Path(out)
-    with atomic_path(out) as tmp:
-        run_ffmpeg(["-i", str(wav), "-vn", "-c:a", "aac", "-aac_coder", "fast", "-b:a", AUDIO_BITRATE,
-                    "-f", "mp4", str(tmp)], f"encode the narration {wav.name}")
-    return out
-
-
 def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequence[tuple[str, float, float]],
              title: str = "", fps: int = 24, audio_length: float | None = None) -> Path:
     """Join video ``segments`` (from ``encode_segment``), add ``audio``, chapters and title.
 
-    ``audio`` is a WAV (encoded to AAC here) or AAC, ``.m4a`` from ``encode_narration`` or raw ``.aac``
-    from ``tools.aactrack`` (copied; pass ``audio_length``, the lesson's exact length, with it). The result lasts as long as the
+    ``audio`` is a WAV (encoded to AAC here) or raw AAC (``.aac``) from ``tools.aactrack`` (copied; pass
+    ``audio_length``, the lesson's exact length, with it). The result lasts as long as the
     narration: when the segments end early or late by more than half a frame, the last one is
     re-encoded to take up the difference.
     """
@@ -374,7 +365,7 @@ def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequ
                 "-f", "ffmetadata", "-i", str(meta),
                 "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "2", "-map_chapters", "2",
                 "-c:v", "copy",
-                *(["-c:a", "copy"] if audio.suffix in (".m4a", ".aac") else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]),
+                *(["-c:a", "copy"] if audio.suffix == ".aac" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]),
                 "-t", f"{length:.6f}",
                 "-movflags", "+faststart", "-f", "mp4", str(tmp),
             ], f"assemble {out.name}")
