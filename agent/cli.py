@@ -15,6 +15,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -442,8 +443,9 @@ def models_list(ctx: typer.Context) -> None:
 
     table = Table("model", "used for", "size", "cached", box=None)
     for rec in models.model_records():
-        table.add_row(rec.id, rec.info.purpose, rec.info.size_text,
-                      "yes" if rec.cached else f"no (missing {', '.join(rec.missing)})")
+        missing = ", ".join(name.rsplit("/", 1)[-1] for name in rec.missing)
+        table.add_row(escape(rec.id), escape(rec.info.purpose), rec.info.size_text,
+                      "yes" if rec.cached else escape(f"no (missing {missing})"))
     out_console.print(table)
     offline = " (HF_HUB_OFFLINE is set: nothing will be downloaded)" if models.hf_offline() else ""
     console.print(f"cache: {models.hub_cache_dir()}{offline}; `lessonforge models pull` downloads them ahead of time")

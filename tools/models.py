@@ -47,6 +47,11 @@ class ModelInfo:
     size_mb: int  # approximate download of the files in ``allow_patterns``
     allow_patterns: tuple[str, ...]
     check_files: tuple[str, ...]  # files whose presence in the cache means "cached"
+    repo: str = ""  # the Hub repository when ``id`` is not one (a Piper voice: piper:<voice>)
+
+    @property
+    def repo_id(self) -> str:
+        return self.repo or self.id
 
     @property
     def size_text(self) -> str:
@@ -83,6 +88,21 @@ MODELS: tuple[ModelInfo, ...] = (
     ModelInfo(CLIP, "picture critic (CLIP ViT-B/32)", 610,
               ("*.json", "merges.txt", "vocab.txt", "model.safetensors"), ("config.json",)),
 )
+OPTIONAL_MODELS: tuple[ModelInfo, ...] = (
+    # listed, and pulled when named, but not by a bare `models pull`: their backends are optional extras
+)  # the default Piper voice joins these in optional_models()
+
+
+def piper_voice_model(voice: str) -> ModelInfo:
+    """A Piper voice as a downloadable model: ``piper:<voice>`` in ``rhasspy/piper-voices``."""
+    from .speech_piper import DEFAULT_VOICE, REPO, voice_files
+
+    files = voice_files(voice)
+    purpose = "offline neural voice (--speech piper:, optional extra lessonforge[piper])"
+    if voice != DEFAULT_VOICE:
+        purpose = f"Piper voice {voice}"
+    return ModelInfo(f"piper:{voice}", purpose, files.size_mb, (files.onnx, files.config),
+                     (files.onnx, files.config), repo=REPO)
 
 
 def human_size(mb: float) -> str:
@@ -133,7 +153,18 @@ def _cuda_available() -> bool:
 
 
 def find(model_id: str) -> ModelInfo | None:
-    return next((m for m in MODELS if m.id == model_id), None)
+    """A known model, or a Piper voice named ``piper:<voice>``."""
+    known = next((m for m in (*MODELS, *optional_models()) if m.id == model_id), None)
+    if known is None and model_id.startswith("piper:"):
+        return piper_voice_model(model_id.removeprefix("piper:").strip())
+    return known
+
+
+def optional_models() -> tuple[ModelInfo, ...]:
+    """Models of optional backends: the default Piper voice."""
+    from .speech_piper import DEFAULT_VOICE
+
+    return (*OPTIONAL_MODELS, piper_voice_model(DEFAULT_VOICE))
 
 
 def missing_files(model_id: str, files: Iterable[str], env: Mapping[str, str] | None = None) -> list[str]:
@@ -156,8 +187,8 @@ def is_cached(model_id: str, files: Sequence[str] = ("config.json",), env: Mappi
 def model_records(env: Mapping[str, str] | None = None) -> list[ModelRecord]:
     """Every default model with whether it is cached (and which key files are missing)."""
     records = []
-    for info in MODELS:
-        missing = tuple(missing_files(info.id, info.check_files, env))
+    for info in (*MODELS, *optional_models()):
+        missing = tuple(missing_files(info.repo_id, info.check_files, env))
         records.append(ModelRecord(info, cached=not missing, missing=missing))
     return records
 
@@ -183,13 +214,13 @@ def pull(ids: Sequence[str] | None = None, progress: Progress | None = None,
          env: Mapping[str, str] | None = None) -> list[Path]:
     """Download ``ids`` (default: every model in MODELS) into the hub cache; return their snapshot folders.
 
-    Known ids fetch only the files their backends load; another Hub id fetches its safetensors,
-    JSON and tokenizer files. ConfigError when offline (naming what is missing) or a download fails.
+    Known ids fetch only the files their backends load, ``piper:<voice>`` that Piper voice's model and
+    config; another Hub id fetches its safetensors, JSON and tokenizer files. ConfigError when offline (naming what is missing) or a download fails.
     """
     targets = [find(i) or ModelInfo(i, "", 0, _LLM_FILES + ("vocab.txt", "*.model"), ("config.json",))
                for i in (ids or [m.id for m in MODELS])]
     if hf_offline(env):
-        missing = [t for t in targets if not is_cached(t.id, t.check_files, env)]
+        missing = [t for t in targets if not is_cached(t.repo_id, t.check_files, env)]
         if missing:
             names = ", ".join(f"{t.id} ({t.size_text})" if t.size_mb else t.id for t in missing)
             raise ConfigError(
@@ -207,7 +238,7 @@ def pull(ids: Sequence[str] | None = None, progress: Progress | None = None,
     for target in targets:
         try:
             folder = snapshot_download(
-                target.id,
+                target.repo_id,
                 cache_dir=hub_cache_dir(env),
                 allow_patterns=list(target.allow_patterns),
                 local_files_only=hf_offline(env),

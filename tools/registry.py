@@ -36,6 +36,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "edge": "tools.speech_edge:EdgeSpeech",
         "espeak": "tools.speech_espeak:EspeakSpeech",
         "openai": "tools.speech_openai:OpenAISpeech",
+        "piper": "tools.speech_piper:PiperSpeech",
         "fake": "tools.fakes:FakeSpeech",
     },
     "critic": {

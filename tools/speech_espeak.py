@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import threading
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +31,7 @@ import numpy as np
 from .audio import check_audio, read_wav_pcm, write_wav
 from .base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
 from .cache import atomic_path
+from .wordtiming import bare
 
 log = logging.getLogger(__name__)
 
@@ -424,13 +424,7 @@ def _by_language(installed: list[_VoiceInfo], code: str) -> _VoiceInfo | None:
 
 
 def _strip_punct(word: str) -> str:
-    is_edge = lambda ch: unicodedata.category(ch)[0] in "PSZ"  # noqa: E731
-    i, j = 0, len(word)
-    while i < j and is_edge(word[i]):
-        i += 1
-    while j > i and is_edge(word[j - 1]):
-        j -= 1
-    return word[i:j] or word
+    return bare(word) or word
 
 
 def _has_alnum(s: str) -> bool:

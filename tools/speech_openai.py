@@ -67,6 +67,7 @@ from .llm_openai import (
     scrub_secrets,
     status_detail,
 )
+from .wordtiming import bare as _strip_punct
 
 log = logging.getLogger(__name__)
 
@@ -516,15 +517,6 @@ class _Token:
 
 def _is_edge(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "PSZ"
-
-
-def _strip_punct(word: str) -> str:
-    i, j = 0, len(word)
-    while i < j and _is_edge(word[i]):
-        i += 1
-    while j > i and _is_edge(word[j - 1]):
-        j -= 1
-    return word[i:j]
 
 
 def _is_cjk(ch: str) -> bool:

@@ -26,11 +26,11 @@ def test_llm_and_speech_cannot_be_switched_off():
 
 def test_plugins_through_entry_points(monkeypatch):
     class EP:
-        name = "speech.piper"
+        name = "speech.coqui"
 
         def load(self):
-            return lambda model, **kw: ("piper", model)
+            return lambda model, **kw: ("coqui", model)
 
     monkeypatch.setattr(registry, "entry_points", lambda group: [EP()])
-    assert "piper" in registry.prefixes("speech")
-    assert registry.create("speech", "piper:en_US-lessac") == ("piper", "en_US-lessac")
+    assert "coqui" in registry.prefixes("speech")
+    assert registry.create("speech", "coqui:vits") == ("coqui", "vits")

@@ -1,0 +1,39 @@
+"""The example lesson renders offline with an optional neural voice, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "photosynthesis.json"
+
+
+@pytest.mark.slow
+def test_example_lesson_with_a_piper_voice(tmp_path):
+    pytest.importorskip("piper")
+    pytest.importorskip("onnx")
+    from tests.tiny_piper import make_piper_voice
+
+    voice = make_piper_voice(tmp_path / "voices")
+    out = tmp_path / "lesson"
+    result = CliRunner().invoke(app, ["make", "--from", str(EXAMPLE), "--out", str(out), "--images", "none",
+                                      "--critic", "none", "--speech", f"piper:{voice}", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "lesson.json").read_text())
+    assert manifest["status"] == "done" and not manifest["fallbacks"]
+    scenes = manifest["scenes"].values() if isinstance(manifest["scenes"], dict) else manifest["scenes"]
+    for scene in scenes:
+        speech = scene["speech"]
+        assert speech["backend"] == f"piper:{voice}"
+        assert len(speech["words"]) >= len(scene["narration"].split()) - 3  # a timing for (nearly) every word
+        assert all(0 <= start <= end <= speech["duration"] + 0.05 for _, start, end in speech["words"])
+    cues = (out / "lesson.srt").read_text().strip().split("\n\n")
+    assert len(cues) >= len(manifest["scenes"])
+    assert (out / "lesson.mp4").stat().st_size > 10_000
