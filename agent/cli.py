@@ -45,6 +45,7 @@ class Progress:
 
     ICONS = {"narrate": "voice", "illustrate": "picture", "critique": "critic", "revise": "prompt",
              "compose": "slide", "encode": "encode", "scene_done": "done"}
+    LLM_LINE_EVERY_S = 10.0
 
     def __init__(self, mode: str, title: str) -> None:
         self.mode = mode
@@ -56,6 +57,7 @@ class Progress:
         self.total = 0
         self.warnings: list[str] = []
         self.live: Live | None = None
+        self.llm_line_at = -self.LLM_LINE_EVERY_S
 
     def __enter__(self) -> Progress:
         if self.mode == "live":
@@ -94,6 +96,10 @@ class Progress:
                 console.print(f"[yellow]warning:[/] {event.get('message', '')}")
             return
         if self.mode == "plain":
+            if stage == "llm":  # a local model reports every 16 tokens: a line every 10 s is enough
+                if elapsed - self.llm_line_at < self.LLM_LINE_EVERY_S:
+                    return
+                self.llm_line_at = elapsed
             where = f" [{scene}/{self.total}]" if scene is not None else ""
             att = f" attempt {event['attempt']}" if event.get("attempt") else ""
             console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {event.get('message', '')}", highlight=False)

@@ -74,14 +74,29 @@ def create(kind: registry.Kind, spec: str, **options: Any) -> Any:
     return factory(parsed.model, **options)
 
 
-def _token_progress(emit: EventSink) -> Callable[[int, float], None]:
-    """Progress for a local LLM that writes a few tokens a second: every 16 tokens, with the rate."""
+def _token_progress(emit: EventSink) -> Callable[[int, float, int | None], None]:
+    """Progress for a local LLM that writes a few tokens a second: every 16 tokens, with the rate and,
+    when the reply's length can be estimated, the time left."""
 
-    def on_tokens(n: int, rate: float) -> None:
-        if n % 16 == 0:
-            emit({"stage": "llm", "message": f"{n} tokens, {rate:.1f} tokens/s", "data": {"tokens": n, "rate": rate}})
+    def on_tokens(n: int, rate: float, expected: int | None = None) -> None:
+        if n % 16:
+            return
+        message = f"{n} tokens, {rate:.1f} tokens/s"
+        left = None
+        if expected and rate > 0:
+            left = max(0, expected - n) / rate
+            message = f"{n} of ~{expected} tokens, {rate:.1f} tokens/s, " + (
+                f"about {_clock(left)} left" if n < expected else "finishing"
+            )
+        emit({"stage": "llm", "message": message,
+              "data": {"tokens": n, "rate": rate, "expected": expected, "eta_s": left}})
 
     return on_tokens
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def from_settings(

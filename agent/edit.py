@@ -15,16 +15,18 @@ from typing import Any
 from pydantic import ValidationError
 
 import prompts
-from tools.base import ConfigError, Message
+from tools.base import ConfigError, Message, expecting
 
 from .config import Settings, describe_validation
 from .context import EventSink, create
+from .nodes import SCENE_EXTRA_WORDS, count_words
 from .project import Manifest, Project
 from .run import close_backends, produce
 from .schemas import EditPlan, SceneDraft, Script
 from .state import LessonRequest
 
 HISTORY_TURNS = 6  # earlier messages shown to the LLM with each new one
+EDIT_PLAN_WORDS = 120  # a typical edit plan's text (reply, changed fields), for a local model's ETA
 
 
 class PlanError(ConfigError):
@@ -146,7 +148,8 @@ async def edit(
     )
     emit({"stage": "edit", "message": "Understanding the request"})
     try:
-        plan: EditPlan = await llm.structured([Message("system", system), Message("user", user)], EditPlan)
+        with expecting(EDIT_PLAN_WORDS):
+            plan: EditPlan = await llm.structured([Message("system", system), Message("user", user)], EditPlan)
     except BaseException:
         await close_backends(llm)
         raise
@@ -187,7 +190,9 @@ async def _restyle(llm: Any, script: Script, request: LessonRequest) -> Script:
         "restyle", language=request.language, audience=request.audience,
         script=script.model_dump_json(indent=1), scenes=len(script.scenes),
     )
-    new: Script = await llm.structured([Message("system", system), Message("user", user)], Script)
+    words = sum(count_words(sc.narration) + SCENE_EXTRA_WORDS for sc in script.scenes)
+    with expecting(words):
+        new: Script = await llm.structured([Message("system", system), Message("user", user)], Script)
     if len(new.scenes) != len(script.scenes):
         raise ConfigError(
             f"the rewritten lesson has {len(new.scenes)} scenes instead of {len(script.scenes)}; try the edit again"

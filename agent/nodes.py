@@ -41,6 +41,7 @@ from tools.base import (
     RenderError,
     SpeechError,
     WordTiming,
+    expecting,
 )
 from tools.cache import atomic_write_text, content_key, link_or_copy
 from tools.cached import save_png
@@ -114,6 +115,13 @@ def hold_seconds(record: SceneRecord, s: Any) -> float:
     return math.ceil(need * s.fps - 1e-6) / s.fps
 
 
+# Words of text in a reply besides narration, for the progress estimate (tools.base.expecting).
+OUTLINE_WORDS = 60  # title, hook, objectives, check question and answer
+SECTION_WORDS = 18  # a section's title and key points
+SCENE_EXTRA_WORDS = 40  # a scene's title, bullets and picture prompt
+PROMPT_WORDS = 35  # a revised picture prompt and its reason
+
+
 def emit(stage: str, message: str = "", **kw: Any) -> None:
     """Send a progress event on the graph's custom stream (no-op outside a graph run)."""
     try:
@@ -123,14 +131,18 @@ def emit(stage: str, message: str = "", **kw: Any) -> None:
     writer(dataclasses.asdict(ProgressEvent(stage=stage, message=message, **kw)))
 
 
-async def ask(ctx: Context, template: str, schema: type[BaseModel], **values: Any) -> Any:
+async def ask(ctx: Context, template: str, schema: type[BaseModel], *, expect_words: int | None = None,
+              **values: Any) -> Any:
+    """Ask the LLM for ``schema`` with a prompt template; ``expect_words`` is about how many words of
+    text the reply will hold (a local model's progress ETA comes from it)."""
     if ctx.llm is None:
         raise ConfigError(
             "this step needs an LLM but none is configured; pass --llm BACKEND:MODEL or set "
             "OPENAI_API_KEY / OPENAI_BASE_URL"
         )
     system, user = prompts.messages(template, **values)
-    return await ctx.llm.structured([Message("system", system), Message("user", user)], schema)
+    with expecting(expect_words):
+        return await ctx.llm.structured([Message("system", system), Message("user", user)], schema)
 
 
 def _save_progress(ctx: Context, request: Any, **fields: Any) -> None:
@@ -169,6 +181,7 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx,
         "plan",
         Outline,
+        expect_words=OUTLINE_WORDS + SECTION_WORDS * max(2, n - 2),
         topic=req.topic,
         audience=req.audience,
         language=req.language,
@@ -216,17 +229,19 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
     targets = even_targets(seconds, n)
     emit("write", f"Writing {n} scenes")
     t = now()
+    budgets = word_budgets(targets, wpm, ctx.settings.gap_seconds)
     script: Script = await ask(
         ctx,
         "write",
         Script,
+        expect_words=sum(budgets) + SCENE_EXTRA_WORDS * n,
         topic=req.topic,
         audience=req.audience,
         language=req.language,
         outline=state["outline"].model_dump_json(indent=1),
         scenes=n,
         wpm=round(wpm),
-        budgets=", ".join(str(b) for b in word_budgets(targets, wpm, ctx.settings.gap_seconds)),
+        budgets=", ".join(str(b) for b in budgets),
     )
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
         targets = even_targets(seconds, len(script.scenes))
@@ -264,6 +279,7 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
                     ctx,
                     "fit",
                     NarrationRewrite,
+                    expect_words=budgets[i],
                     language=req.language,
                     words=count_words(scenes[i].narration),
                     budget=budgets[i],
@@ -401,6 +417,7 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
             ctx,
             "revise_prompt",
             PromptRevision,
+            expect_words=PROMPT_WORDS,
             title=draft.title,
             narration=draft.narration,
             prompt=prompt,

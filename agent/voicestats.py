@@ -8,19 +8,15 @@ words with that voice's measured words per minute instead of a generic figure.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from tools.cache import atomic_write_json
+from tools.cache import atomic_write_json, user_cache_dir
 
 MIN_SECONDS = 20.0  # below this much measured speech a figure is too noisy to use
 
 
 def _path() -> Path:
-    root = os.environ.get("LESSONFORGE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lessonforge"
-    )
-    return Path(root) / "voices.json"
+    return user_cache_dir() / "voices.json"
 
 
 def _load() -> dict[str, dict[str, float]]:

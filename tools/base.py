@@ -22,7 +22,9 @@ Errors, all raised with a message that names the cause and the fix:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -171,6 +173,28 @@ class ProgressEvent:
 
 
 # --------------------------------------------------------------------------- interfaces
+
+
+_EXPECTED_WORDS: ContextVar[int | None] = ContextVar("lessonforge_expected_words", default=None)
+
+
+@contextlib.contextmanager
+def expecting(words: int | None) -> Iterator[None]:
+    """For the LLM calls inside: about how many words of text the reply will hold.
+
+    A hint for progress (a local model's ETA), never a limit; backends that do not report
+    progress ignore it. It follows the call into worker threads (``asyncio.to_thread``).
+    """
+    token = _EXPECTED_WORDS.set(words if words and words > 0 else None)
+    try:
+        yield
+    finally:
+        _EXPECTED_WORDS.reset(token)
+
+
+def expected_words() -> int | None:
+    """The hint set by the innermost :func:`expecting`, if any."""
+    return _EXPECTED_WORDS.get()
 
 
 @runtime_checkable

@@ -27,6 +27,15 @@ _FILE_MODE = 0o666 & ~_umask
 HASH_LEN = 16  # hex characters kept in names: 64 bits, ample for one project's assets
 
 
+def user_cache_dir() -> Path:
+    """Per-user state kept between runs (measured voice and model rates): ``$LESSONFORGE_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/lessonforge``, else ``~/.cache/lessonforge``. Read at call time."""
+    root = os.environ.get("LESSONFORGE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lessonforge"
+    )
+    return Path(root)
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

@@ -3,7 +3,10 @@
 ``local:Qwen/Qwen3-1.7B`` (the default) needs no API key: the model is downloaded once into the
 standard Hugging Face cache (``HF_HOME``; ``lessonforge models pull`` fetches it ahead of time) and
 runs on CUDA when present, else on the CPU (fp32; a 1.5B model writes about 3-4 tokens/s on two
-cores, so a lesson script takes minutes — progress is reported through ``on_tokens``).
+cores, so a lesson script takes minutes). Progress is reported through ``on_tokens(tokens, rate,
+expected)``: ``expected`` is the reply's likely length in tokens, from the words the caller expects
+(``tools.base.expecting``) times this model's measured tokens per word for the schema, kept between
+runs in ``$LESSONFORGE_CACHE_DIR/llm.json`` (:class:`ReplyLengths`); the ETA follows from the rate.
 
 Output is constrained to the pydantic schema while decoding: the strict JSON schema (closed objects,
 every property required; ``tools.llm_openai.strict_json_schema``) is compiled by llguidance into a
@@ -29,7 +32,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .base import ConfigError, LLMError, Message, T
+from .base import ConfigError, LLMError, Message, T, expected_words
+from .cache import atomic_write_json, user_cache_dir
 from .llm_openai import UsageTotals, strict_json_schema, summarize_validation
 from .models import quiet_progress
 
@@ -51,7 +55,7 @@ class LocalLLM:
         device: str | None = None,
         max_new_tokens: int = 2048,
         max_repairs: int = 1,
-        on_tokens: Callable[[int, float], None] | None = None,
+        on_tokens: Callable[[int, float, int | None], None] | None = None,
         temperature: float = 0.0,
         seed: int | None = None,
         max_string_chars: int | None = 2000,
@@ -81,6 +85,7 @@ class LocalLLM:
         self.max_items = max_items
         self.schema_in_prompt = schema_in_prompt
         self.usage = UsageTotals()
+        self.lengths = ReplyLengths()
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()  # one generation at a time: parallel decoding only thrashes
         self._loaded: tuple[Any, Any, Any] | None = None  # (tokenizer, model, llguidance tokenizer)
@@ -189,14 +194,18 @@ class LocalLLM:
         target = self.grammar_schema(schema)
         grammar = self._grammar(schema, target, cache=True)
         convo = self._chat(messages, schema)
+        words = expected_words()
+        expected = self.lengths.estimate(self.model, schema.__name__, words)
         repairs = 0
         while True:
-            text, complete = self._generate(convo, grammar, stop)
+            text, complete, used = self._generate(convo, grammar, stop, expected)
             if stop.is_set():
                 raise LLMError(f"{self.name}: generation of {schema.__name__} was cancelled.")
             if complete:
                 try:
-                    return schema.model_validate_json(text)
+                    reply = schema.model_validate_json(text)
+                    self.lengths.record(self.model, schema.__name__, words, used)
+                    return reply
                 except ValidationError as err:
                     error = summarize_validation(err)
                     if require_items(target, text, err):  # empty lists a validator rejected: forbid them now
@@ -255,8 +264,9 @@ class LocalLLM:
         text = tokenizer.apply_chat_template(convo, tokenize=False, add_generation_prompt=True, **extra)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _generate(self, convo: list[dict[str, str]], grammar: str, stop: threading.Event) -> tuple[str, bool]:
-        """One constrained generation: (decoded text, whether the grammar was completed)."""
+    def _generate(self, convo: list[dict[str, str]], grammar: str, stop: threading.Event,
+                  expected: int | None = None) -> tuple[str, bool, int]:
+        """One constrained generation: (decoded text, whether the grammar was completed, tokens)."""
         import torch
         from llguidance import LLMatcher
         from transformers import (
@@ -271,7 +281,9 @@ class LocalLLM:
         if matcher.is_error():
             raise LLMError(f"{self.name}: the output grammar failed: {matcher.get_error()}.")
         eos = list(ll_tokenizer.eos_tokens)
-        processor = GrammarProcessor(matcher, len(ids), self._progress_hook(), stop)
+        if expected is not None:
+            expected = min(expected, self.max_new_tokens)
+        processor = GrammarProcessor(matcher, len(ids), self.on_tokens, stop, expected)
         config = GenerationConfig(
             max_new_tokens=self.max_new_tokens,
             do_sample=self.temperature > 0,
@@ -301,25 +313,74 @@ class LocalLLM:
         self.usage.prompt_tokens += len(ids)
         self.usage.completion_tokens += len(new)
         self.usage.calls += 1
-        return text, matcher.is_accepting()
+        return text, matcher.is_accepting(), len(body)
 
-    def _progress_hook(self) -> Callable[[int, float], None] | None:
-        return self.on_tokens
+
+class ReplyLengths:
+    """How long a model's replies to a schema run, measured and kept between runs (``llm.json``).
+
+    With the caller's expected word count the estimate is ``words * tokens_per_word``, where the
+    ratio (JSON keys and punctuation included) is this model's measured one for the schema, or
+    ``TOKENS_PER_WORD`` before the first reply; without it, the last replies' length. Each reply
+    moves the figures halfway to what it measured, so they follow a changed prompt quickly.
+    """
+
+    TOKENS_PER_WORD = 1.8
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+
+    @property
+    def path(self) -> Path:
+        return self._path or user_cache_dir() / "llm.json"
+
+    def _load(self) -> dict[str, dict[str, float]]:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def estimate(self, model: str, schema: str, words: int | None) -> int | None:
+        entry = self._load().get(f"{model}|{schema}", {})
+        if words:
+            return max(1, round(words * float(entry.get("tokens_per_word", self.TOKENS_PER_WORD))))
+        tokens = entry.get("tokens")
+        return round(float(tokens)) if tokens else None
+
+    def record(self, model: str, schema: str, words: int | None, tokens: int) -> None:
+        """Add one finished reply (best effort: an unwritable cache never fails a lesson)."""
+        if tokens <= 0:
+            return
+        data = self._load()
+        entry = data.setdefault(f"{model}|{schema}", {})
+        entry["tokens"] = _toward(entry.get("tokens"), float(tokens))
+        if words:
+            entry["tokens_per_word"] = _toward(entry.get("tokens_per_word"), tokens / words)
+        try:
+            atomic_write_json(self.path, data)
+        except OSError:
+            pass
+
+
+def _toward(old: float | None, new: float) -> float:
+    return new if old is None else (float(old) + new) / 2
 
 
 class GrammarProcessor:
     """A transformers logits processor that lets through only the tokens an llguidance matcher allows.
 
     It feeds each sampled token to the matcher (batch size 1), masks the next step's logits, reports
-    progress (tokens so far, tokens per second) and, through ``stopping``, ends generation when the
-    caller cancels.
+    progress (tokens so far, tokens per second, the expected total) and, through ``stopping``, ends
+    generation when the caller cancels.
     """
 
-    def __init__(self, matcher: Any, prompt_len: int, on_tokens: Callable[[int, float], None] | None,
-                 stop: threading.Event) -> None:
+    def __init__(self, matcher: Any, prompt_len: int, on_tokens: Callable[[int, float, int | None], None] | None,
+                 stop: threading.Event, expected: int | None = None) -> None:
         self.matcher = matcher
         self.prompt_len = prompt_len
         self.on_tokens = on_tokens
+        self.expected = expected
         self.stop = stop
         self.consumed = 0
         self.started = time.monotonic()
@@ -343,7 +404,7 @@ class GrammarProcessor:
             self.first_step_at = now  # the prompt is processed: decoding starts here
         elif self.on_tokens is not None:
             elapsed = now - (self.first_step_at or self.started)
-            self.on_tokens(generated, generated / elapsed if elapsed > 0 else 0.0)
+            self.on_tokens(generated, generated / elapsed if elapsed > 0 else 0.0, self.expected)
         bias = self.matcher.compute_logit_bias()
         if self.matcher.is_error():
             raise LLMError(f"constrained decoding failed: {self.matcher.get_error()}.")

@@ -25,13 +25,15 @@ def tiny_lm_path(tmp_path_factory):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_make_runs_end_to_end_with_a_local_model(tmp_path, tiny_lm_path, seed):
-    events = []
-    llm = LocalLLM(str(tiny_lm_path), max_new_tokens=4000, seed=seed, max_string_chars=40, max_items=4)
+    events, expected = [], set()
+    llm = LocalLLM(str(tiny_lm_path), max_new_tokens=4000, seed=seed, max_string_chars=40, max_items=4,
+                   on_tokens=lambda n, rate, total: expected.add(total))
     manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0),
                                     tmp_path / "t", llm=llm, images=FakeImages(), speech=FakeSpeech(),
                                     critic=FakeCritic(), on_event=events.append))
     assert manifest.status == "done" and manifest.backends["llm"] == f"local:{tiny_lm_path}"
     assert 1 <= len(manifest.scenes) <= 4 and manifest.outline is not None
     assert manifest.usage["completion_tokens"] > 0
+    assert expected and None not in expected  # every step told the model how long a reply to expect (ETA)
     info = video.probe(tmp_path / "t" / "lesson.mp4")
     assert abs(info.video_duration - info.audio_duration) <= 0.2

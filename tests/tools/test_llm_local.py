@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from itertools import pairwise
 from typing import Literal
 
@@ -11,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from agent.schemas import Outline
 from tests.tiny_lm import build_tiny_lm
-from tools.base import ConfigError, LLMError, Message
-from tools.llm_local import LocalLLM, bound_schema, require_items
+from tools.base import ConfigError, LLMError, Message, expecting
+from tools.llm_local import LocalLLM, ReplyLengths, bound_schema, require_items
 from tools.llm_openai import strict_json_schema
 
 PROMPT = [Message("system", "You plan short lessons."), Message("user", "Plan a lesson on photosynthesis.")]
@@ -65,7 +66,7 @@ def _llm(path: str, **options) -> LocalLLM:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_constrained_outline_is_valid_for_every_seed(tiny_lm, seed):
     progress: list[tuple[int, float]] = []
-    llm = _llm(tiny_lm, seed=seed, on_tokens=lambda n, rate: progress.append((n, rate)))
+    llm = _llm(tiny_lm, seed=seed, on_tokens=lambda n, rate, expected: progress.append((n, rate)))
     outline = asyncio.run(llm.structured(PROMPT, Outline))
     assert isinstance(outline, Outline)
     assert 1 <= len(outline.objectives) <= 3 and 1 <= len(outline.sections) <= 3
@@ -77,6 +78,41 @@ def test_constrained_outline_is_valid_for_every_seed(tiny_lm, seed):
     assert all(b == a + 1 or b == 1 for a, b in pairwise(counts))  # one count per generation
     assert counts.count(1) == llm.usage.calls
     assert all(rate > 0 for _, rate in progress)
+
+
+def test_progress_expects_a_length_and_learns_the_model_s_rate(tiny_lm, tmp_path, monkeypatch):
+    monkeypatch.setenv("LESSONFORGE_CACHE_DIR", str(tmp_path))
+    expected: list[int | None] = []
+    llm = _llm(tiny_lm, seed=0, on_tokens=lambda n, rate, total: expected.append(total))
+    asyncio.run(llm.structured(PROMPT, Outline))
+    assert set(expected) == {None}  # no hint and nothing measured yet: no ETA is invented
+
+    expected.clear()
+    with expecting(50):
+        asyncio.run(llm.structured(PROMPT, Outline))
+    assert set(expected) == {round(50 * ReplyLengths.TOKENS_PER_WORD)}  # before any measurement with a hint
+    entry = json.loads((tmp_path / "llm.json").read_text())[f"{tiny_lm}|Outline"]
+    assert 0 < entry["tokens"] <= llm.usage.completion_tokens
+    assert entry["tokens_per_word"] > 0
+
+    # The next reply is expected at this model's measured tokens per word, kept across instances.
+    expected.clear()
+    again = _llm(tiny_lm, seed=1, on_tokens=lambda n, rate, total: expected.append(total))
+    with expecting(100):
+        asyncio.run(again.structured(PROMPT, Outline))
+    assert set(expected) == {min(BUDGET, round(100 * entry["tokens_per_word"]))}
+
+
+def test_reply_lengths_move_halfway_to_each_measurement(tmp_path):
+    lengths = ReplyLengths(tmp_path / "llm.json")
+    assert lengths.estimate("m", "Script", 200) == 360 and lengths.estimate("m", "Script", None) is None
+    lengths.record("m", "Script", 200, 500)
+    assert lengths.estimate("m", "Script", 200) == 500 and lengths.estimate("m", "Script", None) == 500
+    lengths.record("m", "Script", 100, 150)  # 1.5 tokens a word, halfway from 2.5
+    assert lengths.estimate("m", "Script", 100) == 200 and lengths.estimate("m", "Script", None) == 325
+    assert lengths.estimate("other-model", "Script", 100) == 180  # each model keeps its own figures
+    (tmp_path / "llm.json").write_text("{not json")
+    assert lengths.estimate("m", "Script", 100) == 180  # a damaged file is ignored, never fatal
 
 
 def test_greedy_outline_is_valid(tiny_lm):
