@@ -30,8 +30,9 @@ def default_out(topic: str) -> Path:
     return Path(slugify(topic))
 
 
-async def preflight(ctx: Context, emit: EventSink) -> None:
-    """Check every backend can work before any work is done (reach the LLM, load the models)."""
+async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None = None) -> None:
+    """Check every backend can work before any work is done (reach the LLM, load the models and the
+    local voice that will speak ``request``)."""
     check = getattr(ctx.llm, "check", None) if ctx.llm is not None else None
     if check is not None:
         emit({"stage": "check", "message": f"Reaching the LLM {ctx.llm.name}"})
@@ -56,13 +57,20 @@ async def preflight(ctx: Context, emit: EventSink) -> None:
         if check is not None:  # a critic behind a service (a vision LLM) must be reachable
             emit({"stage": "check", "message": f"Reaching the critic {backend.name}"})
             await asyncio.to_thread(check)
+    speech = getattr(ctx.speech, "primary", ctx.speech)  # a fallback voice is only loaded if it is needed
+    inner = getattr(speech, "inner", speech)
+    prepare = getattr(inner, "prepare", None)
+    if prepare is not None and request is not None:  # a local voice: fetched and loaded before any work
+        voice = request.voice or inner.default_voice(request.language)
+        emit({"stage": "check", "message": f"Loading the voice {voice} ({inner.name})"})
+        await asyncio.to_thread(prepare, voice)
 
 
 async def build_context(
     settings: Settings, project: Project, request: LessonRequest, *, need_llm: bool, emit: EventSink, **backends: Any
 ) -> Context:
     ctx = from_settings(settings, project, request.language, need_llm=need_llm, emit=emit, **backends)
-    await preflight(ctx, emit)
+    await preflight(ctx, emit, request)
     return ctx
 
 

@@ -154,6 +154,12 @@ class PiperSpeech:
                 out.append(Voice(name=key, language=lang, backend="piper"))
         return out
 
+    def prepare(self, voice: str) -> None:
+        """Fetch and load ``voice`` now (ConfigError naming the fix when it cannot be), so a lesson
+        does not fail at its first narration."""
+        key, speaker = _split_speaker((voice or "").strip() or self.model or DEFAULT_VOICE)
+        _speaker_id(self._load(key), key, speaker)
+
     def _load(self, voice: str) -> Any:
         with self._load_lock:
             if voice in self._voices:

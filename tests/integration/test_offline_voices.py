@@ -37,3 +37,16 @@ def test_example_lesson_with_a_piper_voice(tmp_path):
     cues = (out / "lesson.srt").read_text().strip().split("\n\n")
     assert len(cues) >= len(manifest["scenes"])
     assert (out / "lesson.mp4").stat().st_size > 10_000
+
+
+def test_a_voice_that_is_not_cached_stops_before_any_work(tmp_path):
+    pytest.importorskip("piper")
+    out = tmp_path / "lesson"
+    result = CliRunner().invoke(app, ["make", "tides", "--out", str(out), "--llm", "fake:", "--images", "none",
+                                      "--critic", "none", "--speech", "piper:en_US-absent-medium", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "en/en_US/absent/medium/en_US-absent-medium.onnx" in text
+    assert "lessonforge models pull piper:en_US-absent-medium" in text
+    assert not (out / "scenes").exists() and not (out / "lesson.mp4").exists()  # no step ran
