@@ -16,6 +16,7 @@ import typer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -45,7 +46,7 @@ class Progress:
 
     ICONS = {"narrate": "voice", "illustrate": "picture", "critique": "critic", "revise": "prompt",
              "compose": "slide", "encode": "encode", "scene_done": "done"}
-    LLM_LINE_EVERY_S = 10.0
+    LINE_EVERY_S = 10.0
 
     def __init__(self, mode: str, title: str) -> None:
         self.mode = mode
@@ -57,7 +58,8 @@ class Progress:
         self.total = 0
         self.warnings: list[str] = []
         self.live: Live | None = None
-        self.llm_line_at = -self.LLM_LINE_EVERY_S
+        self.line_at: dict[str, float] = {}  # when a frequent stage last printed a plain line
+        self.download: tuple[float, float] | None = None  # (done, total) of the download under way
 
     def __enter__(self) -> Progress:
         if self.mode == "live":
@@ -95,16 +97,27 @@ class Progress:
             if level != "info":
                 console.print(f"[yellow]warning:[/] {event.get('message', '')}")
             return
+        data = event.get("data") or {}
+        if stage == "download" and data.get("total"):
+            self.download = (float(data.get("done", 0)), float(data["total"]))
         if self.mode == "plain":
-            if stage == "llm":  # a local model reports every 16 tokens: a line every 10 s is enough
-                if elapsed - self.llm_line_at < self.LLM_LINE_EVERY_S:
-                    return
-                self.llm_line_at = elapsed
+            # a local model reports every 16 tokens, a download every chunk: a line every 10 s is enough
+            if stage in ("llm", "download") and not self._due(stage, elapsed, data):
+                return
             where = f" [{scene}/{self.total}]" if scene is not None else ""
             att = f" attempt {event['attempt']}" if event.get("attempt") else ""
             console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {event.get('message', '')}", highlight=False)
         elif self.live is not None:
             self.live.update(self._render())
+
+    def _due(self, stage: str, elapsed: float, data: dict[str, Any]) -> bool:
+        """Whether a frequent stage prints now: its first line, its last (a finished download), else every 10 s."""
+        last = self.line_at.get(stage)
+        finished = bool(data.get("total")) and data.get("done") == data.get("total")
+        if last is not None and not finished and elapsed - last < self.LINE_EVERY_S:
+            return False
+        self.line_at[stage] = elapsed
+        return True
 
     def _render(self) -> Group:
         elapsed = time.monotonic() - self.start
@@ -119,6 +132,9 @@ class Progress:
             r = self.scenes[i]
             table.add_row(f"{i}/{self.total}", r["title"], str(r["attempt"] or ""), r["status"])
         footer = Text(f"{done}/{self.total or '?'} scenes done", style="dim")
+        if self.stage == "download" and self.download is not None:
+            bar = ProgressBar(total=max(self.download[1], 1.0), completed=self.download[0], width=50)
+            return Group(head, bar, table, footer)
         return Group(head, table, footer)
 
 
@@ -460,17 +476,44 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("pull")
 def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids (default: all defaults).")) -> None:
     """Download models now, so the first lesson does not wait for them."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+    from rich.progress import Progress as Bars
+
     from tools import models
 
-    def progress(model_id: str, done: int, total: int) -> None:
-        console.print(f"{model_id}: {done}/{total} files", highlight=False)
+    try:
+        infos = [models.hub_model(i) for i in ids] if ids else list(models.MODELS)
+        plan = models.plan_downloads(infos)
+    except ConfigError as err:
+        _fail(err, 2)
+    if plan:
+        console.print("Downloading " + ", ".join(f"{d.info.id} ({d.size_text})" for d in plan)
+                      + f" into {models.hub_cache_dir()}", highlight=False, soft_wrap=True)
+    bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                console=console, disable=not console.is_terminal)
+    tasks: dict[str, Any] = {}
+    printed: dict[str, float] = {}
+
+    def progress(model_id: str, done: float, total: float, unit: str) -> None:
+        if console.is_terminal and unit == "bytes":
+            if model_id not in tasks:
+                tasks[model_id] = bars.add_task(model_id, total=total or None)
+            bars.update(tasks[model_id], completed=done, total=total or None)
+            return
+        now = time.monotonic()
+        if done >= total or now - printed.get(model_id, -1e9) >= Progress.LINE_EVERY_S:
+            printed[model_id] = now
+            amount = (f"{models.human_size(done / 1e6)} of {models.human_size(total / 1e6)}" if unit == "bytes"
+                      else f"{done:.0f} of {total:.0f} files")
+            console.print(f"{model_id}: {amount}", highlight=False, soft_wrap=True)
 
     try:
-        paths = models.pull(ids or None, progress=progress)
+        with bars:
+            paths = models.pull(infos, progress=progress)
     except ConfigError as err:
         _fail(err, 2)
     for p in paths:
-        out_console.print(str(p), highlight=False)
+        out_console.print(str(p), highlight=False, soft_wrap=True)
 
 
 def _check_theme(theme: str) -> None:

@@ -31,8 +31,9 @@ def default_out(topic: str) -> Path:
 
 
 async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None = None) -> None:
-    """Check every backend can work before any work is done (reach the LLM, load the models and the
-    local voice that will speak ``request``)."""
+    """Check every backend can work before any work is done (reach the LLM, fetch the local models a
+    first use needs, load them and the local voice that will speak ``request``)."""
+    await fetch_models(ctx, emit, request)
     check = getattr(ctx.llm, "check", None) if ctx.llm is not None else None
     if check is not None:
         emit({"stage": "check", "message": f"Reaching the LLM {ctx.llm.name}"})
@@ -57,13 +58,55 @@ async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None
         if check is not None:  # a critic behind a service (a vision LLM) must be reachable
             emit({"stage": "check", "message": f"Reaching the critic {backend.name}"})
             await asyncio.to_thread(check)
-    speech = getattr(ctx.speech, "primary", ctx.speech)  # a fallback voice is only loaded if it is needed
-    inner = getattr(speech, "inner", speech)
+    inner = _inner(ctx.speech)  # a fallback voice is only loaded if it is needed
     prepare = getattr(inner, "prepare", None)
     if prepare is not None and request is not None:  # a local voice: fetched and loaded before any work
         voice = request.voice or inner.default_voice(request.language)
         emit({"stage": "check", "message": f"Loading the voice {voice} ({inner.name})"})
         await asyncio.to_thread(prepare, voice)
+
+
+def _inner(backend: Any) -> Any:
+    """The backend itself, inside the cache and fallback wrappers."""
+    backend = getattr(backend, "primary", backend)
+    return getattr(backend, "inner", backend)
+
+
+async def fetch_models(ctx: Context, emit: EventSink, request: LessonRequest | None = None) -> None:
+    """Download, with progress, the Hub models the backends load that are not cached yet (first use).
+
+    The user is told first what will be fetched and its size; later runs find them in the cache.
+    """
+    from tools import models
+
+    wanted: list[Any] = []
+    for backend in (ctx.llm, ctx.images, ctx.critic):
+        downloads = getattr(_inner(backend), "downloads", None) if backend is not None else None
+        if downloads is not None:
+            wanted += downloads()
+    speech = _inner(ctx.speech)
+    downloads = getattr(speech, "downloads", None)
+    if downloads is not None and request is not None:
+        wanted += downloads(request.voice or speech.default_voice(request.language))
+    if not wanted:
+        return
+    plan = await asyncio.to_thread(models.plan_downloads, wanted)
+    if not plan:
+        return
+    sizes = [d.size for d in plan]
+    total = f", {models.human_size(sum(s or 0 for s in sizes) / 1e6)} in all" if len(plan) > 1 and all(sizes) else ""
+    emit({"stage": "download",
+          "message": (f"First use: downloading {', '.join(f'{d.info.id} ({d.size_text})' for d in plan)}{total} "
+                      f"into {models.hub_cache_dir()}; later runs use the cached copy"),
+          "data": {"models": [d.info.id for d in plan], "bytes": [d.size for d in plan]}})
+
+    def progress(model_id: str, done: float, size: float, unit: str) -> None:
+        amount = (f"{models.human_size(done / 1e6)} of {models.human_size(size / 1e6)}" if unit == "bytes"
+                  else f"{done:.0f} of {size:.0f} files")
+        emit({"stage": "download", "message": f"{model_id}: {amount}",
+              "data": {"model": model_id, "done": done, "total": size, "unit": unit}})
+
+    await asyncio.to_thread(models.pull, [d.info for d in plan], progress)
 
 
 async def build_context(

@@ -64,3 +64,24 @@ def lesson_server():
     """A fake OpenAI-compatible server that writes plausible lessons (and can be scripted first)."""
     with FakeOpenAIServer(default=lesson_answers) as server:
         yield server
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A fake Hugging Face Hub on 127.0.0.1 (tests/fake_hub.py), with downloads allowed into a fresh cache.
+
+    Add repositories to ``fake_hub.repos`` (repo id -> {path: bytes}). huggingface_hub reads its endpoint
+    and offline flag when imported, so those are set on its constants too.
+    """
+    from huggingface_hub import constants
+
+    from tests.fake_hub import FakeHub
+
+    with FakeHub({}) as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        yield hub

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import ConfigError, CriticError, Verdict
-from .models import quiet_progress
+from .models import hub_cache_dir, hub_model, is_local, quiet_progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -154,6 +154,10 @@ class ClipCritic:
 
     # ----------------------------------------------------------------- loading
 
+    def downloads(self) -> list[Any]:
+        """What loading fetches from the Hub on first use (nothing for a local folder)."""
+        return [] if is_local(self.model) else [hub_model(self.model, "clip")]
+
     def load(self) -> None:
         """Load the model, tokenizer and image processor once (thread-safe)."""
         if self._clip is not None:
@@ -165,9 +169,10 @@ class ClipCritic:
 
             try:
                 with quiet_progress():
-                    tokenizer = CLIPTokenizer.from_pretrained(self.model)
-                    image_processor = _image_processor_class().from_pretrained(self.model)
-                    clip = CLIPModel.from_pretrained(self.model)
+                    cache = str(hub_cache_dir())  # the environment's cache, read now
+                    tokenizer = CLIPTokenizer.from_pretrained(self.model, cache_dir=cache)
+                    image_processor = _image_processor_class().from_pretrained(self.model, cache_dir=cache)
+                    clip = CLIPModel.from_pretrained(self.model, cache_dir=cache)
             except Exception as exc:  # noqa: BLE001 - every cause becomes one clear message
                 raise ConfigError(
                     f"Could not load critic model {self.model!r}{_offline_note()} ({_one_line(exc)}). "

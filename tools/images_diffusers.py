@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
-from .models import quiet_progress
+from .models import hub_cache_dir, hub_model, is_local, quiet_progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -296,6 +296,11 @@ class DiffusersImages:
             return self.tiny_vae
         return self.family.cpu_tiny_vae if self.device == "cpu" else None
 
+    def downloads(self) -> list[Any]:
+        """What loading fetches from the Hub on first use: the pipeline and its tiny decoder (not local folders)."""
+        wanted = [(self.model, "diffusers"), (self.decoder() or "", "llm")]
+        return [hub_model(model, kind) for model, kind in wanted if model and not is_local(model)]
+
     def load(self) -> None:
         """Load the pipeline once (thread-safe; later calls return at once)."""
         if self._pipe is not None:
@@ -321,7 +326,8 @@ class DiffusersImages:
         from diffusers import AutoPipelineForText2Image
 
         try:
-            return AutoPipelineForText2Image.from_pretrained(self.model, **{_dtype_kwarg(): dtype})
+            return AutoPipelineForText2Image.from_pretrained(self.model, cache_dir=str(hub_cache_dir()),
+                                                             **{_dtype_kwarg(): dtype})
         except Exception as exc:  # noqa: BLE001 - every cause becomes one clear message
             raise ConfigError(
                 f"Could not load image model {self.model!r}{_offline_note()} ({_one_line(exc)}). "
@@ -334,7 +340,8 @@ class DiffusersImages:
         from diffusers import AutoencoderTiny
 
         try:
-            vae = AutoencoderTiny.from_pretrained(self.tiny_vae, **{_dtype_kwarg(): dtype})
+            vae = AutoencoderTiny.from_pretrained(self.tiny_vae, cache_dir=str(hub_cache_dir()),
+                                                  **{_dtype_kwarg(): dtype})
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(
                 f"Could not load the tiny VAE {self.tiny_vae!r} for {self.name} ({_one_line(exc)}). Fix: "

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from .base import ConfigError, LLMError, Message, T, expected_words
 from .cache import atomic_write_json, user_cache_dir
 from .llm_openai import UsageTotals, strict_json_schema, summarize_validation
-from .models import quiet_progress
+from .models import hub_cache_dir, hub_model, is_local, quiet_progress
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ class LocalLLM:
 
     # ----------------------------------------------------------------- loading
 
+    def downloads(self) -> list[Any]:
+        """What loading fetches from the Hub on first use (nothing for a local folder)."""
+        return [] if is_local(self.model) else [hub_model(self.model, "llm")]
+
     def load(self) -> None:
         """Load the tokenizer and model once (thread-safe); ConfigError when they cannot be loaded."""
         if self._loaded is not None:
@@ -125,8 +129,9 @@ class LocalLLM:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         try:
             with quiet_progress():
-                tokenizer = AutoTokenizer.from_pretrained(self.model)
-                model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype)
+                cache = str(hub_cache_dir())  # the environment's cache, read now (HF_HUB_CACHE, HF_HOME)
+                tokenizer = AutoTokenizer.from_pretrained(self.model, cache_dir=cache)
+                model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, cache_dir=cache)
             model.to(device)
         except OSError as err:
             raise ConfigError(

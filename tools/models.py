@@ -106,7 +106,9 @@ def piper_voice_model(voice: str) -> ModelInfo:
 
 
 def human_size(mb: float) -> str:
-    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+    if mb >= 1000:
+        return f"{mb / 1000:.1f} GB"
+    return f"{mb:.0f} MB" if mb >= 1 else f"{mb * 1000:.0f} kB"
 
 
 # --------------------------------------------------------------------------- environment
@@ -150,6 +152,23 @@ def _cuda_available() -> bool:
 
 
 # --------------------------------------------------------------------------- cache
+
+
+def hub_model(model_id: str, kind: str = "llm") -> ModelInfo:
+    """What to fetch for ``model_id``: the table's entry, a Piper voice (``piper:<voice>``), else the files a
+    backend of ``kind`` loads ("llm", "clip": safetensors, JSON and tokenizer files; "diffusers": a pipeline)."""
+    known = find(model_id)
+    if known is not None:
+        return known
+    if kind == "diffusers":
+        return ModelInfo(model_id, "", 0, ("*.json", "*.txt", "*/diffusion_pytorch_model.safetensors",
+                                           "*/model.safetensors"), ("model_index.json",))
+    return ModelInfo(model_id, "", 0, _LLM_FILES + ("vocab.txt", "*.model"), ("config.json",))
+
+
+def is_local(model_id: str) -> bool:
+    """A folder or file on disk, not a Hub id."""
+    return model_id.startswith(("/", ".", "~")) or Path(model_id).expanduser().exists()
 
 
 def find(model_id: str) -> ModelInfo | None:
@@ -205,20 +224,67 @@ def cached_repos(env: Mapping[str, str] | None = None) -> dict[str, int]:
     return {repo.repo_id: repo.size_on_disk for repo in info.repos if repo.repo_type == "model"}
 
 
+# --------------------------------------------------------------------------- first use
+
+
+@dataclass(frozen=True)
+class Download:
+    """A model that must be fetched before it can be used, and how many bytes that takes."""
+
+    info: ModelInfo
+    size: int | None  # bytes to fetch: asked of the Hub, else the table's size; None when unknown
+
+    @property
+    def size_text(self) -> str:
+        return human_size(self.size / 1e6) if self.size else "size unknown"
+
+
+def plan_downloads(infos: Iterable[ModelInfo], env: Mapping[str, str] | None = None) -> list[Download]:
+    """The models among ``infos`` that are not fully cached, with the bytes each download would take.
+
+    The Hub is asked (a dry run lists the missing files and their sizes); when it cannot say, the
+    table's size stands. Offline, nothing can be fetched: the list is empty and loading names what
+    is missing.
+    """
+    if hf_offline(env):
+        return []
+    out: list[Download] = []
+    seen: set[str] = set()
+    for info in infos:
+        if info.id in seen or is_cached(info.repo_id, info.check_files, env):
+            continue
+        seen.add(info.id)
+        out.append(Download(info, _missing_bytes(info, env) or (int(info.size_mb * 1e6) or None)))
+    return out
+
+
+def _missing_bytes(info: ModelInfo, env: Mapping[str, str] | None) -> int | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        with quiet_progress():
+            files = snapshot_download(info.repo_id, cache_dir=hub_cache_dir(env),
+                                      allow_patterns=list(info.allow_patterns), dry_run=True)
+    except (HfHubHTTPError, OSError, ValueError, TypeError):  # TypeError: a hub without dry runs
+        return None
+    sizes = [f.file_size for f in files if getattr(f, "will_download", False)]
+    return sum(s or 0 for s in sizes) if sizes else None
+
+
 # --------------------------------------------------------------------------- pull
 
-Progress = Callable[[str, float, float], None]  # (model id, done, total) in the hub's progress units
+Progress = Callable[[str, float, float, str], None]  # (model id, done, total, unit: "bytes" or "files")
 
 
-def pull(ids: Sequence[str] | None = None, progress: Progress | None = None,
+def pull(ids: Sequence[str | ModelInfo] | None = None, progress: Progress | None = None,
          env: Mapping[str, str] | None = None) -> list[Path]:
     """Download ``ids`` (default: every model in MODELS) into the hub cache; return their snapshot folders.
 
     Known ids fetch only the files their backends load, ``piper:<voice>`` that Piper voice's model and
     config; another Hub id fetches its safetensors, JSON and tokenizer files. ConfigError when offline (naming what is missing) or a download fails.
     """
-    targets = [find(i) or ModelInfo(i, "", 0, _LLM_FILES + ("vocab.txt", "*.model"), ("config.json",))
-               for i in (ids or [m.id for m in MODELS])]
+    targets = [i if isinstance(i, ModelInfo) else hub_model(i) for i in (ids or [m.id for m in MODELS])]
     if hf_offline(env):
         missing = [t for t in targets if not is_cached(t.repo_id, t.check_files, env)]
         if missing:
@@ -261,19 +327,29 @@ def pull(ids: Sequence[str] | None = None, progress: Progress | None = None,
 
 
 def _progress_class(model_id: str, progress: Progress | None) -> Any:
-    """A silent tqdm class that forwards the hub's progress to ``progress`` (library code never prints)."""
+    """A silent tqdm class that forwards the hub's download progress to ``progress`` (library code never
+    prints). The hub opens one bar for the bytes received ("Downloading bytes") and others (files done,
+    bytes written); bytes are forwarded, or files where a hub version reports no bytes."""
     from tqdm.auto import tqdm
+
+    state = {"bytes": False}
 
     class _Forward(tqdm):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            desc = str(kwargs.get("desc") or "")
+            self._unit = "bytes" if kwargs.get("unit") == "B" else "files"
+            self._forward = progress is not None and (
+                desc.startswith("Downloading") if self._unit == "bytes" else not state["bytes"]
+            )
+            state["bytes"] = state["bytes"] or (self._unit == "bytes" and self._forward)
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
             self._done = 0.0
 
         def update(self, n: float | None = 1) -> bool | None:
             self._done += n or 0
-            if progress is not None:
-                progress(model_id, self._done, float(self.total or 0))
+            if self._forward and self.total and (self._unit == "bytes" or not state["bytes"]):
+                progress(model_id, self._done, float(self.total or 0), self._unit)  # type: ignore[misc]
             return None
 
     return _Forward

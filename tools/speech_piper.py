@@ -154,6 +154,13 @@ class PiperSpeech:
                 out.append(Voice(name=key, language=lang, backend="piper"))
         return out
 
+    def downloads(self, voice: str) -> list[Any]:
+        """What speaking with ``voice`` fetches from the Hub on first use (nothing for a local file)."""
+        from .models import piper_voice_model
+
+        key, _ = _split_speaker((voice or "").strip() or self.model or DEFAULT_VOICE)
+        return [] if _is_path(key) else [piper_voice_model(key)]
+
     def prepare(self, voice: str) -> None:
         """Fetch and load ``voice`` now (ConfigError naming the fix when it cannot be), so a lesson
         does not fail at its first narration."""

@@ -86,3 +86,15 @@ def test_secret_never_printed(tmp_path):
     for root, _, files in os.walk(tmp_path):
         for f in files:
             assert key not in open(os.path.join(root, f), errors="ignore").read()
+
+
+def test_models_pull_names_the_size_then_shows_progress(fake_hub):
+    fake_hub.repos["org/tiny"] = {"config.json": b"{}", "model.safetensors": b"\0" * 50_000}
+    code, out = _run(["models", "pull", "org/tiny"])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("Downloading org/tiny (50 kB) into ")
+    assert "org/tiny: 50 kB of 50 kB" in lines
+    assert lines[-1].endswith("models--org--tiny/snapshots/" + fake_hub.sha("org/tiny"))
+    code, out = _run(["models", "pull", "org/tiny"])  # cached: nothing to download, the folder again
+    assert code == 0 and "Downloading" not in out

@@ -37,3 +37,32 @@ def test_make_runs_end_to_end_with_a_local_model(tmp_path, tiny_lm_path, seed):
     assert expected and None not in expected  # every step told the model how long a reply to expect (ETA)
     info = video.probe(tmp_path / "t" / "lesson.mp4")
     assert abs(info.video_duration - info.audio_duration) <= 0.2
+
+
+def test_first_use_downloads_the_model_with_its_size_and_progress(tmp_path, tiny_lm_path, fake_hub):
+    fake_hub.repos["org/tiny-lm"] = {str(p.relative_to(tiny_lm_path)): p.read_bytes()
+                                     for p in tiny_lm_path.rglob("*") if p.is_file()}
+    size = sum(len(data) for name, data in fake_hub.repos["org/tiny-lm"].items()
+               if name.endswith((".json", ".safetensors", ".jinja", ".txt")) and name != "README.md")
+
+    def make(folder, events):
+        llm = LocalLLM("org/tiny-lm", max_new_tokens=4000, seed=0, max_string_chars=40, max_items=4)
+        return asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0),
+                                    folder, llm=llm, images=FakeImages(), speech=FakeSpeech(),
+                                    critic=FakeCritic(), on_event=events.append))
+
+    events: list[dict] = []
+    manifest = make(tmp_path / "first", events)
+    assert manifest.status == "done"
+    downloads = [e for e in events if e["stage"] == "download"]
+    note = downloads[0]["message"]
+    assert note.startswith("First use: downloading org/tiny-lm (") and "later runs use the cached copy" in note
+    assert downloads[0]["data"]["bytes"] == [size]  # the size is known and said before the download
+    last = downloads[-1]["data"]
+    assert last["unit"] == "bytes" and last["done"] == last["total"] == size
+    # Everything the download step sent came before any planning.
+    assert events.index(downloads[-1]) < next(i for i, e in enumerate(events) if e["stage"] == "plan")
+
+    again: list[dict] = []
+    assert make(tmp_path / "second", again).status == "done"
+    assert not [e for e in again if e["stage"] == "download"]  # cached: nothing is fetched twice

@@ -99,3 +99,22 @@ def test_pull_offline_of_a_cached_model_returns_its_snapshot(tmp_path, monkeypat
                {"config.json": b"{}", "diffusion_pytorch_model.safetensors": b"w"})
     [folder] = models.pull(["madebyollin/taesd"])
     assert (folder / "config.json").exists() and folder.name == SHA
+
+
+def test_pull_fetches_with_byte_progress_and_knows_the_size_first(fake_hub):
+    weights = bytes(range(256)) * 12_000  # 3 MB
+    fake_hub.repos["org/tiny-lm"] = {"config.json": b'{"model_type": "x"}', "tokenizer.json": b"{}",
+                                     "model.safetensors": weights, "README.md": b"not needed"}
+    [download] = models.plan_downloads([models.hub_model("org/tiny-lm")])
+    assert download.size == len(weights) + 19 + 2  # the files the backend loads, README left out
+    assert download.size_text == "3 MB"
+
+    seen = []
+    [folder] = models.pull(["org/tiny-lm"], progress=lambda *event: seen.append(event))
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert seen and {(m, unit) for m, _, _, unit in seen} == {("org/tiny-lm", "bytes")}
+    done = [d for _, d, _, _ in seen]
+    assert done == sorted(done) and done[-1] == seen[-1][2] == download.size
+    assert not any(path.endswith("README.md") for _, path in fake_hub.requests)
+    assert models.plan_downloads([models.hub_model("org/tiny-lm")]) == []  # cached now: nothing to fetch

@@ -36,3 +36,21 @@ def test_plain_progress_prints_a_model_line_every_ten_seconds(monkeypatch):
     lines = captured.get().splitlines()
     assert [line.split(": ", 1)[1] for line in lines] == ["16 tokens, 4.0 tokens/s", "64 tokens, 4.0 tokens/s",
                                                          "Writing 4 scenes"]
+
+
+def test_download_progress_prints_first_last_and_every_ten_seconds(monkeypatch):
+    from rich.progress_bar import ProgressBar
+
+    from agent import cli
+
+    clock = iter([0.0, 0.5, 3.0, 6.0, 7.0, 8.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    progress = cli.Progress("plain", "lesson")
+    with cli.console.capture() as captured:
+        for done in (10, 40, 70, 100):  # at 0.5, 3, 6, 7 s: the first and the finished one print
+            progress({"stage": "download", "message": f"m: {done} of 100",
+                      "data": {"model": "m", "done": done, "total": 100, "unit": "bytes"}})
+    assert [line.split(": ", 1)[1] for line in captured.get().splitlines()] == ["m: 10 of 100", "m: 100 of 100"]
+    assert progress.download == (100.0, 100.0)
+    bar = progress._render().renderables[1]  # the live panel shows a bar while downloading
+    assert isinstance(bar, ProgressBar) and bar.completed == 100
