@@ -90,6 +90,10 @@ MODELS: tuple[ModelInfo, ...] = (
 )
 OPTIONAL_MODELS: tuple[ModelInfo, ...] = (
     # listed, and pulled when named, but not by a bare `models pull`: their backends are optional extras
+    ModelInfo("hexgrad/Kokoro-82M", "offline neural voices (--speech kokoro:, optional extra lessonforge[kokoro]; "
+              "Kokoro-82M with its 54 voices)", 355,
+              ("config.json", "kokoro-v1_0.pth", "voices/*.pt"),
+              ("config.json", "kokoro-v1_0.pth", "voices/af_heart.pt")),
 )  # the default Piper voice joins these in optional_models()
 
 

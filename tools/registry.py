@@ -37,6 +37,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "espeak": "tools.speech_espeak:EspeakSpeech",
         "openai": "tools.speech_openai:OpenAISpeech",
         "piper": "tools.speech_piper:PiperSpeech",
+        "kokoro": "tools.speech_kokoro:KokoroSpeech",
         "fake": "tools.fakes:FakeSpeech",
     },
     "critic": {
