@@ -66,6 +66,9 @@ async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None
         await asyncio.to_thread(prepare, voice)
 
 
+NO_LOCAL_LLM = "set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (Ollama, vLLM, llama.cpp) for the LLM"
+
+
 def _inner(backend: Any) -> Any:
     """The backend itself, inside the cache and fallback wrappers."""
     backend = getattr(backend, "primary", backend)
@@ -80,19 +83,32 @@ async def fetch_models(ctx: Context, emit: EventSink, request: LessonRequest | N
     from tools import models
 
     wanted: list[Any] = []
-    for backend in (ctx.llm, ctx.images, ctx.critic):
+    instead: dict[str, str] = {}  # model id -> how to do without it
+    for backend, alternative in ((ctx.llm, NO_LOCAL_LLM), (ctx.images, "--images none"), (ctx.critic, "--critic none")):
         downloads = getattr(_inner(backend), "downloads", None) if backend is not None else None
         if downloads is not None:
-            wanted += downloads()
+            found = downloads()
+            wanted += found
+            instead.update({info.id: alternative for info in found})
     speech = _inner(ctx.speech)
     downloads = getattr(speech, "downloads", None)
     if downloads is not None and request is not None:
-        wanted += downloads(request.voice or speech.default_voice(request.language))
+        found = downloads(request.voice or speech.default_voice(request.language))
+        wanted += found
+        instead.update({info.id: "--speech edge: or espeak:" for info in found})
     if not wanted:
         return
     plan = await asyncio.to_thread(models.plan_downloads, wanted)
     if not plan:
         return
+    unreachable = [d for d in plan if not d.reachable]
+    if unreachable:
+        fixes = list(dict.fromkeys(instead[d.info.id] for d in unreachable))
+        raise ConfigError(
+            f"The Hugging Face Hub cannot be reached (or refused access), and these models are not in the cache "
+            f"({models.hub_cache_dir()}): {', '.join(f'{d.info.id} ({d.size_text})' for d in unreachable)}. "
+            f"Connect to the internet (or set HF_ENDPOINT to a mirror), or do without them: {'; '.join(fixes)}."
+        )
     sizes = [d.size for d in plan]
     total = f", {models.human_size(sum(s or 0 for s in sizes) / 1e6)} in all" if len(plan) > 1 and all(sizes) else ""
     emit({"stage": "download",

@@ -237,6 +237,7 @@ class Download:
 
     info: ModelInfo
     size: int | None  # bytes to fetch: asked of the Hub, else the table's size; None when unknown
+    reachable: bool = True  # False: the Hub could not be reached (or refused access) to list the files
 
     @property
     def size_text(self) -> str:
@@ -258,22 +259,26 @@ def plan_downloads(infos: Iterable[ModelInfo], env: Mapping[str, str] | None = N
         if info.id in seen or is_cached(info.repo_id, info.check_files, env):
             continue
         seen.add(info.id)
-        out.append(Download(info, _missing_bytes(info, env) or (int(info.size_mb * 1e6) or None)))
+        size, reachable = _missing_bytes(info, env)
+        out.append(Download(info, size or (int(info.size_mb * 1e6) or None), reachable))
     return out
 
 
-def _missing_bytes(info: ModelInfo, env: Mapping[str, str] | None) -> int | None:
+def _missing_bytes(info: ModelInfo, env: Mapping[str, str] | None) -> tuple[int | None, bool]:
+    """(bytes the missing files take, whether the Hub answered)."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import DryRunError, HfHubHTTPError
 
     try:
         with quiet_progress():
             files = snapshot_download(info.repo_id, cache_dir=hub_cache_dir(env),
                                       allow_patterns=list(info.allow_patterns), dry_run=True)
-    except (HfHubHTTPError, OSError, ValueError, TypeError):  # TypeError: a hub without dry runs
-        return None
+    except DryRunError:  # the repository could not be accessed: no connection, or access refused
+        return None, False
+    except (HfHubHTTPError, OSError, ValueError, TypeError):  # the download names the cause; TypeError: no dry runs
+        return None, True
     sizes = [f.file_size for f in files if getattr(f, "will_download", False)]
-    return sum(s or 0 for s in sizes) if sizes else None
+    return (sum(s or 0 for s in sizes) if sizes else None), True
 
 
 # --------------------------------------------------------------------------- pull

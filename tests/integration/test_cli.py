@@ -98,3 +98,17 @@ def test_models_pull_names_the_size_then_shows_progress(fake_hub):
     assert lines[-1].endswith("models--org--tiny/snapshots/" + fake_hub.sha("org/tiny"))
     code, out = _run(["models", "pull", "org/tiny"])  # cached: nothing to download, the folder again
     assert code == 0 and "Downloading" not in out
+
+
+def test_models_the_hub_cannot_deliver_stop_make_with_the_alternatives(fake_hub, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: no connection
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
+    code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--llm", "local:org/tiny-lm",
+                      "--images", "diffusers:org/tiny-sd", "--critic", "none", "--speech", "fake:"])
+    text = " ".join(out.split())
+    assert code == 2, out
+    assert "Hugging Face Hub cannot be reached" in text and "org/tiny-lm" in text and "org/tiny-sd" in text
+    assert "OPENAI_API_KEY" in text and "--images none" in text
+    assert not (tmp_path / "o" / "scenes").exists()
