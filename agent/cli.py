@@ -95,7 +95,7 @@ class Progress:
             self.stage, self.message = stage, event.get("message", "")
         if self.mode == "quiet":
             if level != "info":
-                console.print(f"[yellow]warning:[/] {event.get('message', '')}")
+                console.print(f"[yellow]warning:[/] {escape(event.get('message', ''))}")
             return
         data = event.get("data") or {}
         if stage == "download" and data.get("total"):
@@ -106,7 +106,7 @@ class Progress:
                 return
             where = f" [{scene}/{self.total}]" if scene is not None else ""
             att = f" attempt {event['attempt']}" if event.get("attempt") else ""
-            console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {event.get('message', '')}", highlight=False)
+            console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {escape(event.get('message', ''))}", highlight=False)
         elif self.live is not None:
             self.live.update(self._render())
 
@@ -130,7 +130,7 @@ class Progress:
         done = sum(1 for r in self.scenes.values() if r["status"] == "done")
         for i in sorted(self.scenes):
             r = self.scenes[i]
-            table.add_row(f"{i}/{self.total}", r["title"], str(r["attempt"] or ""), r["status"])
+            table.add_row(f"{i}/{self.total}", escape(r["title"]), str(r["attempt"] or ""), escape(r["status"]))
         footer = Text(f"{done}/{self.total or '?'} scenes done", style="dim")
         if self.stage == "download" and self.download is not None:
             bar = ProgressBar(total=max(self.download[1], 1.0), completed=self.download[0], width=50)
@@ -147,7 +147,7 @@ def _mode(quiet: bool, as_json: bool) -> str:
 
 
 def _fail(err: BaseException, code: int) -> None:
-    console.print(f"[bold red]error:[/] {scrub(str(err))}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(scrub(str(err)))}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -158,7 +158,7 @@ def _run(coro: Any, out: Path | None) -> Any:
         _fail(err, 2)
     except LessonForgeError as err:
         if out is not None:
-            console.print(f"[dim]finished work is kept in {out}; run the same command again to resume[/]")
+            console.print(f"[dim]finished work is kept in {escape(str(out))}; run the same command again to resume[/]")
         _fail(err, 1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
@@ -183,17 +183,20 @@ def _run(coro: Any, out: Path | None) -> Any:
 
 def _summary(manifest: Any, out: Path) -> None:
     video = manifest.video
-    table = Table(title=f"{manifest.script.title if manifest.script else manifest.request.topic}", show_header=False, box=None)
+    title = manifest.script.title if manifest.script else manifest.request.topic
+    table = Table(title=escape(title), show_header=False, box=None)
+    table.add_column()
+    table.add_column(overflow="fold")  # paths wrap whole rather than being cut off
     if video is not None:
-        table.add_row("video", f"{out / 'lesson.mp4'}  ({video.duration:.1f} s, {video.width}x{video.height})")
-        table.add_row("subtitles", f"{out / 'lesson.srt'}, {out / 'lesson.vtt'}")
-    table.add_row("manifest", str(out / "lesson.json"))
+        table.add_row("video", escape(f"{out / 'lesson.mp4'}  ({video.duration:.1f} s, {video.width}x{video.height})"))
+        table.add_row("subtitles", escape(f"{out / 'lesson.srt'}, {out / 'lesson.vtt'}"))
+    table.add_row("manifest", escape(str(out / "lesson.json")))
     table.add_row("scenes", str(len(manifest.scenes)))
     below = [s.index for s in manifest.scenes if s.critic == "below_bar"]
     if below:
         table.add_row("below bar", ", ".join(map(str, below)))
     for fb in manifest.fallbacks:
-        table.add_row("fallback", fb)
+        table.add_row("fallback", escape(fb))
     console.print(table)
 
 
@@ -324,7 +327,7 @@ def edit(
         out_console.file.write(json.dumps({"stage": "result", "action": result.action, "reply": result.reply,
                                            "changed": result.changed, "version": result.version}) + "\n")
     else:
-        out_console.print(result.reply, highlight=False)
+        out_console.print(result.reply, highlight=False, markup=False)
 
 
 @app.command()
@@ -336,7 +339,7 @@ def history(folder: Path = typer.Argument(..., help="A lesson folder.")) -> None
     project = Project(folder)
     if not project.exists():
         _fail(ConfigError(f"no lesson in {folder}; make one with lessonforge make TOPIC --out {folder}"), 2)
-    out_console.print(history_lines(project), highlight=False)
+    out_console.print(history_lines(project), highlight=False, markup=False)
 
 
 @app.command()
@@ -391,7 +394,7 @@ def chat(
             if past:
                 console.print(f"[dim]{len(past) // 2} earlier turn(s) in this conversation; the last:[/]")
                 for m in past[-2:]:
-                    console.print(f"[dim]{m['role']}: {scrub(m['content'])}[/]", highlight=False)
+                    console.print(f"[dim]{m['role']}: {escape(scrub(m['content']))}[/]", highlight=False)
             console.print(f"[dim]{chatting.HELP}[/]")
             while True:
                 try:
@@ -409,18 +412,18 @@ def chat(
                         reply = f"error: {err}"
                     except LessonForgeError as err:
                         reply = f"error: {err} (finished work is kept; try again)"
-                out_console.print(f"[bold green]lessonforge>[/] {scrub(reply)}", highlight=False)
+                out_console.print(f"[bold green]lessonforge>[/] {escape(scrub(reply))}", highlight=False)
 
     _run(loop(), folder)
 
 
 def _review_prompt(outline: dict[str, Any]) -> dict[str, Any]:
     """Show the planned outline; approve it, or give notes for a new plan."""
-    console.print(f"[bold]Outline:[/] {outline.get('title', '')}")
+    console.print(f"[bold]Outline:[/] {escape(str(outline.get('title', '')))}")
     for obj in outline.get("objectives", []):
-        console.print(f"  objective: {obj}", highlight=False)
+        console.print(f"  objective: {obj}", highlight=False, markup=False)
     for i, sec in enumerate(outline.get("sections", []), 1):
-        console.print(f"  {i}. {sec.get('title', '')} ({sec.get('seconds', 0):.0f} s)", highlight=False)
+        console.print(f"  {i}. {sec.get('title', '')} ({sec.get('seconds', 0):.0f} s)", highlight=False, markup=False)
     answer = console.input("[bold]Approve? [Y/n, or type notes for a new outline][/] ").strip()
     if answer.lower() in ("", "y", "yes", "ok"):
         return {"approve": True}
@@ -442,13 +445,13 @@ def voices(
     except LessonForgeError as err:
         _fail(err, 2)
     if note:
-        console.print(f"[yellow]note:[/] {scrub(note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(scrub(note))}", highlight=False)
     table = Table("voice", "language", "gender", box=None)
     for v in found:
         table.add_row(v.name, v.language, v.gender)
     out_console.print(table)
     if not found:
-        console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'")
+        console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'", markup=False)
 
 
 models_app = typer.Typer(help="The local models the defaults use: sizes, what is cached, downloading ahead.",
@@ -470,7 +473,8 @@ def models_list(ctx: typer.Context) -> None:
                       "yes" if rec.cached else escape(f"no (missing {missing})"))
     out_console.print(table)
     offline = " (HF_HUB_OFFLINE is set: nothing will be downloaded)" if models.hf_offline() else ""
-    console.print(f"cache: {models.hub_cache_dir()}{offline}; `lessonforge models pull` downloads them ahead of time")
+    console.print(f"cache: {models.hub_cache_dir()}{offline}; `lessonforge models pull` downloads them ahead of time",
+                  markup=False)
 
 
 @models_app.command("pull")
@@ -488,7 +492,7 @@ def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids 
         _fail(err, 2)
     if plan:
         console.print("Downloading " + ", ".join(f"{d.info.id} ({d.size_text})" for d in plan)
-                      + f" into {models.hub_cache_dir()}", highlight=False, soft_wrap=True)
+                      + f" into {models.hub_cache_dir()}", highlight=False, soft_wrap=True, markup=False)
     bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                 console=console, disable=not console.is_terminal)
     tasks: dict[str, Any] = {}
@@ -505,7 +509,7 @@ def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids 
             printed[model_id] = now
             amount = (f"{models.human_size(done / 1e6)} of {models.human_size(total / 1e6)}" if unit == "bytes"
                       else f"{done:.0f} of {total:.0f} files")
-            console.print(f"{model_id}: {amount}", highlight=False, soft_wrap=True)
+            console.print(f"{model_id}: {amount}", highlight=False, soft_wrap=True, markup=False)
 
     try:
         with bars:
@@ -513,7 +517,7 @@ def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids 
     except ConfigError as err:
         _fail(err, 2)
     for p in paths:
-        out_console.print(str(p), highlight=False, soft_wrap=True)
+        out_console.print(str(p), highlight=False, soft_wrap=True, markup=False)
 
 
 def _check_theme(theme: str) -> None:

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 TICKS_PER_SECOND = 10_000_000
 SAMPLE_RATE = 24_000  # the service's "audio-24khz-48kbitrate-mono-mp3"
 _END_TOLERANCE_S = 0.15  # a word may end this far past the decoded audio (MP3 framing)
-_OFFLINE_HINT = "Check the internet connection, or use an offline voice, e.g. --speech espeak:en-us."
+_OFFLINE_HINT = ("Check the internet connection, or use an offline voice, e.g. --speech espeak:en-us, or piper: "
+                 "(lessonforge[piper]).")
 
 # One natural-sounding neural voice per language; a region not listed falls back to its language.
 DEFAULT_VOICES: dict[str, str] = {

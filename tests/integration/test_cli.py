@@ -112,3 +112,11 @@ def test_models_the_hub_cannot_deliver_stop_make_with_the_alternatives(fake_hub,
     assert "Hugging Face Hub cannot be reached" in text and "org/tiny-lm" in text and "org/tiny-sd" in text
     assert "OPENAI_API_KEY" in text and "--images none" in text
     assert not (tmp_path / "o" / "scenes").exists()
+
+
+def test_output_keeps_its_square_brackets(tmp_path):
+    """Paths and messages are printed as written: "[draft]" is not taken for a style."""
+    out = tmp_path / "tides [draft]"
+    code, text = _run(["make", "tides", "--minutes", "0.5", "--out", str(out), "--quiet", *FAKES])
+    assert code == 0, text
+    assert "tides[draft]/lesson.mp4" in "".join(text.split())  # wrapped, not cut off
