@@ -105,10 +105,23 @@ def _resolve_ref(root: dict[str, Any], ref: str) -> dict[str, Any]:
     return deepcopy(node)
 
 
-def response_format(schema: type[BaseModel]) -> dict[str, Any]:
-    """The ``response_format`` parameter asking for strict JSON-schema output."""
+def response_format(schema: type[BaseModel], kind: str = "json_schema") -> dict[str, Any]:
+    """The ``response_format`` parameter asking for output that follows ``schema``.
+
+    ``json_schema`` is OpenAI's strict structured output; ``json_object`` with a ``schema`` beside it
+    is what llama.cpp's server constrains its output with (it refuses ``json_schema`` in some
+    versions, see :data:`FORMATS`).
+    """
+    if kind == "json_object":
+        return {"type": "json_object", "schema": strict_json_schema(schema)}
     name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64] or "output"
     return {"type": "json_schema", "json_schema": {"name": name, "schema": strict_json_schema(schema), "strict": True}}
+
+
+FORMATS = ("auto", "json_schema", "json_object")
+# A server that refuses json_schema says so in a 400/422 naming the parameter (llama.cpp:
+# '"response_format" must be one of "text" or "json_object", but got: json_schema').
+_REFUSES_JSON_SCHEMA = re.compile(r"response_format|json_schema", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -180,13 +193,16 @@ class OpenAILLM:
         max_repairs: int = 2,
         max_retries: int = 4,
         temperature: float | None = None,
+        response_format: str = "auto",
         role: str = "LLM",
         flag: str = "--llm",
         error: type[ProviderError] = LLMError,
     ) -> None:
         """``role``, ``flag`` and ``error`` serve other capabilities built on chat completions (the vision
         critic): its failures raise ``error``, and messages name it (``role``) and the CLI option and
-        LESSONFORGE_ variable (``flag``) that choose another one."""
+        LESSONFORGE_ variable (``flag``) that choose another one. ``response_format`` is how output is
+        constrained: ``json_schema`` (OpenAI, vLLM, Ollama), ``json_object`` with a schema (llama.cpp's
+        server), or ``auto``: json_schema, switching to json_object for good if the server refuses it."""
         self.model = (model or "").strip() or DEFAULT_MODEL
         self.name = f"openai:{self.model}"
         self.role, self.flag, self.error = role, flag, error
@@ -195,6 +211,10 @@ class OpenAILLM:
         _check_number("max_retries", max_retries, minimum=0)
         if temperature is not None:
             _check_number("temperature", temperature, minimum=0.0)
+        if response_format not in FORMATS:
+            raise ConfigError(f"OpenAILLM option response_format must be one of {', '.join(FORMATS)}, "
+                              f"got {response_format!r}.")
+        self.response_format = response_format
         key = (api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")).strip() or None
         url = (base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL", "")).strip() or None
         if key is None and url is None:
@@ -278,13 +298,12 @@ class OpenAILLM:
 
     async def structured(self, messages: list[Message], schema: type[T]) -> T:
         """Ask for a reply matching ``schema``; repair invalid replies up to ``max_repairs`` times."""
-        fmt = response_format(schema)
         base = [m.as_dict() for m in messages]
         convo = list(base)
         repairs = 0
         shortened = False
         while True:
-            completion = await self._create(convo, fmt)
+            completion = await self._create(convo, schema)
             choice = self._first_choice(completion, schema)
             content = choice.message.content or ""
             if choice.message.refusal:
@@ -351,12 +370,21 @@ class OpenAILLM:
             )
         return choices[0]
 
-    async def _create(self, convo: list[dict[str, str]], fmt: dict[str, Any]) -> Any:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": convo, "response_format": fmt}
+    async def _create(self, convo: list[dict[str, str]], schema: type[BaseModel]) -> Any:
+        kind = "json_object" if self.response_format == "json_object" else "json_schema"
+        kwargs: dict[str, Any] = {"model": self.model, "messages": convo, "response_format": response_format(schema, kind)}
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         try:
             completion = await self._get_client().chat.completions.create(**kwargs)
+        except openai.APIStatusError as err:
+            if not (self.response_format == "auto" and err.status_code in (400, 422)
+                    and _REFUSES_JSON_SCHEMA.search(status_detail(err))):
+                raise self._translate(err) from None  # the cause may carry the key: not chained
+            log.info("%s refuses json_schema output (%s); asking for json_object with the schema from now on",
+                     display_url(self.base_url), self._scrub(status_detail(err)))
+            self.response_format = "json_object"
+            return await self._create(convo, schema)
         except openai.OpenAIError as err:
             raise self._translate(err) from None  # the cause may carry the key: not chained
         self._add_usage(completion)

@@ -104,6 +104,31 @@ async def test_valid_reply_parses_and_request_asks_for_strict_json_schema(fake_o
     assert req.headers["authorization"] == "Bearer not-needed"
 
 
+LLAMA_CPP_REFUSAL = Error(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
+                                          '"response_format" must be one of "text" or "json_object", but got: json_schema'}})
+
+
+async def test_a_server_that_refuses_json_schema_gets_json_object_with_the_schema(fake_openai, make_llm):  # noqa: F811
+    fake_openai.script(LLAMA_CPP_REFUSAL, GOOD, GOOD)  # as llama.cpp's server answers
+    llm = make_llm()
+    assert await llm.structured(ASK, Scene) == Scene.model_validate_json(GOOD)
+    assert await llm.structured(ASK, Scene) == Scene.model_validate_json(GOOD)
+    formats = [r.json["response_format"] for r in fake_openai.chat_requests]
+    assert [f["type"] for f in formats] == ["json_schema", "json_object", "json_object"]  # remembered
+    assert formats[1]["schema"] == strict_json_schema(Scene)
+
+
+async def test_a_fixed_format_is_never_switched(fake_openai, make_llm):  # noqa: F811
+    fake_openai.script(LLAMA_CPP_REFUSAL)
+    with pytest.raises(LLMError, match="json_schema"):
+        await make_llm(response_format="json_schema").structured(ASK, Scene)
+    fake_openai.script(GOOD)
+    await make_llm(response_format="json_object").structured(ASK, Scene)
+    assert fake_openai.chat_requests[-1].json["response_format"]["type"] == "json_object"
+    with pytest.raises(ConfigError, match="response_format must be one of"):
+        make_llm(response_format="xml")
+
+
 async def test_temperature_is_left_to_the_server_unless_set(fake_openai, make_llm):  # noqa: F811
     fake_openai.script(GOOD)
     await make_llm().structured(ASK, Scene)
@@ -324,9 +349,11 @@ async def test_unknown_model_is_a_config_error(fake_openai, make_llm):  # noqa: 
 
 
 async def test_bad_request_is_an_llm_error_with_the_servers_reason(fake_openai, make_llm):  # noqa: F811
-    fake_openai.script(Error(400, body={"error": {"message": "response_format json_schema is not supported"}}))
-    with pytest.raises(LLMError, match="HTTP 400.*json_schema is not supported"):
+    fake_openai.script(Error(400, body={"error": {"message": "response_format json_schema is not supported"}}),
+                       Error(400, body={"error": {"message": "response_format json_object is not supported"}}))
+    with pytest.raises(LLMError, match="HTTP 400.*json_object is not supported"):  # both formats tried, once each
         await make_llm().structured(ASK, Scene)
+    assert len(fake_openai.chat_requests) == 2
 
 
 async def test_unreachable_server_is_an_llm_error_naming_the_url(make_llm):
