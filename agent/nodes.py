@@ -798,6 +798,30 @@ def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
     return cues
 
 
+def _encode_moving(slide: Path, hold: float, seg: Path, fps: int, box: Any, moving: Any,
+                   cues: list[subtitles.Cue], aspect: str, style: captions.CaptionStyle) -> None:
+    """A moving slide's segment, with its captions drawn as layers over the motion."""
+    import tempfile
+
+    from PIL import Image as PILImage
+
+    with PILImage.open(slide) as img:
+        size = img.size
+    seg.parent.mkdir(parents=True, exist_ok=True)
+    # ".*.tmp*": a run killed here leaves a folder the next run's Project.sweep_temp removes
+    with tempfile.TemporaryDirectory(dir=seg.parent, prefix=".captions-", suffix=".tmp") as scratch:
+        layers: list[motion.Caption] = []
+        drawn: dict[str, tuple[Path, tuple[int, int]]] = {}
+        for k, (start, end, text) in enumerate(captions.caption_spans(cues, 0.0, hold)):
+            if text not in drawn:
+                overlay, region = captions.caption_overlay(size, text, aspect=aspect, style=style)
+                png = Path(scratch) / f"caption-{k}.png"
+                overlay.save(png)
+                drawn[text] = (png, (region[0], region[1]))
+            layers.append((*drawn[text], start, end))
+        motion.encode_motion_segment(slide, hold, seg, fps=fps, box=box, motion=moving, captions=layers)
+
+
 async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitles.Cue], aspect: str,
                    language: str, *, total: int) -> Path:
     """The scene's video segment (cached): its slide held for ``hold``, with burned captions if asked."""
@@ -814,12 +838,8 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
     emit("encode", r.title, scene=r.index, total=total)
     seg = project.store.path(key, ".mp4")
     slide = project.resolve(r.slide)
-    if moving is not None:  # pan/zoom inside the picture, fades at both ends; text stays still
-        if cues:
-            emit("encode", "captions are not burned into moving slides; the SRT/VTT files carry them",
-                 scene=r.index, total=total, level="warning")
-        await asyncio.to_thread(motion.encode_motion_segment, slide, hold, seg, fps=s.fps, box=r.picture_box,
-                                motion=moving)
+    if moving is not None:  # pan/zoom inside the picture, fades at both ends; text and captions stay still
+        await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, r.picture_box, moving, cues, aspect, style)
         return seg
     if not cues:
         await asyncio.to_thread(video.encode_segment, slide, hold, seg, fps=s.fps)

@@ -165,6 +165,8 @@ class Project:
             if path.is_file() and ".tmp" in path.name:
                 with contextlib.suppress(OSError):
                     path.unlink()
+            elif path.is_dir() and ".tmp" in path.name:  # scratch folders (caption layers)
+                shutil.rmtree(path, ignore_errors=True)
 
     # ------------------------------------------------------------------ manifest
 

@@ -137,7 +137,18 @@ def render_caption(slide: Image.Image, text: str, *, aspect: str, style: Caption
     base = slide.convert("RGB") if slide.mode != "RGB" else slide.copy()
     if not text.strip():
         return base
-    W, H = base.size
+    overlay, region = caption_overlay(base.size, text, aspect=aspect, style=style)
+    patch = base.crop(region).convert("RGBA")
+    patch.alpha_composite(overlay)
+    base.paste(patch.convert("RGB"), region[:2])
+    return base
+
+
+def caption_overlay(size: tuple[int, int], text: str, *, aspect: str,
+                    style: CaptionStyle = CaptionStyle()) -> tuple[Image.Image, Box]:
+    """The caption for a frame of ``size`` as a transparent RGBA layer and the region it covers
+    (left, top, right, bottom): laid over a frame, it looks as :func:`render_caption` draws it."""
+    W, H = size
     safe = safe_area(W, H, aspect, style)
     unit = min(W, H)
     full = max(8, int(round(style.font_scale * unit)))
@@ -180,19 +191,16 @@ def render_caption(slide: Image.Image, text: str, *, aspect: str, style: Caption
     for line, baseline, kw, _, _ in placed:
         draw.text((x, baseline), line.text, font=font, fill=(*style.colour, 255), anchor="ms", stroke_width=stroke,
                   stroke_fill=(*style.outline_colour, 255), **kw)
-    patch = base.crop(region).convert("RGBA")
-    patch.alpha_composite(overlay)
-    base.paste(patch.convert("RGB"), region[:2])
-    return base
+    return overlay, region
 
 
-def caption_frames(slide: Image.Image, cues: Sequence[Cue], scene_start: float, hold: float, *, aspect: str,
-                   style: CaptionStyle = CaptionStyle(), min_piece: float = 0.04) -> list[tuple[Image.Image, float]]:
-    """(image, seconds) pieces covering exactly ``hold`` seconds of a scene that starts at ``scene_start``.
+def caption_spans(cues: Sequence[Cue], scene_start: float, hold: float, *,
+                  min_piece: float = 0.04) -> list[tuple[float, float, str]]:
+    """(start, end, text) of the captions shown in a scene, in seconds from its start.
 
     ``cues`` are in lesson time (as ``subtitles.cues_from_words(offset=...)`` makes them); those
-    outside the scene are ignored and those crossing its edges are cut. Gaps show ``slide``
-    itself; a gap or cue shorter than ``min_piece`` (about a frame) is absorbed by its neighbour.
+    outside the scene are ignored and those crossing its edges are cut; spans never overlap. A gap
+    or cue shorter than ``min_piece`` (about a frame) is absorbed by its neighbour.
     """
     if not (hold > 0 and math.isfinite(hold)):
         raise RenderError(f"scene hold must be a positive number of seconds, got {hold!r}. Fix: check its audio.")
@@ -211,6 +219,14 @@ def caption_frames(slide: Image.Image, cues: Sequence[Cue], scene_start: float, 
         if hold - b < min_piece:
             b = hold
         spans.append((a, b, cue.text))
+    return spans
+
+
+def caption_frames(slide: Image.Image, cues: Sequence[Cue], scene_start: float, hold: float, *, aspect: str,
+                   style: CaptionStyle = CaptionStyle(), min_piece: float = 0.04) -> list[tuple[Image.Image, float]]:
+    """(image, seconds) pieces covering exactly ``hold`` seconds of a scene that starts at ``scene_start``:
+    the slide with each caption of :func:`caption_spans` drawn on it, and the plain slide in the gaps."""
+    spans = caption_spans(cues, scene_start, hold, min_piece=min_piece)
     edges: list[tuple[float, str | None]] = []  # (piece start, caption text or None for the plain slide)
     t = 0.0
     for a, b, text in spans:

@@ -52,6 +52,9 @@ FADE_S = 0.3  # each side of a scene boundary; a transition is 2 x FADE_S from p
 Box = tuple[int, int, int, int]
 
 
+Caption = tuple[Path, tuple[int, int], float, float]  # (RGBA png, (x, y), start s, end s)
+
+
 def motion_for(index: int) -> Motion:
     """A different movement for neighbouring scenes (1-based ``index``)."""
     return MOTIONS[(index - 1) % len(MOTIONS)]
@@ -103,7 +106,8 @@ def _hex(rgb: Sequence[int]) -> str:
 def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: int = 24,
                           box: Sequence[int] | None = None, motion: Motion = "zoom_in", zoom: float = ZOOM,
                           fade_in: bool = True, fade_out: bool = True, fade_s: float = FADE_S,
-                          background: Sequence[int] | None = None) -> Path:
+                          background: Sequence[int] | None = None,
+                          captions: Sequence[Caption] = ()) -> Path:
     """A video-only segment like ``video.encode_segment``'s, with the picture in ``box`` moving gently.
 
     ``box`` (left, top, right, bottom; ``SlideResult.boxes["picture"]``) is the only region that
@@ -111,6 +115,10 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
     slide's own background) over ``fade_s`` seconds inside the segment, so its length is still
     ``round(duration * fps)`` frames. Without a box only the fade frames and three frames at each
     end are encoded (see the module docstring).
+
+    ``captions`` are laid over the frames, still while the picture moves: each is a transparent
+    PNG (``tools.captions.caption_overlay``), where its top-left corner goes, and the seconds from
+    the segment's start when it shows and stops showing (rounded to frames); they fade with the slide.
     """
     slide_png, out = Path(slide_png), Path(out)
     video.check_segment(slide_png, duration, fps)
@@ -134,6 +142,9 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         if moving[2] - moving[0] < 16 or moving[3] - moving[1] < 16:
             moving = None  # too small to move visibly
     colour = _hex(bg)
+    for png, _, start, end in captions:
+        if not (0 <= start < end) or not Path(png).is_file():
+            raise RenderError(f"bad caption {png} ({start}-{end} s). Fix: draw the caption again.")
     chain = [  # converted once, as encode_segment converts it, then cloned: still areas match a still
         "[0:v]scale=w=trunc(iw/2)*2:h=trunc(ih/2)*2:out_color_matrix=bt709:out_range=tv:flags=lanczos",
         "format=yuv420p",
@@ -157,7 +168,15 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         tail.append(f"fade=t=in:s=0:n={kin}:c={colour}")
     if kout:
         tail.append(f"fade=t=out:s={n - kout}:n={kout}:c={colour}")
-    if moving is None and n > 6:
+    if captions:  # each caption converted as the slide is, then laid over from its first to its last frame
+        graph.append(head + "[m0]")
+        for j, (_, (x, y), start, end) in enumerate(captions):
+            first, last = round(start * fps), min(n, round(end * fps)) - 1
+            graph.append(f"[{j + 1}:v]scale=out_color_matrix=bt709:out_range=tv,format=yuva420p[c{j}]")
+            graph.append(f"[m{j}][c{j}]overlay=x={int(x)}:y={int(y)}:format=yuv420:eval=init:"
+                         f"enable='between(n,{first},{last})'[m{j + 1}]")
+        head = f"[m{len(captions)}]null"
+    if moving is None and n > 6 and not captions:
         # Still between the fades: encode only the fade frames and three frames at each end. x264
         # gives the stream a two-frame reordering delay (B-frames), so three dense frames at the head
         # make these segments start like moving ones (they join any others exactly), and three at the
@@ -168,6 +187,7 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
     with atomic_path(out) as tmp:
         video.run_ffmpeg([
             "-framerate", str(fps), "-i", str(slide_png),
+            *[arg for png, *_ in captions for arg in ("-i", str(png))],
             "-filter_complex", ";".join(graph), "-map", "[v]",
             "-fps_mode", "passthrough", "-enc_time_base", f"1/{fps}",
             *video_codec_args(),

@@ -73,8 +73,9 @@ def _frame(mp4, at, out):
     return np.asarray(Image.open(out).convert("L"), dtype=float)
 
 
-def test_burned_captions_appear_over_the_slide(tmp_path):
-    manifest, _ = _make(tmp_path, burn_subtitles=True)
+@pytest.mark.parametrize("motion", [False, True])
+def test_burned_captions_appear_over_the_slide(tmp_path, motion):
+    manifest, _ = _make(tmp_path, burn_subtitles=True, motion=motion)
     mp4 = tmp_path / "l" / "lesson.mp4"
     info = video.probe(mp4)
     assert abs(info.video_duration - info.audio_duration) <= 0.2 and manifest.video.burned_subtitles

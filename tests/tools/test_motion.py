@@ -225,3 +225,24 @@ def test_background_is_the_commonest_top_row_colour():
     img = Image.new("RGB", (100, 20), (10, 20, 30))
     img.paste((200, 0, 0), (0, 0, 12, 20))  # an accent band on the left edge
     assert motion.background_of(img) == (10, 20, 30)
+
+
+def test_captions_lie_still_over_a_moving_slide_for_their_frames(slide, moving, tmp_path):
+    from tools.captions import caption_overlay
+
+    layer, area = caption_overlay(SIZE, "Leaves catch the light", aspect="16:9")
+    png = tmp_path / "caption.png"
+    layer.save(png)
+    out = encode_motion_segment(slide, 2.0, tmp_path / "captioned.mp4", fps=FPS, box=BOX, motion="zoom_in",
+                                captions=[(png, area[:2], 0.5, 1.25)])  # frames 12 to 29
+    plain, captioned = frames(moving), frames(out)
+    assert len(captioned) == 48 and video.probe(out).video_duration == pytest.approx(2.0, abs=1e-3)
+    ink = np.asarray(layer)[..., 3] > 200  # where the caption is opaque
+    for i in range(48):
+        differs = np.abs(region(captioned[i], area)[ink] - region(plain[i], area)[ink]).mean()
+        assert (differs > 20) == (12 <= i <= 29), (i, differs)  # shown exactly on its frames
+    # Outside the caption the frames are the moving slide's own: the picture still moves under it.
+    rest = np.ones(captioned.shape[1:3], bool)
+    rest[area[1]:area[3], area[0]:area[2]] = False
+    assert np.abs(captioned[20][rest] - plain[20][rest]).mean() < 1.0
+    assert np.abs(region(captioned[40], BOX) - region(captioned[8], BOX)).mean() > 3  # moved

@@ -72,3 +72,15 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
         holder.wait()
     with p.lock():  # free again once the other run is gone
         pass
+
+
+def test_a_run_sweeps_what_a_killed_run_left_half_written(tmp_path):
+    project = Project(tmp_path / "lesson")
+    assets = project.root / ".lessonforge" / "assets" / "ab"
+    (assets / ".captions-x1.tmp").mkdir(parents=True)
+    (assets / ".captions-x1.tmp" / "caption-0.png").write_bytes(b"png")
+    (assets / ".seg.mp4.tmp123").write_bytes(b"half")
+    (assets / "seg.mp4").write_bytes(b"done")
+    with project.lock():
+        pass
+    assert sorted(p.name for p in assets.iterdir()) == ["seg.mp4"]  # finished files stay
