@@ -121,10 +121,10 @@ class PiperSpeech:
         self._voices: dict[str, Any] = {}
         self._load_lock = threading.Lock()
         self._synth_lock = threading.Lock()  # one synthesis at a time: onnxruntime already uses every core
-        if self.model:
-            _split_speaker(self.model)  # a malformed name is a ConfigError before any work starts
-            if not _is_path(self.model):
-                voice_files(self.model)
+        if self.model:  # a malformed name is a ConfigError before any work starts
+            key, _ = _split_speaker(self.model)
+            if not _is_path(key):
+                voice_files(key)
 
     # ----------------------------------------------------------------- voices
 

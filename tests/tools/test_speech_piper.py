@@ -168,6 +168,7 @@ def test_default_voices_per_language():
     assert backend.default_voice("en-GB") == "en_GB-alan-medium"
     assert backend.default_voice("fr-CA") == "fr_FR-siwis-medium"
     assert PiperSpeech("de_DE-thorsten-high").default_voice("de") == "de_DE-thorsten-high"
+    assert PiperSpeech("en_US-libritts_r-medium#12").default_voice("en-US") == "en_US-libritts_r-medium#12"
     with pytest.raises(ConfigError, match="No default Piper voice for language 'sw'"):
         backend.default_voice("sw")
     assert {v.language for v in backend.voices("en")} == {"en-us", "en-gb"}
