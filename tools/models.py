@@ -303,11 +303,7 @@ def pull(ids: Sequence[str | ModelInfo] | None = None, progress: Progress | None
                 f"(and connect to the internet), then run `lessonforge models pull` again."
             )
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-    )
+    from huggingface_hub.errors import HfHubHTTPError
 
     folders = []
     for target in targets:
@@ -319,20 +315,62 @@ def pull(ids: Sequence[str | ModelInfo] | None = None, progress: Progress | None
                 local_files_only=hf_offline(env),
                 tqdm_class=_progress_class(target.id, progress),
             )
-        except RepositoryNotFoundError:
-            raise ConfigError(f"No model {target.id!r} on the Hugging Face Hub. Check the id.") from None
-        except GatedRepoError:
-            raise ConfigError(
-                f"{target.id} is gated: accept its licence on huggingface.co and log in (`hf auth login`)."
-            ) from None
         except (HfHubHTTPError, OSError, ValueError) as err:
-            text = " ".join(str(err).split())[:300]
-            raise ConfigError(
-                f"Downloading {target.id} failed: {text}. Check the internet connection (or HF_ENDPOINT) and "
-                "the free disk space, then run `lessonforge models pull` again."
-            ) from None
+            raise hub_error(err, target.id, target.id, target.id) from None
         folders.append(Path(folder))
     return folders
+
+
+def hub_error(err: Exception, repo: str, what: str, pull_id: str) -> ConfigError:
+    """A failed Hub download of ``what`` (from ``repo``) as a ConfigError that names the fix; ``pull_id`` is
+    what `lessonforge models pull` takes to fetch it again."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(err, GatedRepoError):  # a RepositoryNotFoundError too: asked first
+        return ConfigError(f"{repo} is gated: accept its licence on huggingface.co and log in (`hf auth login`).")
+    if isinstance(err, RepositoryNotFoundError):
+        return ConfigError(f"No model {repo!r} on the Hugging Face Hub. Check the id.")
+    text = " ".join(str(err).split())[:300]
+    return ConfigError(
+        f"Downloading {what} failed: {text}. Check the internet connection (or HF_ENDPOINT) and the free disk "
+        f"space, then run `lessonforge models pull {pull_id}`."
+    )
+
+
+class NotOnHub(ConfigError):
+    """A file the Hub says its repository does not have."""
+
+    def __init__(self, repo: str, name: str) -> None:
+        super().__init__(f"{repo} has no file {name}.")
+        self.name = name
+
+
+def hub_files(repo: str, names: Iterable[str], pull_id: str,
+              env: Mapping[str, str] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """``names`` of ``repo`` from the hub cache, fetching what is missing unless HF_HUB_OFFLINE is set:
+    (the paths found, the names neither cached nor downloadable now). Raises NotOnHub for a file the
+    repository does not have, and :func:`hub_error` for any other failure."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+    )
+
+    offline, cache = hf_offline(env), hub_cache_dir(env)
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in names:
+        try:
+            with quiet_progress():
+                found[name] = Path(hf_hub_download(repo, name, cache_dir=cache, local_files_only=offline))
+        except LocalEntryNotFoundError:
+            missing.append(name)
+        except RemoteEntryNotFoundError:
+            raise NotOnHub(repo, name) from None
+        except (HfHubHTTPError, OSError, ValueError) as err:
+            raise hub_error(err, repo, f"{name} of {repo}", pull_id) from None
+    return found, missing
 
 
 def _progress_class(model_id: str, progress: Progress | None) -> Any:

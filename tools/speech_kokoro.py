@@ -688,57 +688,29 @@ class KokoroSpeech:
         return found[0]
 
     def _download(self, wanted: dict[str, str], voice: _VoiceRef | None) -> dict[str, Path]:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RemoteEntryNotFoundError,
-            RepositoryNotFoundError,
-        )
+        from .models import NotOnHub, hf_offline, hub_cache_dir, hub_files
 
-        from .models import hf_offline, hub_cache_dir, quiet_progress
-
-        offline = hf_offline()
-        cache = hub_cache_dir()
-        found: dict[str, Path] = {}
-        missing: list[str] = []
-        for key, name in wanted.items():
-            try:
-                with quiet_progress():
-                    found[key] = Path(hf_hub_download(self.model, name, cache_dir=cache, local_files_only=offline))
-            except LocalEntryNotFoundError:
-                missing.append(name)
-            except RemoteEntryNotFoundError:
-                if key == "voice" and voice is not None:
-                    raise ConfigError(
-                        f"{self.model} has no voice {voice.name!r} ({name}). Valid examples: {_EXAMPLES}."
-                    ) from None
+        try:
+            found, missing = hub_files(self.model, wanted.values(), self.model)
+        except NotOnHub as err:
+            if err.name == wanted.get("voice") and voice is not None:
                 raise ConfigError(
-                    f"{self.model} has no file {name}; it is not a Kokoro repository like {DEFAULT_REPO}."
+                    f"{self.model} has no voice {voice.name!r} ({err.name}). Valid examples: {_EXAMPLES}."
                 ) from None
-            except GatedRepoError:
-                raise ConfigError(
-                    f"{self.model} is gated: accept its licence on huggingface.co and log in (`hf auth login`)."
-                ) from None
-            except RepositoryNotFoundError:
-                raise ConfigError(f"No model {self.model!r} on the Hugging Face Hub. Check the id.") from None
-            except (HfHubHTTPError, OSError, ValueError) as err:
-                detail = " ".join(str(err).split())[:300]
-                raise ConfigError(
-                    f"Downloading {name} of {self.model} failed: {detail}. Check the internet connection (or "
-                    f"HF_ENDPOINT) and the free disk space, then run `lessonforge models pull {self.model}`."
-                ) from None
+            raise ConfigError(
+                f"{self.model} has no file {err.name}; it is not a Kokoro repository like {DEFAULT_REPO}."
+            ) from None
         if missing:
             files = ", ".join(missing)
-            if offline:
-                why = f"HF_HUB_OFFLINE is set and the Hugging Face cache ({cache}) lacks {files} of {self.model}"
+            if hf_offline():
+                why = (f"HF_HUB_OFFLINE is set and the Hugging Face cache ({hub_cache_dir()}) lacks {files} "
+                       f"of {self.model}")
                 fix = f"Run `lessonforge models pull {self.model}` while online, or unset HF_HUB_OFFLINE"
             else:
                 why = f"{files} of {self.model} could not be downloaded (the Hub cannot be reached) and are not cached"
                 fix = f"Connect to the internet and run `lessonforge models pull {self.model}`"
             raise ConfigError(f"Kokoro cannot speak: {why}. {fix}, or choose another backend (--speech edge: or espeak:).")
-        return found
+        return {key: found[name] for key, name in wanted.items()}
 
     def _load_model(self, kokoro: Any, config: Path, weights: Path) -> _Engine:
         import torch

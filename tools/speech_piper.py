@@ -355,38 +355,22 @@ def _has_onnx() -> bool:
 
 def _download(files: VoiceFiles) -> tuple[Path, Path]:
     """The voice's files from the Hub cache, downloading what is missing unless HF_HUB_OFFLINE is set."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RemoteEntryNotFoundError,
-    )
+    from .models import NotOnHub, hf_offline, hub_files
 
-    from .models import hf_offline, hub_cache_dir, quiet_progress
-
-    offline = hf_offline()
-    paths = []
-    for name in (files.onnx, files.config):
-        try:
-            with quiet_progress():
-                paths.append(Path(hf_hub_download(REPO, name, cache_dir=hub_cache_dir(), local_files_only=offline)))
-        except RemoteEntryNotFoundError:
-            raise ConfigError(
-                f"There is no Piper voice {files.key!r} in {REPO}. See https://huggingface.co/{REPO} for the names."
-            ) from None
-        except LocalEntryNotFoundError:
-            why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
-            raise ConfigError(
-                f"The Piper voice {files.key} is not in the model cache and {why}: missing {REPO}/{name} "
-                f"(about {files.size_mb} MB with its config). Run `lessonforge models pull piper:{files.key}` "
-                "while online, or choose another voice backend, e.g. --speech espeak:en-us."
-            ) from None
-        except (HfHubHTTPError, OSError) as err:
-            text = " ".join(str(err).split())[:300]
-            raise ConfigError(
-                f"Downloading the Piper voice {files.key} failed: {text}. Check the connection and disk space."
-            ) from None
-    return paths[0], paths[1]
+    try:
+        found, missing = hub_files(REPO, (files.onnx, files.config), f"piper:{files.key}")
+    except NotOnHub:
+        raise ConfigError(
+            f"There is no Piper voice {files.key!r} in {REPO}. See https://huggingface.co/{REPO} for the names."
+        ) from None
+    if missing:
+        why = "HF_HUB_OFFLINE is set" if hf_offline() else "the Hugging Face Hub cannot be reached"
+        raise ConfigError(
+            f"The Piper voice {files.key} is not in the model cache and {why}: missing {REPO}/{missing[0]} "
+            f"(about {files.size_mb} MB with its config). Run `lessonforge models pull piper:{files.key}` "
+            "while online, or choose another voice backend, e.g. --speech espeak:en-us."
+        )
+    return found[files.onnx], found[files.config]
 
 
 __all__ = ["PiperSpeech", "DEFAULT_VOICE", "DEFAULT_VOICES", "voice_files", "REPO"]
