@@ -41,6 +41,21 @@ def scrub(text: str) -> str:
 # --------------------------------------------------------------------------- progress
 
 
+class Every:
+    """Thins out a frequent line: each key's first and last (finished) lines pass, others once per ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.last: dict[str, float] = {}
+
+    def due(self, key: str, now: float, finished: bool = False) -> bool:
+        last = self.last.get(key)
+        if last is not None and not finished and now - last < self.seconds:
+            return False
+        self.last[key] = now
+        return True
+
+
 class Progress:
     """Renders the agent's event stream: a live panel, plain lines (--quiet: warnings only) or JSON lines."""
 
@@ -58,7 +73,7 @@ class Progress:
         self.total = 0
         self.warnings: list[str] = []
         self.live: Live | None = None
-        self.line_at: dict[str, float] = {}  # when a frequent stage last printed a plain line
+        self.lines = Every(self.LINE_EVERY_S)  # plain lines of the frequent stages
         self.download: tuple[float, float] | None = None  # (done, total) of the download under way
 
     def __enter__(self) -> Progress:
@@ -102,22 +117,14 @@ class Progress:
             self.download = (float(data.get("done", 0)), float(data["total"]))
         if self.mode == "plain":
             # a local model reports every 16 tokens, a download every chunk: a line every 10 s is enough
-            if stage in ("llm", "download") and not self._due(stage, elapsed, data):
+            finished = bool(data.get("total")) and data.get("done") == data.get("total")
+            if stage in ("llm", "download") and not self.lines.due(stage, elapsed, finished):
                 return
             where = f" [{scene}/{self.total}]" if scene is not None else ""
             att = f" attempt {event['attempt']}" if event.get("attempt") else ""
             console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {escape(event.get('message', ''))}", highlight=False)
         elif self.live is not None:
             self.live.update(self._render())
-
-    def _due(self, stage: str, elapsed: float, data: dict[str, Any]) -> bool:
-        """Whether a frequent stage prints now: its first line, its last (a finished download), else every 10 s."""
-        last = self.line_at.get(stage)
-        finished = bool(data.get("total")) and data.get("done") == data.get("total")
-        if last is not None and not finished and elapsed - last < self.LINE_EVERY_S:
-            return False
-        self.line_at[stage] = elapsed
-        return True
 
     def _render(self) -> Group:
         elapsed = time.monotonic() - self.start
@@ -496,7 +503,7 @@ def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids 
     bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                 console=console, disable=not console.is_terminal)
     tasks: dict[str, Any] = {}
-    printed: dict[str, float] = {}
+    lines = Every(Progress.LINE_EVERY_S)
 
     def progress(model_id: str, done: float, total: float, unit: str) -> None:
         if console.is_terminal and unit == "bytes":
@@ -504,12 +511,9 @@ def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids 
                 tasks[model_id] = bars.add_task(model_id, total=total or None)
             bars.update(tasks[model_id], completed=done, total=total or None)
             return
-        now = time.monotonic()
-        if done >= total or now - printed.get(model_id, -1e9) >= Progress.LINE_EVERY_S:
-            printed[model_id] = now
-            amount = (f"{models.human_size(done / 1e6)} of {models.human_size(total / 1e6)}" if unit == "bytes"
-                      else f"{done:.0f} of {total:.0f} files")
-            console.print(f"{model_id}: {amount}", highlight=False, soft_wrap=True, markup=False)
+        if lines.due(model_id, time.monotonic(), done >= total):
+            console.print(f"{model_id}: {models.progress_text(done, total, unit)}", highlight=False, soft_wrap=True,
+                          markup=False)
 
     try:
         with bars:

@@ -49,7 +49,7 @@ async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None
                 "OPENAI_BASE_URL (Ollama, vLLM, llama.cpp, LM Studio), or pass --llm."
             ) from None
     for backend, what in ((ctx.images, "image model"), (ctx.critic, "critic model")):
-        inner = getattr(backend, "inner", backend)
+        inner = _inner(backend)
         load = getattr(inner, "load", None)
         if load is not None:
             emit({"stage": "check", "message": f"Loading the {what} {backend.name}"})
@@ -117,9 +117,7 @@ async def fetch_models(ctx: Context, emit: EventSink, request: LessonRequest | N
           "data": {"models": [d.info.id for d in plan], "bytes": [d.size for d in plan]}})
 
     def progress(model_id: str, done: float, size: float, unit: str) -> None:
-        amount = (f"{models.human_size(done / 1e6)} of {models.human_size(size / 1e6)}" if unit == "bytes"
-                  else f"{done:.0f} of {size:.0f} files")
-        emit({"stage": "download", "message": f"{model_id}: {amount}",
+        emit({"stage": "download", "message": f"{model_id}: {models.progress_text(done, size, unit)}",
               "data": {"model": model_id, "done": done, "total": size, "unit": unit}})
 
     await asyncio.to_thread(models.pull, [d.info for d in plan], progress)

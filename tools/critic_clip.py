@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import ConfigError, CriticError, Verdict
-from .models import hub_cache_dir, hub_model, is_local, quiet_progress
+from .models import first_use, hub_cache_dir, quiet_progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -156,7 +156,7 @@ class ClipCritic:
 
     def downloads(self) -> list[Any]:
         """What loading fetches from the Hub on first use (nothing for a local folder)."""
-        return [] if is_local(self.model) else [hub_model(self.model, "clip")]
+        return first_use((self.model, "clip"))
 
     def load(self) -> None:
         """Load the model, tokenizer and image processor once (thread-safe)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
-from .models import hub_cache_dir, hub_model, is_local, quiet_progress
+from .models import first_use, hub_cache_dir, quiet_progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -298,8 +298,7 @@ class DiffusersImages:
 
     def downloads(self) -> list[Any]:
         """What loading fetches from the Hub on first use: the pipeline and its tiny decoder (not local folders)."""
-        wanted = [(self.model, "diffusers"), (self.decoder() or "", "llm")]
-        return [hub_model(model, kind) for model, kind in wanted if model and not is_local(model)]
+        return first_use((self.model, "diffusers"), (self.decoder() or "", "llm"))
 
     def load(self) -> None:
         """Load the pipeline once (thread-safe; later calls return at once)."""

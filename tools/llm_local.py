@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from .base import ConfigError, LLMError, Message, T, expected_words
 from .cache import atomic_write_json, user_cache_dir
 from .llm_openai import UsageTotals, strict_json_schema, summarize_validation
-from .models import hub_cache_dir, hub_model, is_local, quiet_progress
+from .models import first_use, hub_cache_dir, quiet_progress
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class LocalLLM:
 
     def downloads(self) -> list[Any]:
         """What loading fetches from the Hub on first use (nothing for a local folder)."""
-        return [] if is_local(self.model) else [hub_model(self.model, "llm")]
+        return first_use((self.model, "llm"))
 
     def load(self) -> None:
         """Load the tokenizer and model once (thread-safe); ConfigError when they cannot be loaded."""

@@ -175,6 +175,19 @@ def is_local(model_id: str) -> bool:
     return model_id.startswith(("/", ".", "~")) or Path(model_id).expanduser().exists()
 
 
+def first_use(*wanted: tuple[str, str]) -> list[ModelInfo]:
+    """What a backend's loading fetches from the Hub: a :func:`hub_model` for each (model, kind) that is
+    named and not on disk."""
+    return [hub_model(model, kind) for model, kind in wanted if model and not is_local(model)]
+
+
+def progress_text(done: float, total: float, unit: str) -> str:
+    """A download's progress as shown to the user: "1.2 GB of 4.1 GB" or "3 of 7 files"."""
+    if unit == "bytes":
+        return f"{human_size(done / 1e6)} of {human_size(total / 1e6)}"
+    return f"{done:.0f} of {total:.0f} files"
+
+
 def find(model_id: str) -> ModelInfo | None:
     """A known model, or a Piper voice named ``piper:<voice>``."""
     known = next((m for m in (*MODELS, *optional_models()) if m.id == model_id), None)
