@@ -7,10 +7,9 @@ words with that voice's measured words per minute instead of a generic figure.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tools.cache import atomic_write_json, user_cache_dir
+from tools.cache import read_state, user_cache_dir, write_state
 
 MIN_SECONDS = 20.0  # below this much measured speech a figure is too noisy to use
 
@@ -20,11 +19,7 @@ def _path() -> Path:
 
 
 def _load() -> dict[str, dict[str, float]]:
-    try:
-        data = json.loads(_path().read_text("utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_state(_path())
 
 
 def words_per_minute(backend: str, voice: str) -> float | None:
@@ -44,7 +39,4 @@ def record(backend: str, voice: str, words: int, seconds: float) -> None:
     scale = min(1.0, 600.0 / max(1.0, entry["seconds"] + seconds))
     entry["words"] = (entry["words"] + words) * scale
     entry["seconds"] = (entry["seconds"] + seconds) * scale
-    try:
-        atomic_write_json(_path(), data)
-    except OSError:
-        pass
+    write_state(_path(), data)

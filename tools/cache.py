@@ -36,6 +36,21 @@ def user_cache_dir() -> Path:
     return Path(root)
 
 
+def read_state(path: Path) -> dict[str, Any]:
+    """A per-user state file (JSON object); empty when it is missing or damaged, which is never fatal."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_state(path: Path, data: dict[str, Any]) -> None:
+    """Write a per-user state file atomically; best effort: an unwritable cache never fails a lesson."""
+    with contextlib.suppress(OSError):
+        atomic_write_json(path, data)
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

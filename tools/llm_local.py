@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .base import ConfigError, LLMError, Message, T, expected_words
-from .cache import atomic_write_json, user_cache_dir
+from .cache import read_state, user_cache_dir, write_state
 from .llm_openai import UsageTotals, strict_json_schema, summarize_validation
 from .models import first_use, hub_cache_dir, quiet_progress
 
@@ -339,15 +339,8 @@ class ReplyLengths:
     def path(self) -> Path:
         return self._path or user_cache_dir() / "llm.json"
 
-    def _load(self) -> dict[str, dict[str, float]]:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def estimate(self, model: str, schema: str, words: int | None) -> int | None:
-        entry = self._load().get(f"{model}|{schema}", {})
+        entry = read_state(self.path).get(f"{model}|{schema}", {})
         if words:
             return max(1, round(words * float(entry.get("tokens_per_word", self.TOKENS_PER_WORD))))
         tokens = entry.get("tokens")
@@ -357,15 +350,12 @@ class ReplyLengths:
         """Add one finished reply (best effort: an unwritable cache never fails a lesson)."""
         if tokens <= 0:
             return
-        data = self._load()
+        data = read_state(self.path)
         entry = data.setdefault(f"{model}|{schema}", {})
         entry["tokens"] = _toward(entry.get("tokens"), float(tokens))
         if words:
             entry["tokens_per_word"] = _toward(entry.get("tokens_per_word"), tokens / words)
-        try:
-            atomic_write_json(self.path, data)
-        except OSError:
-            pass
+        write_state(self.path, data)
 
 
 def _toward(old: float | None, new: float) -> float:
