@@ -8,14 +8,40 @@ what changed. The wrappers keep the interfaces, so the agent cannot tell them fr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .audio import check_audio
 from .base import Image, ImageRequest, Message, Speech, SpeechError, T, WordTiming
 from .cache import AssetStore, atomic_path, content_key, link_or_copy
 
+V = TypeVar("V")
+
+
+
+class PerLoop(Generic[V]):
+    """One object per running event loop, made by ``factory`` on first use there: asyncio semaphores and
+    HTTP connection pools are bound to the loop they are first used in. Dropped with their loop."""
+
+    def __init__(self, factory: Callable[[], V]) -> None:
+        self.factory = factory
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, V] = weakref.WeakKeyDictionary()
+
+    def get(self) -> V:
+        loop = asyncio.get_running_loop()
+        value = self._by_loop.get(loop)
+        if value is None:
+            value = self._by_loop[loop] = self.factory()
+        return value
+
+    def pop(self) -> V | None:
+        """This loop's object, forgotten (None when it has none or no loop runs)."""
+        try:
+            return self._by_loop.pop(asyncio.get_running_loop(), None)
+        except RuntimeError:
+            return None
 
 class CachedLLM:
     def __init__(self, inner: Any, store: AssetStore) -> None:

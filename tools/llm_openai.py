@@ -14,7 +14,6 @@ is scrubbed of it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from .base import ConfigError, LLMError, Message, ProviderError, T
+from .cached import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,7 @@ class OpenAILLM:
         self.max_retries = int(max_retries)
         self.temperature = temperature
         self.usage = UsageTotals()
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._clients = PerLoop(self._new_client)  # an httpx pool cannot be shared across loops
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAILLM(model={self.model!r}, base_url={display_url(self.base_url)!r})"
@@ -252,16 +251,11 @@ class OpenAILLM:
         )
 
     def _get_client(self) -> openai.AsyncOpenAI:
-        """One client per event loop: an httpx pool cannot be shared across loops."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = self._new_client()
-            self._client_loop = loop
-        return self._client
+        return self._clients.get()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of the current client (a later call opens new ones)."""
-        client, self._client, self._client_loop = self._client, None, None
+        """Close the HTTP connections of this loop's client (a later call opens new ones)."""
+        client = self._clients.pop()
         if client is not None:
             await client.close()
 

@@ -20,7 +20,6 @@ import random
 import re
 import socket
 import tempfile
-import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +38,7 @@ from .base import (
     WordTiming,
 )
 from .cache import atomic_path
+from .cached import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,7 @@ class EdgeSpeech:
         self.max_concurrency = max_concurrency
         self.retries = retries
         self.backoff_s = backoff_s
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._semaphore = PerLoop(lambda: asyncio.Semaphore(self.max_concurrency))
 
     # ----------------------------------------------------------------- voices
 
@@ -173,7 +171,7 @@ class EdgeSpeech:
         chosen = voice.strip() or self.model or self.default_voice("en")
         _check_voice(chosen)
         out = Path(out)
-        async with self._semaphore():
+        async with self._semaphore.get():
             last: BaseException | None = None
             for attempt in range(self.retries + 1):
                 if attempt:
@@ -200,13 +198,6 @@ class EdgeSpeech:
             f"edge-tts failed {self.retries + 1} times for voice {chosen} (last: {_describe(last)}). The service is "
             f"overloaded or the voice name is wrong (see `lessonforge voices`). {_OFFLINE_HINT}"
         ) from last
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
-        return sem
 
     async def _attempt(self, text: str, voice: str, out: Path) -> Speech:
         communicate = edge_tts.Communicate(text, voice, boundary="WordBoundary")

@@ -47,7 +47,6 @@ import re
 import struct
 import tempfile
 import unicodedata
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,7 @@ import openai
 
 from .audio import check_audio, read_wav_pcm, to_wav, write_wav
 from .base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
+from .cached import PerLoop
 from .llm_openai import (
     NO_KEY,
     OPENAI_URL,
@@ -154,12 +154,11 @@ class OpenAISpeech:
         self.max_concurrency = int(max_concurrency)
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients = PerLoop(lambda: openai.AsyncOpenAI(  # an httpx pool cannot be shared across loops
+            api_key=self._api_key or NO_KEY, base_url=self.base_url, timeout=self.timeout_s,
+            max_retries=self.max_retries,
+        ))
+        self._semaphore = PerLoop(lambda: asyncio.Semaphore(self.max_concurrency))
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAISpeech(model={self.model!r}, base_url={display_url(self.base_url)!r})"
@@ -210,7 +209,7 @@ class OpenAISpeech:
         parts: list[np.ndarray] = []
         rate: int | None = None
         chunks = split_for_request(text, MAX_INPUT_CHARS)
-        async with self._semaphore():
+        async with self._semaphore.get():
             for chunk in chunks:
                 body = await self._request(chunk, chosen)
                 samples, chunk_rate = await asyncio.to_thread(self._decode, body, out.parent)
@@ -240,34 +239,16 @@ class OpenAISpeech:
         duration = check_audio(out)
         return Speech(path=out, duration=duration, words=tuple(words), voice=chosen, backend=self.name)
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
-        return sem
-
-    def _client(self) -> openai.AsyncOpenAI:
-        """One client per event loop: an httpx pool cannot be shared across loops."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = openai.AsyncOpenAI(
-                api_key=self._api_key or NO_KEY, base_url=self.base_url, timeout=self.timeout_s,
-                max_retries=self.max_retries,
-            )
-        return client
-
     async def aclose(self) -> None:
         """Close the HTTP connections of this loop's client (a later call opens new ones)."""
-        with contextlib.suppress(RuntimeError):
-            client = self._clients.pop(asyncio.get_running_loop(), None)
-            if client is not None:
+        client = self._clients.pop()
+        if client is not None:
+            with contextlib.suppress(RuntimeError):
                 await client.close()
 
     async def _request(self, text: str, voice: str) -> bytes:
         try:
-            response = await self._client().audio.speech.create(
+            response = await self._clients.get().audio.speech.create(
                 model=self.model, voice=voice, input=text, response_format="wav"
             )
             return response.content
