@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -365,3 +367,15 @@ def fake_openai() -> Iterator[FakeOpenAIServer]:
     """A started :class:`FakeOpenAIServer`, closed after the test."""
     with FakeOpenAIServer() as server:
         yield server
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def full_text(err: BaseException) -> str:
+    """Everything a user could see of an error: its message and the whole printed traceback."""
+    return str(err) + "".join(traceback.format_exception(err))

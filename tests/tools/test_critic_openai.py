@@ -13,13 +13,12 @@ import json
 import re
 import socket
 import threading
-import traceback
 from typing import Any
 
 import pytest
 from PIL import Image as PILModule
 
-from tests.fake_openai import Error, FakeOpenAIServer, fake_openai  # noqa: F401
+from tests.fake_openai import Error, FakeOpenAIServer, fake_openai, full_text  # noqa: F401
 from tools.base import ConfigError, Critic, CriticError, Verdict
 from tools.batching import BatchedCritic
 from tools.cache import AssetStore
@@ -41,10 +40,6 @@ def answer(matches: int = 5, legible: int = 5, resembles: int | None = None, pro
 
 def picture(width: int = 64, height: int = 48, color: tuple[int, int, int] = (30, 160, 60)) -> PILModule.Image:
     return PILModule.new("RGB", (width, height), color)
-
-
-def _full_text(err: BaseException) -> str:
-    return str(err) + "".join(traceback.format_exception(err))
 
 
 def _parts(request_json: dict[str, Any]) -> list[dict[str, Any]]:
@@ -249,7 +244,7 @@ def test_planted_key_never_appears_in_errors_or_repr():
             critic.check()
         assert server.requests and all(r.headers["authorization"] == f"Bearer {SECRET}" for r in server.requests)
     for err in (judged.value, checked.value):
-        text = _full_text(err)
+        text = full_text(err)
         assert SECRET not in text
         assert "rejected the API key" in text and "OPENAI_API_KEY" in text
     assert SECRET not in repr(critic)

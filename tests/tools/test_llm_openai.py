@@ -6,14 +6,13 @@ import json
 import logging
 import socket
 import time
-import traceback
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.fake_openai import Error, FakeOpenAIServer, Hang, completion, fake_openai  # noqa: F401
+from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, completion, fake_openai, full_text  # noqa: F401
 from tools import registry
 from tools.base import ConfigError, LLMError, Message
 from tools.llm_openai import OpenAILLM, own_strict_json_schema, strict_json_schema
@@ -51,17 +50,6 @@ async def make_llm(fake_openai: FakeOpenAIServer) -> AsyncIterator[Callable[...,
     yield make
     for llm in made:
         await llm.aclose()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _full_text(err: BaseException) -> str:
-    """Everything a user could see of an error: its message and the whole printed traceback."""
-    return str(err) + "".join(traceback.format_exception(err))
 
 
 def _walk(node: Any) -> list[dict[str, Any]]:
@@ -357,7 +345,7 @@ async def test_bad_request_is_an_llm_error_with_the_servers_reason(fake_openai, 
 
 
 async def test_unreachable_server_is_an_llm_error_naming_the_url(make_llm):
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     with pytest.raises(LLMError) as info:
         await make_llm(base_url=url, max_retries=0).structured(ASK, Scene)
     assert url in str(info.value) and "OPENAI_BASE_URL" in str(info.value)
@@ -420,7 +408,7 @@ async def test_rejected_key_never_appears_in_errors_or_logs(fake_openai, make_ll
 
     assert fake_openai.chat_requests[0].headers["authorization"] == f"Bearer {SECRET}"  # it was sent...
     for err in (on_call.value, on_check.value):
-        text = _full_text(err)
+        text = full_text(err)
         assert SECRET not in text  # ...but is never shown
         assert "Incorrect API key provided: ***" in text
         assert "OPENAI_API_KEY" in text
@@ -432,7 +420,7 @@ async def test_rejected_key_never_appears_in_errors_or_logs(fake_openai, make_ll
 
 
 async def test_check_against_a_closed_port_is_a_fast_config_error(make_llm):
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     start = time.monotonic()
     with pytest.raises(ConfigError) as info:
         await make_llm(base_url=url).check()

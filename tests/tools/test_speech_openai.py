@@ -17,7 +17,6 @@ import socket
 import struct
 import threading
 import time
-import traceback
 import wave
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.fake_openai import Error, FakeOpenAIServer, Hang, fake_openai  # noqa: F401
+from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, fake_openai, full_text  # noqa: F401
 from tools import speech_espeak
 from tools.audio import check_audio, read_wav_pcm
 from tools.base import ConfigError, SpeechError, SpeechSynth, SpeechUnavailable, WordTiming
@@ -132,16 +131,6 @@ async def make_tts(fake_openai: FakeOpenAIServer) -> AsyncIterator[Callable[...,
     yield make
     for tts in made:
         await tts.aclose()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _full_text(err: BaseException) -> str:
-    return str(err) + "".join(traceback.format_exception(err))
 
 
 def _assert_well_formed(words: tuple[WordTiming, ...] | list[WordTiming], duration: float) -> None:
@@ -361,7 +350,7 @@ async def test_rejected_key_is_a_config_error_that_never_shows_the_key(fake_open
     with pytest.raises(ConfigError) as info:
         await tts.speak("Hello.", "alloy", tmp_path / "x.wav")
     assert fake_openai.speech_requests[0].headers["authorization"] == f"Bearer {SECRET}"
-    text = _full_text(info.value)
+    text = full_text(info.value)
     assert SECRET not in text and "Incorrect API key provided: ***" in text and "OPENAI_API_KEY" in text
     assert SECRET not in caplog.text and SECRET not in repr(tts)
 
@@ -384,7 +373,7 @@ async def test_http_errors_map_to_clear_errors(fake_openai, make_tts, tmp_path, 
         await make_tts().speak("Hello.", "alloy", tmp_path / "x.wav")
     if kind is SpeechError:
         assert not isinstance(info.value, SpeechUnavailable)
-    assert SECRET not in _full_text(info.value)
+    assert SECRET not in full_text(info.value)
 
 
 async def test_server_errors_are_retried_by_the_client(fake_openai, make_tts, tmp_path):  # noqa: F811
@@ -396,7 +385,7 @@ async def test_server_errors_are_retried_by_the_client(fake_openai, make_tts, tm
 
 
 async def test_unreachable_or_silent_server_is_unavailable_so_a_fallback_can_speak(make_tts, fake_openai, tmp_path):  # noqa: F811
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     with pytest.raises(SpeechUnavailable, match="Cannot reach.*127.0.0.1.*espeak"):
         await make_tts(base_url=url).speak("Hello.", "alloy", tmp_path / "x.wav")
     fake_openai.speech = Hang(10)
