@@ -310,22 +310,24 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return self._send_error(Error(400, body={"error": {
                     "message": "FakeOpenAIServer does not stream", "type": "invalid_request_error"}}))
             reply = server._next_chat_reply(body)
+            if not self._hang_or_error(reply):
+                self._send_json(200, server._chat_body(reply, body))
+
+        def _hang_or_error(self, reply: Any) -> bool:
+            """Answer a scripted Hang (nothing, then close) or Error; False for a reply to send."""
             if isinstance(reply, Hang):
                 server._stop.wait(reply.seconds)
                 self.close_connection = True
-                return None
+                return True
             if isinstance(reply, Error):
-                return self._send_error(reply)
-            self._send_json(200, server._chat_body(reply, body))
+                self._send_error(reply)
+                return True
+            return False
 
         def _answer_speech(self, body: dict[str, Any]) -> None:
             reply = server._speech_reply(body)
-            if isinstance(reply, Hang):
-                server._stop.wait(reply.seconds)
-                self.close_connection = True
+            if self._hang_or_error(reply):
                 return None
-            if isinstance(reply, Error):
-                return self._send_error(reply)
             kind = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg"}.get(
                 str(body.get("response_format", "mp3")), "application/octet-stream")
             self._send(200, bytes(reply), {}, content_type=kind)
