@@ -46,8 +46,9 @@ def describe(manifest: Manifest) -> str:
     """The lesson as the LLM sees it when editing: numbered scenes with their text."""
     lines = []
     for n, s in enumerate(manifest.scenes, 1):
-        lines.append(json.dumps({"scene": n, "title": s.title, "bullets": s.bullets, "narration": s.narration,
-                                 "illustration_prompt": s.illustration_prompt, "visual": s.visual}, ensure_ascii=False))
+        lines.append(json.dumps({"scene": n, "role": s.role, "title": s.title, "bullets": s.bullets,
+                                 "narration": s.narration, "key": s.key, "answer": s.answer,
+                                 "visual": s.visual.model_dump(mode="json")}, ensure_ascii=False))
     return "\n".join(lines)
 
 
@@ -73,10 +74,10 @@ def apply_plan(manifest: Manifest, plan: EditPlan) -> tuple[LessonRequest, Scrip
         )
     changed: list[str] = []
     for e in plan.scene_edits:
-        update = {k: v for k, v in e.model_dump().items() if k != "scene" and v is not None}
+        update = e.changes()
         new = scenes[e.scene - 1].model_copy(update=update)
         try:
-            new = SceneDraft.model_validate(new.model_dump())
+            new = SceneDraft.model_validate(new.model_dump(mode="json"))
         except ValidationError as err:
             raise PlanError(f"scene {e.scene}: {describe_validation(err)}") from None
         if new != scenes[e.scene - 1]:

@@ -28,6 +28,7 @@ from tools import (
     lexicon,
     loudness,
     motion,
+    pictograms,
     slides,
     subtitles,
     video,
@@ -49,7 +50,7 @@ from tools.cached import save_png
 from . import voicestats
 from .context import Context
 from .project import Manifest, VideoRecord, now
-from .schemas import NarrationRewrite, Outline, PromptRevision, Script
+from .schemas import NarrationRewrite, Outline, Pictogram, PromptRevision, SceneDraft, SceneReplacement, Script, TextOnly
 from .state import (
     Attempt,
     Duration,
@@ -243,10 +244,58 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         wpm=round(wpm),
         budgets=", ".join(str(b) for b in budgets),
     )
+    script, notes = await mend_script(ctx, req, script, budgets)
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
         targets = even_targets(seconds, len(script.scenes))
     _save_progress(ctx, req, outline=state["outline"], script=script, targets=targets, status="written")
-    return {"script": script, "targets": targets, "timings": {"write": now() - t}}
+    return {"script": script, "targets": targets, "timings": {"write": now() - t}, "warnings": notes}
+
+
+async def mend_script(ctx: Context, req: LessonRequest, script: Script, budgets: Sequence[int]
+                      ) -> tuple[Script, list[str]]:
+    """Ask again, each alone with its neighbours as context, for the scenes the reply got wrong: a
+    malformed visual (kept as text until then) or a scene that could not be read at all. One request
+    per scene; a scene still wrong keeps its text-only visual, and an unreadable one is left out, with
+    a warning. Returns the mended script and the warnings."""
+    slots: list[SceneDraft | None] = list(script.scenes)
+    why: dict[int, str] = {}
+    for pos, problem in script.dropped:  # ascending: each goes back where it was
+        slots.insert(pos - 1, None)
+        why[pos - 1] = problem
+    for k, sc in enumerate(slots):
+        if sc is not None and sc.degraded:
+            why[k] = f"its visual is malformed ({sc.degraded})"
+    if not why or ctx.llm is None:
+        return script, [f"scene {k + 1} could not be read and was left out ({w})" for k, w in why.items()
+                        if slots[k] is None]
+
+    def around(k: int) -> str:
+        sc = slots[k] if 0 <= k < len(slots) else None
+        return f"{sc.title}: {sc.narration}" if sc is not None else "(none)"
+
+    async def again(k: int) -> SceneDraft | None:
+        emit("write", f"Writing scene {k + 1} again: {why[k]}", scene=k + 1, total=len(slots))
+        sc = slots[k]
+        try:
+            reply: SceneReplacement = await ask(
+                ctx, "rescene", SceneReplacement, expect_words=budgets[min(k, len(budgets) - 1)] + SCENE_EXTRA_WORDS,
+                language=req.language, position=k + 1, title=script.title, problem=why[k],
+                draft=(sc.model_dump_json() if sc is not None else "(nothing readable)")
+                + (f"\nIts visual as written: {sc.raw_visual!r}" if sc is not None and sc.raw_visual else ""),
+                before=around(k - 1), after=around(k + 1), budget=budgets[min(k, len(budgets) - 1)])
+        except LessonForgeError:
+            return None
+        return None if reply.scene.degraded else reply.scene
+
+    fixed = await asyncio.gather(*(again(k) for k in why))
+    notes: list[str] = []
+    for k, new in zip(why, fixed, strict=True):
+        if new is not None:
+            slots[k] = new
+        elif slots[k] is None:
+            notes.append(f"scene {k + 1} could not be written and was left out ({why[k]})")
+    kept = [sc for sc in slots if sc is not None]
+    return script.model_copy(update={"scenes": kept}), notes
 
 
 def even_targets(seconds: float, n: int) -> list[float]:
@@ -307,7 +356,7 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
 def fan_out(state: LessonState) -> list[Send]:
     """One branch per scene; scenes run concurrently."""
     script = state["script"]
-    prompts_all = [sc.illustration_prompt for sc in script.scenes]
+    prompts_all = [sc.subject for sc in script.scenes]
     total = len(script.scenes)
     return [
         Send(
@@ -323,7 +372,7 @@ def fan_out(state: LessonState) -> list[Send]:
                 prompts=prompts_all,
                 narrations=[x.narration for x in script.scenes],
                 attempt=0,
-                prompt=sc.illustration_prompt,
+                prompt=sc.picture_prompt,
                 attempts=[],
                 revised=0,
                 chosen=None,
@@ -403,7 +452,7 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     req, i = state["request"], state["index"]
     ctx = runtime.context.ready(req)
     draft = state["draft"]
-    if ctx.images is None or draft.visual in ("text", "diagram"):
+    if ctx.images is None or draft.kind != "picture":
         return {"critic": "no_image"}
     attempt = state["attempt"] + 1
     prompt = state["prompt"]
@@ -425,7 +474,7 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
             others="; ".join(others) or "(none)",
         )
         prompt, revised = revision.prompt, revised + 1
-    seed = derive_seed(req.seed, draft.illustration_prompt, attempt)
+    seed = derive_seed(req.seed, draft.picture_prompt, attempt)
     emit("illustrate", draft.title, scene=i, total=state["total"], attempt=attempt)
     size = ctx.settings.image_size
     [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=size, height=size)])
@@ -541,10 +590,16 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     elif (folder / "illustration.png").exists():
         (folder / "illustration.png").unlink()
     footer = state["lesson_title"]
-    diagram = draft.diagram if draft.visual == "diagram" else None
+    diagram = draft.diagram
+    icon = draft.visual.icon if isinstance(draft.visual, Pictogram) else None
+    if picture is None and draft.kind == "picture":  # no picture was drawn: a pictogram keeps a visual anchor
+        icon = pictograms.suggest(draft.subject)
+    degraded = draft.degraded
+    warnings: list[str] = []
     key = content_key(
         "slide", SLIDE_LAYOUT_VERSION, draft.title, draft.bullets, illustration_ref.sha256 if illustration_ref else None,
-        diagram.model_dump() if diagram else None, footer, i, state["total"], req.aspect, req.theme, req.language,
+        diagram.model_dump() if diagram else None, icon, footer, i, state["total"], req.aspect, req.theme,
+        req.language,
     )
     emit("compose", draft.title, scene=i, total=state["total"])
     cached = project.store.get(key, ".png")
@@ -554,28 +609,43 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     if cached is None or meta is None:
         layout = dict(title=draft.title, bullets=draft.bullets, footer=footer, index=i, total=state["total"],
                       aspect=req.aspect, theme=req.theme, language=req.language)
+        result = None
         if diagram is not None:  # drawn crisply where a picture would go
-            result = await asyncio.to_thread(diagrams.compose_diagram_slide, diagram, **layout)
-        else:
+            try:
+                result = await asyncio.to_thread(diagrams.compose_diagram_slide, diagram, **layout)
+            except RenderError as err:  # one scene's diagram never sinks the lesson: its text stands alone
+                degraded = f"the {diagram.kind} diagram could not be drawn ({err}); shown as a text slide"
+                diagram = None
+        if result is None:
+            if icon is not None:
+                picture = await asyncio.to_thread(pictogram_picture, icon, req.theme)
             result = await asyncio.to_thread(slides.compose_slide, illustration=picture, **layout)
         cached = save_png(result.image, project.store.path(key, ".png"))
         box = result.boxes.get("picture") if picture is not None or diagram is not None else None
         meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
-                "picture_box": list(box) if box else None}
+                "picture_box": list(box) if box else None, "degraded": degraded}
         project.store.put_json(key, meta)
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
+    degraded = degraded or meta.get("degraded", "")
     slide_path = link_or_copy(cached, folder / "slide.png")
-    warnings = [f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})"] if overflow else []
+    if overflow:
+        warnings.append(f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})")
+    if degraded:
+        emit("compose", f"visual left out: {degraded}", scene=i, total=state["total"], level="warning")
+        warnings.append(f"scene {i}: visual left out: {degraded}")
     record = SceneRecord(
         index=i,
         slug=folder.name,
+        role=draft.role,
         title=draft.title,
         bullets=list(draft.bullets),
         narration=draft.narration,
-        illustration_prompt=draft.illustration_prompt,
-        visual=draft.visual,
-        diagram=diagram,
+        key=draft.key,
+        answer=draft.answer,
+        visual=draft.visual if not degraded else TextOnly(kind="text"),
+        repairs=draft.repairs,
+        degraded=degraded,
         target_seconds=state["target_seconds"],
         planned_words=word_budgets([state["target_seconds"]], budget_wpm(ctx, req), ctx.settings.gap_seconds)[0],
         speech=state["speech"],
@@ -591,6 +661,20 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
+
+
+def pictogram_picture(icon: str, theme: str) -> Any:
+    """A pictogram as a picture for the slide's picture box: the icon in the accent colour on a soft panel."""
+    th = slides.THEMES[theme]
+    panel = tuple(round(b + (a - b) * 0.08) for a, b in zip(th.accent, th.background, strict=True))
+    size = 768
+    from PIL import Image as PILImage
+
+    canvas = PILImage.new("RGB", (size, size), panel)
+    glyph = pictograms.draw(icon, int(size * 0.62), th.accent)
+    at = (size - glyph.width) // 2
+    canvas.paste(glyph, (at, at), glyph)
+    return canvas
 
 
 # --------------------------------------------------------------------------- measure

@@ -8,13 +8,12 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tools.base import ConfigError
-from tools.diagrams import Diagram
 
 from .config import describe_validation
-from .schemas import Outline, SceneDraft, Script
+from .schemas import Outline, Picture, SceneDraft, Script, Visual, old_visual
 
 Aspect = Literal["16:9", "9:16", "1:1"]
 ASPECTS: tuple[str, ...] = ("16:9", "9:16", "1:1")
@@ -111,12 +110,15 @@ class SceneRecord(BaseModel):
 
     index: int  # 1-based
     slug: str
+    role: str = "concept"
     title: str
     bullets: list[str]
     narration: str
-    illustration_prompt: str
-    visual: str
-    diagram: Diagram | None = None
+    key: str = ""
+    answer: str = ""
+    visual: Visual
+    repairs: list[str] = Field(default_factory=list)  # what was repaired in the LLM's reply (tools.contract)
+    degraded: str = ""  # why the scene's visual was replaced ('' when it was not)
     target_seconds: float
     planned_words: int = 0
     speech: SpeechRecord | None = None
@@ -134,15 +136,30 @@ class SceneRecord(BaseModel):
     end: float = 0.0
     timings: dict[str, float] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """Scenes stored before visuals were objects (visual, illustration_prompt, diagram) still load."""
+        if isinstance(data, dict) and isinstance(data.get("visual"), str):
+            data = {k: v for k, v in data.items() if k not in ("illustration_prompt", "diagram")} | {
+                "visual": old_visual(data)}
+        return data
+
+    @property
+    def kind(self) -> str:
+        return self.visual.kind
+
+    @property
+    def illustration_prompt(self) -> str:
+        return self.visual.prompt if isinstance(self.visual, Picture) else ""
+
+    @property
+    def diagram(self) -> Any:
+        return self.draft().diagram
+
     def draft(self) -> SceneDraft:
-        return SceneDraft(
-            title=self.title,
-            bullets=self.bullets,
-            narration=self.narration,
-            illustration_prompt=self.illustration_prompt,
-            visual=self.visual,  # type: ignore[arg-type]
-            diagram=self.diagram,
-        )
+        return SceneDraft(role=self.role, title=self.title, bullets=self.bullets, narration=self.narration,  # type: ignore[arg-type]
+                          key=self.key, answer=self.answer, visual=self.visual)
 
 
 # --------------------------------------------------------------------------- reducers

@@ -52,8 +52,8 @@ def training_text() -> str:
         "sections": [{"title": "Light", "key_points": ["chlorophyll", "energy"], "seconds": 20.5}],
         "check_question": "What do plants release?",
         "check_answer": "Oxygen.",
-        "scenes": [{"title": "Light", "bullets": ["sun"], "narration": "Plants use light.", "visual": "text",
-                    "illustration_prompt": "a green leaf in sunlight", "diagram": None}],
+        "scenes": [{"role": "concept", "title": "Light", "bullets": ["sun"], "narration": "Plants use light.",
+                    "key": "", "answer": "", "visual": {"kind": "text"}}],
     }
     compact = json.dumps(sample, separators=(",", ":"))
     return (prose * 6) + "\n" + (compact + "\n") * 8 + "0123456789 .,:;!?-+eE{}[]\"\\/\n"

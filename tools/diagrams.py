@@ -2,7 +2,7 @@
 
 Process topics (photosynthesis, the water cycle, how a bill becomes law) teach better as a
 labelled diagram than as a diffusion picture, and diffusion models cannot draw words. The LLM
-fills :class:`Diagram`, a flat model that weak models can fill too, and :func:`draw_diagram` draws
+fills :data:`Diagram`, one small object per kind (a discriminated union on ``kind``), and :func:`draw_diagram` draws
 it with matplotlib (Agg) at an exact pixel size in the slide theme's colours:
 
     steps       boxes joined by arrows, left to right (right to left for RTL languages), wrapping
@@ -30,14 +30,15 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
 from . import slides
 from .base import ConfigError, RenderError
+from .contract import Contract, cut_at_word, items, text, tidy
 
 log = logging.getLogger(__name__)
 
@@ -55,127 +56,39 @@ _DPI = 72  # 1 pt = 1 px, and w / 72 * 72 == w in floating point for every width
 _LOCK = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
 
 
-# --------------------------------------------------------------------------- the LLM-facing model
+# --------------------------------------------------------------------------- the LLM-facing models
+#
+# One object per kind with exactly its fields (a discriminated union on ``kind``), so a reply that
+# is valid under the JSON schema is a drawable diagram: item counts are in the schema, lengths too
+# (repaired, not rejected, when a backend does not enforce them: tools.contract).
 
 
-class Diagram(BaseModel):
-    """A small diagram shown on the slide instead of a picture."""
+def _label(description: str = "A few words.") -> Any:
+    return text(MAX_LABEL_CHARS, f"{description} At most {MAX_LABEL_CHARS} characters.")
 
-    model_config = ConfigDict(extra="forbid")
 
-    kind: DiagramKind = Field(
-        description=(
-            "'steps' for a process in order (boxes joined by arrows), 'cycle' for steps that repeat "
-            "(nodes on a circle), 'comparison' for a table comparing things, 'bar_chart' for numbers to compare."
-        )
-    )
-    labels: list[str] = Field(
-        description=(
-            "For 'steps' (2-6 items) and 'cycle' (3-6 items): the steps in order. For 'bar_chart' (2-6 items): "
-            f"one name per bar. Each at most {MAX_LABEL_CHARS} characters, a few words. For 'comparison': []."
-        )
-    )
-    values: list[float] = Field(
-        description="For 'bar_chart': one number per label, in the same order. For every other kind: []."
-    )
-    columns: list[str] = Field(
-        description=(
-            "For 'comparison': the header row, 2-4 short column names; the first names what the rows are "
-            "(e.g. 'Feature'). For every other kind: []."
-        )
-    )
-    rows: list[list[str]] = Field(
-        description=(
-            "For 'comparison': 1-6 rows, each a list with exactly one short cell per column, the row's name "
-            f"first; each cell at most {MAX_LABEL_CHARS} characters. For every other kind: []."
-        )
-    )
-    caption: str = Field(
-        description=f"One short line under the diagram saying what it shows (at most {MAX_CAPTION_CHARS} "
-        "characters), or '' for none. Give units of a bar chart here."
-    )
+Label = Annotated[str, Field(json_schema_extra={"maxLength": MAX_LABEL_CHARS})]
 
-    @field_validator("labels", "columns")
-    @classmethod
-    def _short_texts(cls, v: list[str], info) -> list[str]:
-        out = [" ".join(str(t).split()) for t in v]
-        for i, t in enumerate(out, 1):
-            if not t:
-                raise ValueError(f"{info.field_name} item {i} is empty: give every item a few words or remove it")
-            if len(t) > MAX_LABEL_CHARS:
-                raise ValueError(
-                    f"{info.field_name} item {i} ({t[:20]!r}...) has {len(t)} characters; shorten it to at most "
-                    f"{MAX_LABEL_CHARS} (a few words; the narration explains the rest)"
-                )
-        return out
 
-    @field_validator("rows")
-    @classmethod
-    def _cells(cls, v: list[list[str]]) -> list[list[str]]:
-        out = [[" ".join(str(c).split()) for c in row] for row in v]
-        for r, row in enumerate(out, 1):
-            for c, cell in enumerate(row, 1):
-                if len(cell) > MAX_LABEL_CHARS:
-                    raise ValueError(
-                        f"rows[{r - 1}] cell {c} ({cell[:20]!r}...) has {len(cell)} characters; shorten it to "
-                        f"at most {MAX_LABEL_CHARS}"
-                    )
-        return out
+class _Diagram(Contract):
+    caption: str = text(MAX_CAPTION_CHARS, f"One short line under the diagram saying what it shows (at most "
+                        f"{MAX_CAPTION_CHARS} characters), or '' for none.")
 
-    @field_validator("values")
-    @classmethod
-    def _finite(cls, v: list[float]) -> list[float]:
-        for i, x in enumerate(v, 1):
-            if not math.isfinite(x):
-                raise ValueError(f"value {i} is {x}; give a finite number")
-        return v
+    @property
+    def labels(self) -> list[str]:
+        return []
 
-    @field_validator("caption")
-    @classmethod
-    def _caption(cls, v: str) -> str:
-        v = " ".join(v.split())
-        if len(v) > MAX_CAPTION_CHARS:
-            raise ValueError(f"caption has {len(v)} characters; shorten it to at most {MAX_CAPTION_CHARS}")
-        return v
+    @property
+    def values(self) -> list[float]:
+        return []
 
-    @model_validator(mode="after")
-    def _shape(self) -> Diagram:
-        k = self.kind
-        unused = {
-            "steps": ("values", "columns", "rows"),
-            "cycle": ("values", "columns", "rows"),
-            "bar_chart": ("columns", "rows"),
-            "comparison": ("labels", "values"),
-        }[k]
-        for name in unused:
-            if getattr(self, name):
-                raise ValueError(f"kind {k!r} does not use {name}: set {name} to [] ({_USES[name]})")
-        if k in LIMITS:
-            lo, hi = LIMITS[k]
-            n = len(self.labels)
-            if not lo <= n <= hi:
-                what = "bars" if k == "bar_chart" else "steps"
-                raise ValueError(f"kind {k!r} needs {lo} to {hi} labels (the {what}), got {n}; "
-                                 + ("merge steps" if n > hi else "add labels"))
-        if k == "bar_chart" and len(self.values) != len(self.labels):
-            raise ValueError(f"kind 'bar_chart' needs one value per label: {len(self.labels)} labels but "
-                             f"{len(self.values)} values")
-        if k == "comparison":
-            lo, hi = COLUMNS
-            if not lo <= len(self.columns) <= hi:
-                raise ValueError(f"kind 'comparison' needs {lo} to {hi} columns (the header row), got "
-                                 f"{len(self.columns)}")
-            lo, hi = ROWS
-            if not lo <= len(self.rows) <= hi:
-                raise ValueError(f"kind 'comparison' needs {lo} to {hi} rows, got {len(self.rows)}; "
-                                 + ("keep the most important rows" if len(self.rows) > hi else "add a row"))
-            for r, row in enumerate(self.rows):
-                if len(row) != len(self.columns):
-                    raise ValueError(f"rows[{r}] has {len(row)} cells but there are {len(self.columns)} columns: "
-                                     "give exactly one cell per column, the row's name first")
-                if not any(row):
-                    raise ValueError(f"rows[{r}] is empty: fill its cells or remove it")
-        return self
+    @property
+    def columns(self) -> list[str]:
+        return []
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return []
 
     def texts(self) -> list[str]:
         """Every string the diagram shows."""
@@ -184,13 +97,162 @@ class Diagram(BaseModel):
             out.append(self.caption)
         return out
 
+    def _fit_caption(self) -> None:
+        self.fit_text("caption", MAX_CAPTION_CHARS)
 
-_USES = {
-    "labels": "labels are for 'steps', 'cycle' and 'bar_chart'",
-    "values": "values are for 'bar_chart' only",
-    "columns": "columns are for 'comparison' only",
-    "rows": "rows are for 'comparison' only",
-}
+
+class Steps(_Diagram):
+    """A process in order: boxes joined by arrows."""
+
+    kind: Literal["steps"]
+    steps: list[Label] = items(*LIMITS["steps"], f"The steps in order, {LIMITS['steps'][0]}-{LIMITS['steps'][1]} "
+                               f"items, each a few words (at most {MAX_LABEL_CHARS} characters).")
+
+    @property
+    def labels(self) -> list[str]:
+        return self.steps
+
+    @model_validator(mode="after")
+    def _repair(self) -> Steps:
+        self._fit_caption()
+        self.fit_list("steps", LIMITS["steps"][1], MAX_LABEL_CHARS)
+        if len(self.steps) < LIMITS["steps"][0]:
+            raise ValueError(f"a steps diagram needs at least {LIMITS['steps'][0]} steps, got {len(self.steps)}")
+        return self
+
+
+class Cycle(_Diagram):
+    """Steps that repeat: nodes on a circle joined clockwise."""
+
+    kind: Literal["cycle"]
+    stages: list[Label] = items(*LIMITS["cycle"], f"The stages in order, {LIMITS['cycle'][0]}-{LIMITS['cycle'][1]} "
+                                f"items, each a few words (at most {MAX_LABEL_CHARS} characters).")
+
+    @property
+    def labels(self) -> list[str]:
+        return self.stages
+
+    @model_validator(mode="after")
+    def _repair(self) -> Cycle:
+        self._fit_caption()
+        self.fit_list("stages", LIMITS["cycle"][1], MAX_LABEL_CHARS)
+        if len(self.stages) < LIMITS["cycle"][0]:
+            raise ValueError(f"a cycle needs at least {LIMITS['cycle'][0]} stages, got {len(self.stages)}")
+        return self
+
+
+class Bar(Contract):
+    label: str = _label("The bar's name.")
+    value: float = Field(description="The bar's number (units go in the caption).", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _repair(self) -> Bar:
+        self.fit_text("label", MAX_LABEL_CHARS)
+        return self
+
+
+class BarChart(_Diagram):
+    """Numbers to compare: labelled bars on a baseline."""
+
+    kind: Literal["bar_chart"]
+    bars: list[Bar] = items(*LIMITS["bar_chart"], f"{LIMITS['bar_chart'][0]}-{LIMITS['bar_chart'][1]} bars, each "
+                            "a name and its number. Give the units in the caption.")
+
+    @property
+    def labels(self) -> list[str]:
+        return [b.label for b in self.bars]
+
+    @property
+    def values(self) -> list[float]:
+        return [b.value for b in self.bars]
+
+    @model_validator(mode="after")
+    def _repair(self) -> BarChart:
+        self._fit_caption()
+        named = [b for b in self.bars if b.label]
+        if len(named) < len(self.bars):
+            self.note(f"bars: {len(self.bars) - len(named)} bar(s) without a name dropped")
+        if len(named) > LIMITS["bar_chart"][1]:
+            self.note(f"bars: kept the first {LIMITS['bar_chart'][1]} of {len(named)}")
+            named = named[: LIMITS["bar_chart"][1]]
+        if named != self.bars:
+            object.__setattr__(self, "bars", named)
+        if len(self.bars) < LIMITS["bar_chart"][0]:
+            raise ValueError(f"a bar chart needs at least {LIMITS['bar_chart'][0]} bars, got {len(self.bars)}")
+        return self
+
+
+class Comparison(_Diagram):
+    """A table comparing things: a header row, then one row per thing."""
+
+    kind: Literal["comparison"]
+    header: list[Label] = items(*COLUMNS, f"The header row, {COLUMNS[0]}-{COLUMNS[1]} short column names; the "
+                                "first names what the rows are (e.g. 'Feature').")
+    table: list[Annotated[list[Label], Field(json_schema_extra={"minItems": COLUMNS[0], "maxItems": COLUMNS[1]})]] = \
+        items(*ROWS, f"{ROWS[0]}-{ROWS[1]} rows, each with one short cell per column (the row's name first), each "
+              f"cell at most {MAX_LABEL_CHARS} characters.")
+
+    @property
+    def columns(self) -> list[str]:
+        return self.header
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return self.table
+
+    @model_validator(mode="after")
+    def _repair(self) -> Comparison:
+        self._fit_caption()
+        self.fit_list("header", COLUMNS[1], MAX_LABEL_CHARS)
+        n = len(self.header)
+        if n < COLUMNS[0]:
+            raise ValueError(f"a comparison needs at least {COLUMNS[0]} columns, got {n}")
+        rows = []
+        for r, row in enumerate(self.table):
+            cells = [cut_at_word(tidy(c), MAX_LABEL_CHARS) for c in row]
+            if not any(cells):
+                self.note(f"table row {r + 1} is empty and was dropped")
+                continue
+            if len(cells) != n:  # one cell per column: pad with blanks or drop the extras
+                self.note(f"table row {r + 1} had {len(cells)} cells for {n} columns; "
+                          + ("padded with blanks" if len(cells) < n else f"kept the first {n}"))
+                cells = (cells + [""] * n)[:n]
+            rows.append(cells)
+        if len(rows) > ROWS[1]:
+            self.note(f"table: kept the first {ROWS[1]} of {len(rows)} rows")
+            rows = rows[: ROWS[1]]
+        if rows != self.table:
+            object.__setattr__(self, "table", rows)
+        if not rows:
+            raise ValueError("a comparison needs at least one row with text")
+        return self
+
+
+Diagram = Annotated[Steps | Cycle | Comparison | BarChart, Field(discriminator="kind")]
+DIAGRAM_KINDS: tuple[str, ...] = ("steps", "cycle", "comparison", "bar_chart")
+_DIAGRAM = TypeAdapter(Diagram)
+
+
+def parse_diagram(data: Any) -> Steps | Cycle | Comparison | BarChart:
+    """A diagram from its JSON form; the flat form of lesson.json files before the union is read too."""
+    return _DIAGRAM.validate_python(from_flat(data))
+
+
+def from_flat(data: Any) -> Any:
+    """Map the earlier flat diagram (kind, labels, values, columns, rows, caption) to its kind's own object."""
+    if not isinstance(data, dict) or "labels" not in data and "columns" not in data:
+        return data
+    kind, caption = data.get("kind"), data.get("caption", "")
+    if kind == "steps":
+        return {"kind": kind, "steps": data.get("labels", []), "caption": caption}
+    if kind == "cycle":
+        return {"kind": kind, "stages": data.get("labels", []), "caption": caption}
+    if kind == "bar_chart":
+        return {"kind": kind, "caption": caption, "bars": [{"label": a, "value": b} for a, b in
+                                                           zip(data.get("labels", []), data.get("values", []))]}
+    if kind == "comparison":
+        return {"kind": kind, "header": data.get("columns", []), "table": data.get("rows", []), "caption": caption}
+    return data
 
 
 # --------------------------------------------------------------------------- colours
@@ -734,9 +796,9 @@ class _Drawn:
 
 def _render(diagram: Diagram, *, width: int, height: int, theme: slides.Theme, language: str = "en",
             min_font_px: int | None = None) -> _Drawn:
-    if not isinstance(diagram, Diagram):
-        raise ConfigError(f"draw_diagram needs a Diagram, got {type(diagram).__name__}; build one with "
-                          "Diagram.model_validate(...)")
+    if not isinstance(diagram, _Diagram):
+        raise ConfigError(f"draw_diagram needs a diagram, got {type(diagram).__name__}; build one with "
+                          "parse_diagram(...)")
     if width < 64 or height < 64:
         raise ConfigError(f"a diagram needs at least 64 x 64 px, got {width} x {height}; draw it larger")
     rtl = language.split("-")[0].lower() in slides._RTL_LANGUAGES or slides.is_rtl(" ".join(diagram.texts()))

@@ -132,19 +132,12 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
         budgets = [int(b) for b in re.findall(r"\d+", found.group(1))] if found else []
         budgets = (budgets + [30] * n)[:n]
         subjects = ["leaf", "sunlight", "water", "roots", "sugar", "oxygen", "cell", "river", "mountain", "engine"]
-        scenes = []
-        for i in range(n):
-            subject = subjects[i % len(subjects)]
-            scenes.append(
-                s.SceneDraft(
-                    title=f"Part {i + 1}: the {subject}",
-                    bullets=[f"The {subject}", f"Step {i + 1} of {topic}"],
-                    narration=_sentence_block(f"Scene {i + 1} is about the {subject} in {topic}.", budgets[i]),
-                    illustration_prompt=f"a clear flat illustration of a {subject}, scene {i + 1}",
-                    visual="illustration",
-                )
-            )
+        scenes = [_scene(s, i, n, subjects[i % len(subjects)], topic, budgets[i]) for i in range(n)]
         return s.Script(title=topic.title()[:60], scenes=scenes)
+    if schema is s.SceneReplacement:
+        k = int(_number(prompt, r"^Scene (\d+) of the lesson") or 1)
+        budget = int(_number(prompt, r"about (\d+)\s+words") or 30)
+        return s.SceneReplacement(scene=_scene(s, k - 1, k + 1, "cell", topic, budget))
     if schema is s.NarrationRewrite:
         budget = int(_number(prompt, r"must have about (\d+) words") or 30)
         title = _field(prompt, "Scene title") or topic
@@ -177,12 +170,26 @@ def _edit_plan(s: Any, message: str, prompt: str) -> Any:
         else:
             words = old["narration"].split()
             narration = " ".join(words[: max(6, len(words) * 2 // 3)]).rstrip(".,;") + "."
-        edit = s.SceneEdit(scene=n, title=None, bullets=None, narration=narration, illustration_prompt=None, visual=None)
+        edit = s.SceneEdit(scene=n, role=None, title=None, bullets=None, narration=narration, key=None, answer=None,
+                           visual=None)
         return s.EditPlan(action="edit", reply=f"Made scene {n} simpler.", **{**plan, "scene_edits": [edit]})
     if "theme" in text and "dark" in text:
         plan["lesson"] = lesson.model_copy(update={"theme": "dark"})
         return s.EditPlan(action="edit", reply="Switched to the dark theme.", **plan)
     return s.EditPlan(action="clarify", reply="Which scene do you mean, and what should change?", **plan)
+
+
+def _scene(s: Any, i: int, n: int, subject: str, topic: str, words: int) -> Any:
+    """Scene ``i`` of ``n`` of a fake script: a hook first, then concepts, each with a picture."""
+    return s.SceneDraft(
+        role="hook" if i == 0 else "concept",
+        title=f"Part {i + 1}: the {subject}",
+        bullets=[f"The {subject}", f"Step {i + 1} of {topic}"],
+        narration=_sentence_block(f"Scene {i + 1} is about the {subject} in {topic}.", words),
+        key="",
+        answer="",
+        visual=s.Picture(kind="picture", prompt=f"a clear flat illustration of a {subject}, scene {i + 1}"),
+    )
 
 
 def _field(text: str, label: str) -> str:

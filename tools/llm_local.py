@@ -439,9 +439,9 @@ def bound_schema(schema: dict[str, Any], max_string_chars: int | None, max_items
         out = {key: walk(value) for key, value in node.items()}
         types = node.get("type")
         types = types if isinstance(types, list) else [types]
-        free_text = not any(k in node for k in ("enum", "const", "pattern", "format", "maxLength"))
-        if "string" in types and free_text and max_string_chars is not None:
-            out["maxLength"] = max_string_chars
+        free_text = not any(k in node for k in ("enum", "const", "pattern", "format"))
+        if "string" in types and free_text and max_string_chars is not None:  # the tighter bound
+            out["maxLength"] = min(int(node.get("maxLength", max_string_chars)), max_string_chars)
         if "array" in types and max_items is not None:  # the tighter of the schema's bound and ours
             bound = min(int(node.get("maxItems", max_items)), max_items)
             out["maxItems"] = max(bound, int(node.get("minItems", 0)))

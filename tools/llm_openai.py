@@ -54,20 +54,86 @@ class UsageTotals:
 
 
 def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema in OpenAI's strict form (closed objects, every property required)."""
-    try:
-        from openai.lib._pydantic import to_strict_json_schema
-    except ImportError:  # a private helper: fall back to our own if a release moves it
-        return own_strict_json_schema(model)
-    return to_strict_json_schema(model)
-
-
-def own_strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """Strict schema without the openai helper: ``additionalProperties: false``, all properties
-    required, ``$ref`` with sibling keys inlined, single-item ``allOf`` unwrapped, ``default: null``
-    dropped."""
+    """The model's full JSON schema in strict form: closed objects, every property required, unions as
+    ``anyOf`` of closed objects told apart by a one-value ``enum`` on ``kind`` (no ``oneOf`` or
+    ``discriminator``, which not every constrained decoder reads). Lengths (``maxLength``) stay: a local
+    decoder enforces them. :func:`openai_json_schema` is the subset OpenAI's strict mode accepts."""
     root = model.model_json_schema()
     return _strictify(root, root)
+
+
+# OpenAI's strict structured outputs accept these keywords (and reject a schema with any other);
+# string lengths are not among them, so a length lives in the field's description and is repaired
+# locally (tools.contract) when a reply runs over.
+OPENAI_KEYWORDS = frozenset({
+    "type", "properties", "required", "additionalProperties", "items", "anyOf", "enum", "const", "description",
+    "title", "$ref", "$defs", "minItems", "maxItems", "pattern", "format", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+})
+OPENAI_MAX_DEPTH = 10
+OPENAI_MAX_PROPERTIES = 5000
+OPENAI_MAX_ENUM_VALUES = 1000
+
+
+def openai_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The strict schema with every keyword OpenAI's strict mode does not accept left out."""
+
+    def keep(node: Any) -> Any:
+        if isinstance(node, list):
+            return [keep(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            if key in ("properties", "$defs"):
+                out[key] = {k: keep(v) for k, v in value.items()}
+            elif key in OPENAI_KEYWORDS:
+                out[key] = keep(value)
+        return out
+
+    return keep(strict_json_schema(model))
+
+
+def openai_schema_problems(schema: dict[str, Any]) -> list[str]:
+    """Where ``schema`` breaks the rules of OpenAI's strict subset ([] when it keeps them all)."""
+    problems: list[str] = []
+    counts = {"properties": 0, "enum": 0}
+    if schema.get("type") != "object" or "anyOf" in schema:
+        problems.append("the root must be an object, not a union")
+
+    def walk(node: Any, where: str, depth: int) -> None:
+        if not isinstance(node, dict):
+            return
+        for key in node:
+            if key not in OPENAI_KEYWORDS:
+                problems.append(f"{where}: keyword {key!r} is not supported")
+        if "$ref" in node and len(node) > 1:
+            problems.append(f"{where}: $ref has sibling keys {sorted(set(node) - {'$ref'})}")
+        if node.get("type") == "object" or "properties" in node:
+            props = node.get("properties", {})
+            counts["properties"] += len(props)
+            if node.get("additionalProperties") is not False:
+                problems.append(f"{where}: additionalProperties must be false")
+            if sorted(node.get("required", [])) != sorted(props):
+                problems.append(f"{where}: every property must be required")
+            for k, v in props.items():
+                walk(v, f"{where}.{k}", depth + 1)
+        if depth > OPENAI_MAX_DEPTH:
+            problems.append(f"{where}: nested {depth} levels deep (at most {OPENAI_MAX_DEPTH})")
+        counts["enum"] += len(node.get("enum", []))
+        if "items" in node:
+            walk(node["items"], f"{where}[]", depth)
+        for k, branch in enumerate(node.get("anyOf", [])):
+            walk(branch, f"{where}|{k}", depth)
+        for k, v in node.get("$defs", {}).items():
+            walk(v, f"$defs.{k}", 1)
+
+    walk(schema, "$", 1)
+    if counts["properties"] > OPENAI_MAX_PROPERTIES:
+        problems.append(f"{counts['properties']} properties (at most {OPENAI_MAX_PROPERTIES})")
+    if counts["enum"] > OPENAI_MAX_ENUM_VALUES:
+        problems.append(f"{counts['enum']} enum values (at most {OPENAI_MAX_ENUM_VALUES})")
+    return problems
 
 
 def _strictify(node: Any, root: dict[str, Any]) -> Any:
@@ -82,6 +148,11 @@ def _strictify(node: Any, root: dict[str, Any]) -> Any:
     if isinstance(node.get("allOf"), list) and len(node["allOf"]) == 1:
         only = node.pop("allOf")[0]
         node = {**(_resolve_ref(root, only["$ref"]) if "$ref" in only else only), **node}
+    if "oneOf" in node:  # a discriminated union: its branches exclude each other by their kind
+        node["anyOf"] = node.pop("oneOf")
+    node.pop("discriminator", None)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
     if "default" in node and node["default"] is None:
         del node["default"]
     out = {key: _strictify(value, root) if key not in ("properties", "$defs") else value
@@ -112,10 +183,10 @@ def response_format(schema: type[BaseModel], kind: str = "json_schema") -> dict[
     is what llama.cpp's server constrains its output with (it refuses ``json_schema`` in some
     versions, see :data:`FORMATS`).
     """
-    if kind == "json_object":
+    if kind == "json_object":  # llama.cpp's server turns the whole schema, lengths too, into a grammar
         return {"type": "json_object", "schema": strict_json_schema(schema)}
     name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64] or "output"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": strict_json_schema(schema), "strict": True}}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": openai_json_schema(schema), "strict": True}}
 
 
 FORMATS = ("auto", "json_schema", "json_object")

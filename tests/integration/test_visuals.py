@@ -13,20 +13,19 @@ from agent.config import Settings
 from agent.schemas import SceneDraft, Script
 from agent.state import make_request
 from tools import video
-from tools.diagrams import Diagram
+from tools.diagrams import Cycle
 from tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 pytestmark = pytest.mark.slow
 
-CYCLE = Diagram(kind="cycle", labels=["Evaporation", "Condensation", "Precipitation", "Collection"], values=[],
-                columns=[], rows=[], caption="The water cycle")
+CYCLE = Cycle(kind="cycle", stages=["Evaporation", "Condensation", "Precipitation", "Collection"],
+              caption="The water cycle")
 SCRIPT = Script(title="The water cycle", scenes=[
-    SceneDraft(title="Water moves in a loop", bullets=["Four stages"], visual="diagram", diagram=CYCLE,
-               narration="Water moves in a loop: it evaporates, condenses, falls, and collects again.",
-               illustration_prompt="the water cycle"),
-    SceneDraft(title="Clouds", bullets=["Tiny droplets"], visual="illustration",
-               narration="Clouds are made of tiny droplets of water that cooled high in the sky.",
-               illustration_prompt="white clouds over a green valley, flat illustration"),
+    SceneDraft(role="process", title="Water moves in a loop", bullets=["Four stages"], visual=CYCLE, key="",
+               answer="", narration="Water moves in a loop: it evaporates, condenses, falls, and collects again."),
+    SceneDraft(role="concept", title="Clouds", bullets=["Tiny droplets"], key="", answer="",
+               visual={"kind": "picture", "prompt": "white clouds over a green valley, flat illustration"},
+               narration="Clouds are made of tiny droplets of water that cooled high in the sky."),
 ])
 
 
@@ -41,7 +40,7 @@ def _make(tmp_path, **settings):
 def test_a_diagram_scene_is_drawn_not_generated(tmp_path):
     manifest, images = _make(tmp_path)
     diagram_scene, picture_scene = manifest.scenes
-    assert diagram_scene.visual == "diagram" and diagram_scene.diagram == CYCLE
+    assert diagram_scene.kind == "cycle" and diagram_scene.visual == CYCLE
     assert diagram_scene.attempts == [] and diagram_scene.illustration is None
     assert images.calls == 1 and len(picture_scene.attempts) == 1  # only the illustration scene drew
     left, top, right, bottom = diagram_scene.picture_box
@@ -49,9 +48,12 @@ def test_a_diagram_scene_is_drawn_not_generated(tmp_path):
     assert slide[top:bottom, left:right].std() > 20  # the diagram's box is drawn, not empty
 
 
-def test_a_diagram_scene_without_a_diagram_is_refused():
-    with pytest.raises(ValueError, match="no diagram"):
-        SceneDraft(title="x", bullets=[], narration="y", illustration_prompt="z", visual="diagram")
+def test_a_malformed_diagram_degrades_the_scene_to_text_not_the_lesson():
+    scene = SceneDraft.model_validate({"role": "process", "title": "x", "bullets": [], "narration": "y", "key": "",
+                                       "answer": "", "visual": {"kind": "cycle", "stages": ["only", "two"],
+                                                                "caption": ""}})
+    assert scene.kind == "text" and "stages" in scene.degraded
+    assert scene.raw_visual["stages"] == ["only", "two"]  # kept, so the writer can ask again with it
 
 
 def test_motion_keeps_the_length_and_moves_the_picture(tmp_path):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, completion, fake_openai, full_text  # noqa: F401
 from tools import registry
 from tools.base import ConfigError, LLMError, Message
-from tools.llm_openai import OpenAILLM, own_strict_json_schema, strict_json_schema
+from tools.llm_openai import OpenAILLM, strict_json_schema
 
 SECRET = "sk-test-SECRET123"
 
@@ -191,8 +191,8 @@ async def test_nested_models_validate_and_use_a_strict_schema(fake_openai, make_
         assert sorted(node["required"]) == sorted(node["properties"])
 
 
-def test_own_strict_schema_closes_every_object_and_requires_every_property():
-    schema = own_strict_json_schema(Outline)
+def test_strict_schema_closes_every_object_and_requires_every_property():
+    schema = strict_json_schema(Outline)
     objects = [n for n in _walk(schema) if n.get("type") == "object"]
     assert {n.get("title") for n in objects} >= {"Outline", "Scene"}
     for node in objects:
@@ -203,7 +203,6 @@ def test_own_strict_schema_closes_every_object_and_requires_every_property():
         assert node.get("default", "absent") is not None
     # the optional field stays nullable, so a strict server can still send null
     assert {"type": "null"} in schema["properties"]["recap"]["anyOf"]
-    assert strict_json_schema(Scene) == own_strict_json_schema(Scene)
 
 
 async def test_refusal_raises_a_clear_llm_error_without_retrying(fake_openai, make_llm):  # noqa: F811
