@@ -57,6 +57,11 @@ class Settings(BaseModel):
     lexicon: str = Field("", description="Pronunciation lexicon file (term -> spoken form), applied to speech only.")
     burn_subtitles: bool = Field(False, description="Draw styled captions into the video as well as writing SRT/VTT.")
     motion: bool = Field(False, description="Gentle pan/zoom on pictures and fades between scenes (slower to encode).")
+    builds: bool = Field(True, description="Slides build with the voice: key phrases appear as they are said, the "
+                         "one being said highlighted; a question's answer is revealed after a pause. Off: one still "
+                         "per scene.")
+    answer_pause: float = Field(3.0, ge=0, le=10, description="Seconds of thinking time between a question and its "
+                                "spoken answer.")
     loudness_lufs: float | None = Field(
         -16.0, ge=-40, le=-5, description="Integrated loudness of the narration (EBU R128); null leaves it as spoken."
     )

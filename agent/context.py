@@ -74,6 +74,12 @@ def create(kind: registry.Kind, spec: str, **options: Any) -> Any:
     return factory(parsed.model, **options)
 
 
+def create_critic(settings: Settings) -> Any:
+    """The critic the settings name, with their acceptance floor and margin (None for ``none``)."""
+    return create("critic", settings.critic, device=settings.device, floor=settings.critic_floor,
+                  margin=settings.critic_margin)
+
+
 def _token_progress(emit: EventSink) -> Callable[[int, float, int | None], None]:
     """Progress for a local LLM that writes a few tokens a second: every 16 tokens, with the rate and,
     when the reply's length can be estimated, the time left."""
@@ -127,8 +133,7 @@ def from_settings(
     if images is None:
         images = create("images", settings.images, device=settings.device)
     if critic is None and images is not None:
-        critic = create("critic", settings.critic, device=settings.device, floor=settings.critic_floor,
-                        margin=settings.critic_margin)
+        critic = create_critic(settings)
     if speech is None:
         primary = CachedSpeech(create("speech", settings.speech), store)
         fb_spec = settings.speech_fallback

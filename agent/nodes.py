@@ -40,6 +40,7 @@ from tools.base import (
     Message,
     ProgressEvent,
     RenderError,
+    Speech,
     SpeechError,
     WordTiming,
     expecting,
@@ -399,14 +400,18 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     out = _scene_dir(ctx, state) / "narration.wav"
     emit("narrate", state["draft"].title, scene=i, total=state["total"])
     t = now()
-    narration = state["draft"].narration
-    spoken = ctx.lexicon.apply(narration) if ctx.lexicon is not None else narration  # speech only
+    draft = state["draft"]
+    answer_at: float | None = None
     try:
-        speech = await ctx.speech.speak(spoken, voice, out)
+        speech = await ctx.speech.speak(_spoken(ctx, draft.narration), voice, out)
+        if draft.role == "question" and draft.answer:  # the question, a thinking pause, then the answer
+            speech, answer_at = await _with_answer(ctx, speech, _spoken(ctx, draft.answer), voice, out)
     except SpeechError as err:
-        raise type(err)(f"scene {i} ({state['draft'].title!r}): {err}") from err
+        raise type(err)(f"scene {i} ({draft.title!r}): {err}") from err
     tempo = state.get("tempo", 1.0)
     duration, words = speech.duration, [(w.word, w.start, w.end) for w in speech.words]
+    if answer_at is not None:
+        answer_at = round(answer_at / tempo, 3)
     if abs(tempo - 1.0) > 1e-3:  # sped up or slowed down to fit the lesson's length
         key = content_key("tempo", ctx.project.ref(speech.path).sha256, round(tempo, 4))
         timed = ctx.project.store.get(key, ".wav")
@@ -428,23 +433,50 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         tempo=tempo,
         words=words,
         loudness=level,
+        answer_at=answer_at,
     )
     return {"speech": record, "timings": {"narrate": now() - t}}
+
+
+def _spoken(ctx: Context, text: str) -> str:
+    """Text as the voice should say it: the pronunciation lexicon applies to speech only."""
+    return ctx.lexicon.apply(text) if ctx.lexicon is not None else text
+
+
+async def _with_answer(ctx: Context, question: Speech, answer: str, voice: str, out: Path) -> tuple[Speech, float]:
+    """The question's narration, ``answer_pause`` seconds of silence, then the answer spoken: one WAV at
+    ``out``, with the answer's word times moved to where it starts. Returns it and that start."""
+    spoken = await ctx.speech.speak(answer, voice, out.with_name("answer.wav"))
+    store, pause = ctx.project.store, ctx.settings.answer_pause
+    key = content_key("question+answer", ctx.project.ref(question.path).sha256, ctx.project.ref(spoken.path).sha256,
+                      pause)
+    found = store.lookup(key, ".wav")
+    if found is None:
+        with store.pair(key, ".wav") as pending:
+            starts = await asyncio.to_thread(video.concat_wavs, [question.path, spoken.path], pending.path,
+                                             gap_s=[pause, 0.0], sample_rate=audio.wav_rate(question.path))
+            pending.meta = {"answer_at": starts[1]}
+        found = store.path(key, ".wav"), pending.meta
+    link_or_copy(found[0], out)
+    at = float(found[1]["answer_at"])
+    words = (*question.words, *(WordTiming(w.word, w.start + at, w.end + at) for w in spoken.words))
+    return Speech(path=out, duration=audio.wav_duration(out), words=words, voice=question.voice,
+                  backend=question.backend), at
 
 
 async def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
     """Bring one narration to ``lufs`` integrated loudness (EBU R128), in place; cached."""
     store = ctx.project.store
     key = content_key("loudness", ctx.project.ref(wav).sha256, lufs)
-    done, report = store.get(key, ".wav"), store.get_json(key)
-    if done is None or report is None:
-        result = await asyncio.to_thread(loudness.normalize_loudness, wav, store.path(key, ".wav"), target_lufs=lufs)
-        report = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                  for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
-        store.put_json(key, report)
-        done = store.path(key, ".wav")
-    link_or_copy(done, wav)
-    return report
+    found = store.lookup(key, ".wav")
+    if found is None:
+        with store.pair(key, ".wav") as out:
+            result = await asyncio.to_thread(loudness.normalize_loudness, wav, out.path, target_lufs=lufs)
+            out.meta = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                        for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
+        found = store.path(key, ".wav"), out.meta
+    link_or_copy(found[0], wav)
+    return found[1]
 
 
 async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -593,7 +625,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     diagram = draft.diagram
     icon = draft.visual.icon if isinstance(draft.visual, Pictogram) else None
     if picture is None and draft.kind == "picture":  # no picture was drawn: a pictogram keeps a visual anchor
-        icon = pictograms.suggest(draft.subject)
+        icon = pictograms.suggest(draft.picture_prompt, title=draft.title)
     degraded = draft.degraded
     warnings: list[str] = []
     key = content_key(
@@ -602,11 +634,8 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         req.language,
     )
     emit("compose", draft.title, scene=i, total=state["total"])
-    cached = project.store.get(key, ".png")
-    overflow = False
-    notes: list[str] = []
-    meta = project.store.get_json(key)
-    if cached is None or meta is None:
+    found = project.store.lookup(key, ".png")
+    if found is None:
         layout = dict(title=draft.title, bullets=draft.bullets, footer=footer, index=i, total=state["total"],
                       aspect=req.aspect, theme=req.theme, language=req.language)
         result = None
@@ -620,11 +649,13 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
             if icon is not None:
                 picture = await asyncio.to_thread(pictogram_picture, icon, req.theme)
             result = await asyncio.to_thread(slides.compose_slide, illustration=picture, **layout)
-        cached = save_png(result.image, project.store.path(key, ".png"))
         box = result.boxes.get("picture") if picture is not None or diagram is not None else None
-        meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
-                "picture_box": list(box) if box else None, "degraded": degraded}
-        project.store.put_json(key, meta)
+        with project.store.pair(key, ".png") as out:
+            save_png(result.image, out.path)
+            out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
+                        "picture_box": list(box) if box else None, "degraded": degraded}
+        found = project.store.path(key, ".png"), out.meta
+    cached, meta = found
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
     degraded = degraded or meta.get("degraded", "")
@@ -702,11 +733,12 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
     actual = round(sum(holds), 3)
     tempo = state.get("tempo", 1.0)
     refits = state.get("refits", 0)
-    spoken = sum(r.speech.duration for r in records if r.speech) * tempo  # as spoken at tempo 1
-    words = sum(count_words(r.narration) for r in records)
+    talk = [r for r in records if r.speech and r.speech.answer_at is None]  # no thinking pause inside
+    spoken = sum(r.speech.duration for r in talk) * tempo  # as spoken at tempo 1
+    words = sum(count_words(r.narration) for r in talk)
     wpm = 60.0 * words / spoken if spoken > 0 else s.words_per_minute
-    for r in records:
-        if r.speech and abs(tempo - 1.0) < 1e-3:
+    for r in talk:
+        if abs(tempo - 1.0) < 1e-3:
             voicestats.record(r.speech.backend, r.speech.voice, count_words(r.narration), r.speech.duration)
     planned = sum(state.get("targets") or [])
     duration = Duration(target=target, tolerance=tol, planned=round(planned, 2), actual=actual,
@@ -843,40 +875,39 @@ async def _narration_track(
 
     async def piece(r: SceneRecord) -> tuple[Path, int]:
         key = content_key("aac-piece", r.speech.audio.sha256, aactrack.SAMPLE_RATE, video.AUDIO_BITRATE)
-        path, meta = store.get(key, ".aac"), store.get_json(key)
-        if path is None or meta is None:
+        found = store.lookup(key, ".aac")
+        if found is None:
             async with workers:
-                frames = await asyncio.to_thread(aactrack.encode_piece, ctx.project.resolve(r.speech.audio),
-                                                 store.path(key, ".aac"))
-            meta = {"frames": frames}
-            store.put_json(key, meta)
-            path = store.path(key, ".aac")
-        return path, int(meta["frames"])
+                with store.pair(key, ".aac") as out:
+                    out.meta = {"frames": await asyncio.to_thread(
+                        aactrack.encode_piece, ctx.project.resolve(r.speech.audio), out.path)}
+            found = store.path(key, ".aac"), out.meta
+        return found[0], int(found[1]["frames"])
 
     pieces = list(await asyncio.gather(*(piece(r) for r in records)))
     key = content_key("aac-track", [str(p) for p, _ in pieces], starts, total)
-    track, meta = store.get(key, ".aac"), store.get_json(key)
-    if track is None or meta is None:
-        placed = await asyncio.to_thread(aactrack.build_track, pieces, starts, total, store.path(key, ".aac"))
-        meta = {"placed": placed}
-        store.put_json(key, meta)
-        track = store.path(key, ".aac")
-    return track, list(meta["placed"])
+    found = store.lookup(key, ".aac")
+    if found is None:
+        with store.pair(key, ".aac") as out:
+            out.meta = {"placed": await asyncio.to_thread(aactrack.build_track, pieces, starts, total, out.path)}
+        found = store.path(key, ".aac"), out.meta
+    return found[0], list(found[1]["placed"])
 
 
 def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
     """Subtitle cues of one scene, in the scene's own time, spelled as written (not as spoken); cached."""
     assert r.speech is not None
-    lex = ctx.lexicon if ctx.lexicon is not None and ctx.lexicon.apply(r.narration) != r.narration else None
-    key = content_key("cues", r.narration, r.speech.words, r.speech.duration, lex.apply(r.narration) if lex else None)
+    text = r.spoken_text
+    lex = ctx.lexicon if ctx.lexicon is not None and ctx.lexicon.apply(text) != text else None
+    key = content_key("cues", text, r.speech.words, r.speech.duration, lex.apply(text) if lex else None)
     cached = ctx.project.store.get_json(key)
     if cached is not None:
         return [subtitles.Cue(*c) for c in cached]
     timed = [WordTiming(*w) for w in r.speech.words]
     if lex is not None:
-        words = lexicon.restore_written(r.narration, timed, lex)
+        words = lexicon.restore_written(text, timed, lex)
     else:
-        words = subtitles.with_punctuation(r.narration, timed)
+        words = subtitles.with_punctuation(text, timed)
     cues = subtitles.cues_from_words(words, audio_end=r.speech.duration)
     ctx.project.store.put_json(key, [[c.start, c.end, c.text] for c in cues])
     return cues

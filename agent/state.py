@@ -100,6 +100,7 @@ class SpeechRecord(BaseModel):
     tempo: float = 1.0
     loudness: dict[str, Any] = Field(default_factory=dict)  # EBU R128 before and after normalising
     words: list[tuple[str, float, float]] = Field(default_factory=list)
+    answer_at: float | None = None  # a question scene: when its spoken answer starts (after the pause)
 
 
 CriticStatus = Literal["accepted", "below_bar", "unjudged", "no_critic", "no_image"]
@@ -148,6 +149,13 @@ class SceneRecord(BaseModel):
     @property
     def kind(self) -> str:
         return self.visual.kind
+
+    @property
+    def spoken_text(self) -> str:
+        """Everything the narrator says: a question scene's answer follows its narration after a pause."""
+        if self.speech is not None and self.speech.answer_at is not None and self.answer:
+            return f"{self.narration} {self.answer}"
+        return self.narration
 
     @property
     def illustration_prompt(self) -> str:

@@ -15,27 +15,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, model_validator
 
 from tools.base import LLM, Message
+from tools.contract import Contract, items, text
 
 from . import prompts
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(Contract):
+    """Judge outputs follow the same contract as the lesson's: what the schema allows is accepted."""
 
 
 class Criterion(_Strict):
-    score: int = Field(description="1 (poor) to 5 (excellent).")
-    reason: str = Field(description="One sentence that points at something specific in the lesson.")
+    score: int = Field(description="1 (poor) to 5 (excellent).", json_schema_extra={"minimum": 1, "maximum": 5})
+    reason: str = text(300, "One sentence that points at something specific in the lesson.")
 
-    @field_validator("score")
-    @classmethod
-    def _range(cls, v: int) -> int:
-        if not 1 <= v <= 5:
-            raise ValueError(f"score must be an integer from 1 to 5, got {v}")
-        return v
+    @model_validator(mode="after")
+    def _repair(self) -> Criterion:
+        if not 1 <= self.score <= 5:  # a server that does not enforce the range: the nearest score counts
+            self.note(f"score {self.score} is outside 1-5; counted as {min(5, max(1, self.score))}")
+            object.__setattr__(self, "score", min(5, max(1, self.score)))
+        self.fit_text("reason", 300)
+        return self
 
 
 class Rubric(_Strict):
@@ -51,44 +53,37 @@ class Rubric(_Strict):
 
 
 class QuizItem(_Strict):
-    question: str = Field(description="One question about a core idea of the topic.")
-    answer: str = Field(description="Its short reference answer: a word, a number or one sentence.")
+    question: str = text(300, "One question about a core idea of the topic.")
+    answer: str = text(300, "Its short reference answer: a word, a number or one sentence.")
 
 
 class QuizQuestions(_Strict):
     """A quiz written from the topic alone."""
 
-    questions: list[QuizItem] = Field(description="The questions, as many as asked for.")
-
-    @field_validator("questions")
-    @classmethod
-    def _some(cls, v: list[QuizItem]) -> list[QuizItem]:
-        if not v:
-            raise ValueError("write at least one question")
-        return v
+    questions: list[QuizItem] = items(1, 20, "The questions, as many as asked for.")
 
 
 class QuizAnswer(_Strict):
     number: int = Field(description="The question's number.")
-    answer: str = Field(description="The answer found in the lesson, or 'not covered'.")
+    answer: str = text(400, "The answer found in the lesson, or 'not covered'.")
 
 
 class QuizAnswers(_Strict):
     """Answers taken from the lesson alone."""
 
-    answers: list[QuizAnswer] = Field(description="One answer per question, by number.")
+    answers: list[QuizAnswer] = items(0, 20, "One answer per question, by number.")
 
 
 class Grade(_Strict):
     number: int = Field(description="The question's number.")
     correct: bool = Field(description="True when the answer means the same as the reference answer.")
-    reason: str = Field(description="One sentence: why it is right or wrong.")
+    reason: str = text(300, "One sentence: why it is right or wrong.")
 
 
 class QuizGrades(_Strict):
     """Each answer graded against its reference."""
 
-    grades: list[Grade] = Field(description="One grade per question, by number.")
+    grades: list[Grade] = items(0, 20, "One grade per question, by number.")
 
 
 class QuizItemResult(BaseModel):
@@ -139,13 +134,13 @@ async def rubric(llm: LLM, *, topic: str, audience: str, language: str, minutes:
 async def quiz(llm: LLM, *, topic: str, audience: str, language: str, lesson: str, count: int = 5) -> QuizResult:
     written: QuizQuestions = await _ask(llm, "quiz_write", QuizQuestions, topic=topic, audience=audience,
                                         language=language, count=count)
-    items = written.questions[:count]
-    numbered = "\n".join(f"{n}. {it.question}" for n, it in enumerate(items, 1))
+    asked = written.questions[:count]
+    numbered = "\n".join(f"{n}. {it.question}" for n, it in enumerate(asked, 1))
     answered: QuizAnswers = await _ask(llm, "quiz_answer", QuizAnswers, lesson=lesson, questions=numbered)
     answers = {a.number: a.answer.strip() for a in answered.answers}
     listing = "\n\n".join(
         f"Question {n}: {it.question}\nReference answer: {it.answer}\nGiven answer: {answers.get(n) or '(none)'}"
-        for n, it in enumerate(items, 1)
+        for n, it in enumerate(asked, 1)
     )
     graded: QuizGrades = await _ask(llm, "quiz_grade", QuizGrades, items=listing)
     grades = {g.number: g for g in graded.grades}
@@ -157,7 +152,7 @@ async def quiz(llm: LLM, *, topic: str, audience: str, language: str, lesson: st
             correct=bool(grades[n].correct) if n in grades and answers.get(n) else False,
             reason=grades[n].reason if n in grades else "not graded by the judge",
         )
-        for n, it in enumerate(items, 1)
+        for n, it in enumerate(asked, 1)
     ]
     score = quiz_score({n: r.correct for n, r in enumerate(results, 1)}, len(results))
     return QuizResult(items=results, score=score)

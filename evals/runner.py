@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from agent import run as agent_run
 from agent.config import Settings
-from agent.context import Context, create
+from agent.context import Context, create, create_critic
 from agent.project import Project
 from tools.base import LLM, ConfigError
 from tools.cache import atomic_write_json, content_key
@@ -130,7 +130,7 @@ async def _run_locked(
     if images is None:
         images = create("images", settings.images, device=settings.device)
     if critic is None and images is not None:
-        critic = create("critic", settings.critic, device=settings.device)
+        critic = create_critic(settings)  # with the floor and margin recorded in the report
     check_llm = llm
     if check_llm is None:  # each lesson builds its own; this one proves the settings work
         check_llm = create("llm", settings.llm)  # no key and no server: a ConfigError here

@@ -151,6 +151,38 @@ class AssetStore:
     def put_json(self, key: str, value: Any) -> Path:
         return atomic_write_json(self.path(key, ".json"), value)
 
+    def lookup(self, key: str, suffix: str) -> tuple[Path, Any] | None:
+        """A finished asset and its metadata, or None when either is missing."""
+        path, meta = self.get(key, suffix), self.get_json(key)
+        return (path, meta) if path is not None and meta is not None else None
+
+    @contextlib.contextmanager
+    def pair(self, key: str, suffix: str) -> Iterator[Pending]:
+        """Produce an asset and its metadata as one step::
+
+            with store.pair(key, ".wav") as out:
+                make(out.path)          # sync or awaited: the file is written under a temporary name
+                out.meta = {...}
+
+        The metadata is written first and the file renamed into place last, so an asset under its
+        final name always has its metadata beside it: a run killed between the two leaves nothing that
+        a rerun would take for finished (:meth:`lookup` needs both), and the step is simply redone.
+        """
+        with atomic_path(self.path(key, suffix)) as tmp:
+            out = Pending(tmp)
+            yield out
+            if out.meta is None:
+                raise ValueError(f"no metadata was given for asset {key}{suffix}")
+            self.put_json(key, out.meta)
+
+
+class Pending:
+    """An asset being produced by :meth:`AssetStore.pair`: where to write it, and its metadata."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.meta: Any = None
+
 
 def link_or_copy(src: Path, dst: Path) -> Path:
     """Place ``src`` at ``dst`` (hard link when possible, else a copy), atomically."""

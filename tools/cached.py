@@ -83,30 +83,27 @@ class CachedSpeech:
         return content_key("speech", self.name, voice, text)
 
     async def _produce(self, key: str, text: str, voice: str) -> dict[str, Any]:
-        target = self.store.path(key, ".wav")
-        speech = await self.inner.speak(text, voice, target)
-        try:  # a 0-byte, truncated or empty file is never accepted as narration
-            real = check_audio(target)
-        except SpeechError as err:
-            target.unlink(missing_ok=True)
-            raise SpeechError(f"{self.name} returned a broken audio file ({err})") from None
-        if abs(real - speech.duration) > 0.05:
-            target.unlink(missing_ok=True)
-            raise SpeechError(f"{self.name} returned {real:.2f} s of audio but reported {speech.duration:.2f} s; "
-                              "the file is incomplete")
-        meta = {
-            "duration": speech.duration,
-            "voice": speech.voice,
-            "backend": speech.backend,
-            "words": [[w.word, w.start, w.end] for w in speech.words],
-        }
-        self.store.put_json(key, meta)
-        return meta
+        with self.store.pair(key, ".wav") as out:  # the file and its metadata land as one step
+            speech = await self.inner.speak(text, voice, out.path)
+            try:  # a 0-byte, truncated or empty file is never accepted as narration
+                real = check_audio(out.path)
+            except SpeechError as err:
+                raise SpeechError(f"{self.name} returned a broken audio file ({err})") from None
+            if abs(real - speech.duration) > 0.05:
+                raise SpeechError(f"{self.name} returned {real:.2f} s of audio but reported {speech.duration:.2f} s; "
+                                  "the file is incomplete")
+            out.meta = {
+                "duration": speech.duration,
+                "voice": speech.voice,
+                "backend": speech.backend,
+                "words": [[w.word, w.start, w.end] for w in speech.words],
+            }
+        return out.meta
 
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
         key = self.key(text, voice)
-        audio, meta = self.store.get(key, ".wav"), self.store.get_json(key)
-        if audio is None or meta is None:
+        found = self.store.lookup(key, ".wav")
+        if found is None:
             # scenes that say the same words at the same time share one synthesis
             task = self._inflight.get(key)
             if task is None:
@@ -118,6 +115,7 @@ class CachedSpeech:
             meta = await asyncio.shield(task)
             audio = self.store.path(key, ".wav")
         else:
+            audio, meta = found
             self.hits += 1
         link_or_copy(audio, Path(out))
         return Speech(

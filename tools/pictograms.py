@@ -100,29 +100,39 @@ _WORD = re.compile(r"[a-z]+")
 
 
 @functools.lru_cache(maxsize=1)
-def _terms() -> dict[str, set[str]]:
-    """For each offered name: the words that call for it (its name's parts, label and search terms)."""
+def _terms() -> dict[str, tuple[set[str], set[str]]]:
+    """For each offered name: the words of its name and label (strong), and its search terms (weak)."""
     with open(_root() / "metadata" / "icons.json", encoding="utf-8") as f:
         meta = json.load(f)
-    out: dict[str, set[str]] = {}
+    out: dict[str, tuple[set[str], set[str]]] = {}
     for name in NAMES:
         v = meta.get(name, {})
-        words = set(name.split("-")) | set(_WORD.findall(v.get("label", "").lower()))
-        for term in v.get("search", {}).get("terms", []):
-            words |= set(_WORD.findall(str(term).lower()))
-        out[name] = {w for w in words if len(w) > 2}
+        strong = {_stem(w) for w in [*name.split("-"), *_WORD.findall(v.get("label", "").lower())] if len(w) > 2}
+        weak = {_stem(w) for t in v.get("search", {}).get("terms", []) for w in _WORD.findall(str(t).lower())
+                if len(w) > 2}
+        out[name] = (strong, weak - strong)
     return out
 
 
-def suggest(text: str) -> str | None:
-    """The offered pictogram whose words best match ``text`` (English), or None when nothing matches.
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 4 and word.endswith("s") else word
 
-    Used when a scene asked for a picture but no image model draws one: the scene keeps a visual anchor."""
-    words = {w.rstrip("s") if len(w) > 4 else w for w in _WORD.findall(text.lower()) if len(w) > 2}
-    best, score = None, 0
-    for name, terms in _terms().items():
-        stems = {t.rstrip("s") if len(t) > 4 else t for t in terms}
-        hit = len(words & stems) * 2 + (1 if set(name.split("-")) & words else 0)
-        if hit > score:
-            best, score = name, hit
+
+def suggest(text: str, *, title: str = "") -> str | None:
+    """The offered pictogram whose words best match ``title`` (counted twice) and ``text`` (English), or
+    None when nothing matches. Used when a scene asked for a picture but no image model draws one,
+    so the scene keeps a visual anchor. A match on an icon's name or label counts three times one
+    on its search terms; ties go to the icon named earliest in the text."""
+    words = [_stem(w) for w in _WORD.findall(f"{title} {title} {text}".lower()) if len(w) > 2]
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w] = counts.get(w, 0) + 1
+    best, best_key = None, (0, 0)
+    for name, (strong, weak) in _terms().items():
+        score = sum(3 * n for w, n in counts.items() if w in strong) + sum(n for w, n in counts.items() if w in weak)
+        if score:
+            first = min(k for k, w in enumerate(words) if w in strong or w in weak)
+            key = (score, -first)
+            if key > best_key:
+                best, best_key = name, key
     return best

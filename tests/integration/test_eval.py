@@ -269,3 +269,14 @@ def test_a_judge_that_fails_leaves_the_lesson_done_with_the_reason(tmp_path):
     assert lesson.metrics.content.rubric is None and lesson.metrics.content.quiz is None
     assert any("judge rubric failed" in e and "Rubric" in e for e in lesson.metrics.errors)
     assert any("quiz check failed" in e for e in lesson.metrics.errors)
+
+
+def test_the_critic_is_built_with_the_floor_and_margin_the_report_records(tmp_path):
+    dataset = topic_set(tmp_path, "tides")
+    strict = Settings(fit_rounds=0, critic="fake:", critic_floor=5.0, max_attempts=1)  # no picture can pass
+    report = asyncio.run(run_eval(dataset, tmp_path / "run", jobs=1, settings=strict, judge=False,
+                                  llm=FakeLLM(), images=FakeImages(), speech=FakeSpeech()))
+    [lesson] = report.lessons
+    assert lesson.status == "done" and lesson.metrics.visuals.below_bar_share == 1.0
+    manifest = json.loads((tmp_path / "run" / "lessons" / lesson.slug / "lesson.json").read_text("utf-8"))
+    assert {s["critic"] for s in manifest["scenes"]} == {"below_bar"}

@@ -238,10 +238,12 @@ def test_each_kind_is_its_own_strict_object_with_its_limits_in_the_schema():
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"kind": "steps", "steps": ["only one"]}, "at least 2 steps"),
-    ({"kind": "cycle", "stages": ["a", "b"]}, "at least 3 stages"),
-    ({"kind": "comparison", "header": ["only"], "table": [["x"]]}, "at least 2 columns"),
-    ({"kind": "comparison", "header": ["a", "b"], "table": []}, "at least one row"),
+    ({"kind": "steps", "steps": ["only one"]}, "at least 2 item"),
+    ({"kind": "steps", "steps": ["one", " "]}, "at least 2 steps"),  # an empty one does not count
+    ({"kind": "cycle", "stages": ["a", "b"]}, "at least 3 item"),
+    ({"kind": "comparison", "header": ["only"], "table": [["x"]]}, "at least 2 item"),
+    ({"kind": "comparison", "header": ["a", "b"], "table": []}, "at least 1 item"),
+    ({"kind": "comparison", "header": ["a", "b"], "table": [["", ""]]}, "at least one row with text"),
     ({"kind": "bar_chart", "bars": [{"label": "a", "value": 1}, {"label": "b", "value": float("nan")}]}, "finite"),
     ({"kind": "steps", "steps": ["a", "b"], "values": [1, 2]}, "Extra inputs"),
     ({"kind": "pie", "steps": ["a", "b"]}, "does not match any of the expected tags"),

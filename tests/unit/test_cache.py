@@ -54,3 +54,25 @@ def test_same_words_spoken_at_once_share_one_synthesis(tmp_path):
     assert inner.calls == 1
     assert len({r.duration for r in results}) == 1
     assert len({(tmp_path / f"s{i}.wav").read_bytes() for i in range(3)}) == 1
+
+
+def test_an_asset_and_its_metadata_land_as_one_step(tmp_path):
+    from tools.cache import AssetStore
+
+    store = AssetStore(tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # killed after the metadata, before the file is in place
+        with store.pair("ab" * 8, ".bin") as out:
+            out.path.write_bytes(b"half")
+            out.meta = {"n": 1}
+            store.put_json("ab" * 8, out.meta)
+            raise KeyboardInterrupt
+    assert store.lookup("ab" * 8, ".bin") is None  # a rerun redoes the step instead of trusting half of it
+    assert not [p for p in tmp_path.rglob("*.tmp*")]
+    with store.pair("ab" * 8, ".bin") as out:
+        out.path.write_bytes(b"whole")
+        out.meta = {"n": 2}
+    path, meta = store.lookup("ab" * 8, ".bin")
+    assert path.read_bytes() == b"whole" and meta == {"n": 2}
+    with pytest.raises(ValueError, match="no metadata"), store.pair("cd" * 8, ".bin") as out:
+        out.path.write_bytes(b"x")
+    assert store.lookup("cd" * 8, ".bin") is None and store.get("cd" * 8, ".bin") is None

@@ -241,15 +241,14 @@ def test_quiz_writes_from_the_topic_answers_from_the_lesson_and_grades():
     assert "Reference answer: glucose" in grade and "Given answer: (none)" in grade
 
 
-def test_rubric_out_of_range_is_repaired():
+def test_rubric_out_of_range_is_repaired_without_asking_again():
     bad = {"accuracy": {"score": 7, "reason": "x"}, "clarity": {"score": 4, "reason": "x"},
-           "logical_flow": {"score": 4, "reason": "x"}, "engagement": {"score": 4, "reason": "x"}}
-    good = {**bad, "accuracy": {"score": 5, "reason": "all correct"}, "engagement": {"score": 2, "reason": "dry"}}
-    llm = FakeLLM(script=[bad, good])
+           "logical_flow": {"score": 4, "reason": "x"}, "engagement": {"score": 0, "reason": "x"}}
+    llm = FakeLLM(script=[bad])
     rubric = asyncio.run(J.rubric(llm, topic="photosynthesis", audience="kids", language="en", minutes=1.5,
                                   lesson=LESSON))
-    assert rubric.mean() == pytest.approx((5 + 4 + 4 + 2) / 4)
-    assert len(llm.calls) == 2 and "1 to 5" in llm.calls[1][0][-1].content
+    assert rubric.mean() == pytest.approx((5 + 4 + 4 + 1) / 4)
+    assert len(llm.calls) == 1 and any("score 7 is outside 1-5" in r for r in rubric.repairs)
 
 
 @pytest.mark.parametrize("name", ["rubric", "quiz_write", "quiz_answer", "quiz_grade"])
