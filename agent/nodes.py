@@ -51,7 +51,18 @@ from tools.cached import save_png
 from . import voicestats
 from .context import Context
 from .project import Manifest, VideoRecord, now
-from .schemas import NarrationRewrite, Outline, Pictogram, PromptRevision, SceneDraft, SceneReplacement, Script, TextOnly
+from .schemas import (
+    NarrationRewrite,
+    Outline,
+    Pictogram,
+    PromptRevision,
+    SceneDraft,
+    SceneReplacement,
+    Script,
+    TextOnly,
+    sized_script,
+    unsized,
+)
 from .state import (
     Attempt,
     Duration,
@@ -235,7 +246,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
     script: Script = await ask(
         ctx,
         "write",
-        Script,
+        sized_script(n, max(budgets)),
         expect_words=sum(budgets) + SCENE_EXTRA_WORDS * n,
         topic=req.topic,
         audience=req.audience,
@@ -245,7 +256,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         wpm=round(wpm),
         budgets=", ".join(str(b) for b in budgets),
     )
-    script, notes = await mend_script(ctx, req, script, budgets)
+    script, notes = await mend_script(ctx, req, unsized(script), budgets)
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
         targets = even_targets(seconds, len(script.scenes))
     _save_progress(ctx, req, outline=state["outline"], script=script, targets=targets, status="written")
@@ -450,15 +461,11 @@ async def _with_answer(ctx: Context, question: Speech, answer: str, voice: str, 
     store, pause = ctx.project.store, ctx.settings.answer_pause
     key = content_key("question+answer", ctx.project.ref(question.path).sha256, ctx.project.ref(spoken.path).sha256,
                       pause)
-    found = store.lookup(key, ".wav")
-    if found is None:
-        with store.pair(key, ".wav") as pending:
-            starts = await asyncio.to_thread(video.concat_wavs, [question.path, spoken.path], pending.path,
-                                             gap_s=[pause, 0.0], sample_rate=audio.wav_rate(question.path))
-            pending.meta = {"answer_at": starts[1]}
-        found = store.path(key, ".wav"), pending.meta
-    link_or_copy(found[0], out)
-    at = float(found[1]["answer_at"])
+    rate = audio.wav_rate(question.path)
+    joined, meta = await asyncio.to_thread(store.produce, key, ".wav", lambda p: {"answer_at": video.concat_wavs(
+        [question.path, spoken.path], p, gap_s=[pause, 0.0], sample_rate=rate)[1]})
+    link_or_copy(joined, out)
+    at = float(meta["answer_at"])
     words = (*question.words, *(WordTiming(w.word, w.start + at, w.end + at) for w in spoken.words))
     return Speech(path=out, duration=audio.wav_duration(out), words=words, voice=question.voice,
                   backend=question.backend), at
@@ -468,15 +475,15 @@ async def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
     """Bring one narration to ``lufs`` integrated loudness (EBU R128), in place; cached."""
     store = ctx.project.store
     key = content_key("loudness", ctx.project.ref(wav).sha256, lufs)
-    found = store.lookup(key, ".wav")
-    if found is None:
-        with store.pair(key, ".wav") as out:
-            result = await asyncio.to_thread(loudness.normalize_loudness, wav, out.path, target_lufs=lufs)
-            out.meta = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                        for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
-        found = store.path(key, ".wav"), out.meta
-    link_or_copy(found[0], wav)
-    return found[1]
+
+    def make(path: Path) -> dict[str, Any]:
+        result = loudness.normalize_loudness(wav, path, target_lufs=lufs)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
+
+    done, report = await asyncio.to_thread(store.produce, key, ".wav", make)
+    link_or_copy(done, wav)
+    return report
 
 
 async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -877,21 +884,17 @@ async def _narration_track(
         key = content_key("aac-piece", r.speech.audio.sha256, aactrack.SAMPLE_RATE, video.AUDIO_BITRATE)
         found = store.lookup(key, ".aac")
         if found is None:
+            wav = ctx.project.resolve(r.speech.audio)
             async with workers:
-                with store.pair(key, ".aac") as out:
-                    out.meta = {"frames": await asyncio.to_thread(
-                        aactrack.encode_piece, ctx.project.resolve(r.speech.audio), out.path)}
-            found = store.path(key, ".aac"), out.meta
+                found = await asyncio.to_thread(store.produce, key, ".aac",
+                                                lambda p: {"frames": aactrack.encode_piece(wav, p)})
         return found[0], int(found[1]["frames"])
 
     pieces = list(await asyncio.gather(*(piece(r) for r in records)))
     key = content_key("aac-track", [str(p) for p, _ in pieces], starts, total)
-    found = store.lookup(key, ".aac")
-    if found is None:
-        with store.pair(key, ".aac") as out:
-            out.meta = {"placed": await asyncio.to_thread(aactrack.build_track, pieces, starts, total, out.path)}
-        found = store.path(key, ".aac"), out.meta
-    return found[0], list(found[1]["placed"])
+    track, meta = await asyncio.to_thread(
+        store.produce, key, ".aac", lambda p: {"placed": aactrack.build_track(pieces, starts, total, p)})
+    return track, list(meta["placed"])
 
 
 def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:

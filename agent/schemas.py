@@ -14,9 +14,10 @@ scene alone before the lesson goes on (agent.nodes.write).
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
 
 from tools import pictograms
 from tools.contract import Contract, cut_at_word, items, text, tidy
@@ -273,7 +274,7 @@ class Script(Contract):
         kept, dropped = [], []
         for n, raw in enumerate(data["scenes"], 1):
             try:
-                kept.append(raw if isinstance(raw, SceneDraft) else SceneDraft.model_validate(raw))
+                kept.append(raw if isinstance(raw, SceneDraft) else _scene_type(cls).model_validate(raw))
             except ValidationError as err:
                 dropped.append((n, describe_problems(err.errors(include_url=False))))
         if not kept:
@@ -294,6 +295,50 @@ class Script(Contract):
     def dropped(self) -> list[tuple[int, str]]:
         """Scenes of the reply that could not be read at all: (their 1-based place, why)."""
         return list(self._dropped)
+
+
+def _scene_type(script: type[Script]) -> type[SceneDraft]:
+    return script.model_fields["scenes"].annotation.__args__[0]  # type: ignore[union-attr,no-any-return]
+
+
+CHARS_PER_WORD = 8  # generous: German compounds, French elisions; CJK counts ~2.5 characters a word
+
+
+@functools.cache
+def sized_script(scenes: int, words: int) -> type[Script]:
+    """The Script schema for one request: exactly ``scenes`` scenes, each narration within about
+    ``words`` words (as ``maxLength``). A small model under constrained decoding then cannot write
+    more than was asked for (or ramble until its token cap). Replies are plain :class:`Script`
+    objects again after :func:`unsized`."""
+    chars = min(NARRATION_CHARS, max(120, round(words * CHARS_PER_WORD * 1.5)))
+    scene = create_model(
+        "SceneDraft", __base__=SceneDraft,
+        narration=(str, text(chars, f"What the narrator says while the slide is shown, about {words} words at most: "
+                             "written for the ear, short sentences, conversational 'you', terms defined on first use. "
+                             "For a 'question' scene: the question only (the answer is read after a pause).")),
+    )
+    return create_model(
+        "Script", __base__=Script,
+        # the exact count is asked for in the schema; a reply with fewer (a server that does not
+        # enforce it, or a scene left out as unreadable) still makes a lesson: the time is shared out
+        scenes=(list[scene], Field(min_length=1, description=f"Exactly {scenes} scenes, in order.",
+                                   json_schema_extra={"minItems": scenes, "maxItems": scenes})),
+    )
+
+
+def unsized(script: Script) -> Script:
+    """A reply to a :func:`sized_script` schema as a plain Script (what state and lesson.json hold), its
+    repairs and degradations kept."""
+    if type(script) is Script:
+        return script
+    scenes = []
+    for sc in script.scenes:
+        plain = SceneDraft.model_construct(**dict(sc))
+        plain.__pydantic_private__ = dict(sc.__pydantic_private__ or {})
+        scenes.append(plain)
+    out = Script.model_construct(title=script.title, scenes=scenes)
+    out.__pydantic_private__ = dict(script.__pydantic_private__ or {})
+    return out
 
 
 class SceneReplacement(Contract):

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,18 @@ class AssetStore:
             if out.meta is None:
                 raise ValueError(f"no metadata was given for asset {key}{suffix}")
             self.put_json(key, out.meta)
+
+
+    def produce(self, key: str, suffix: str, make: Callable[[Path], Any]) -> tuple[Path, Any]:
+        """The asset ``key`` and its metadata, made first when missing: ``make(path)`` writes the file and
+        returns the metadata, and both land as one step (:meth:`pair`). Blocking: run it in a worker
+        thread, where a run that is cancelled meanwhile still lets it finish cleanly."""
+        found = self.lookup(key, suffix)
+        if found is None:
+            with self.pair(key, suffix) as out:
+                out.meta = make(out.path)
+            found = self.path(key, suffix), out.meta
+        return found
 
 
 class Pending:

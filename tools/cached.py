@@ -68,6 +68,9 @@ class CachedLLM:
         return getattr(self.inner, name)
 
 
+INFLIGHT_GRACE_S = 60.0  # how long closing waits for narrations in flight
+
+
 class CachedSpeech:
     def __init__(self, inner: Any, store: AssetStore) -> None:
         self.inner = inner
@@ -125,6 +128,16 @@ class CachedSpeech:
             voice=meta["voice"],
             backend=meta["backend"],
         )
+
+    async def aclose(self) -> None:
+        """Let narrations already being spoken land (with their metadata) before the voice is closed: a
+        run that stops on another scene's error keeps them, and leaves no half-written file behind."""
+        pending = [t for t in self._inflight.values() if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=INFLIGHT_GRACE_S)
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -126,7 +126,7 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
             check_question=f"What is the first step of {topic}?",
             check_answer=f"The first step of {topic} is the one we met in part one.",
         )
-    if schema is s.Script:
+    if issubclass(schema, s.Script):  # sized to the request (schemas.sized_script)
         n = int(_number(prompt, r"Write exactly (\d+) scenes") or 3)
         found = re.search(r"Word budgets[^:]*:\s*([\d,\s]+)", prompt)
         budgets = [int(b) for b in re.findall(r"\d+", found.group(1))] if found else []

@@ -65,6 +65,13 @@ class FallbackSpeech:
         )
         return speech
 
+    async def aclose(self) -> None:
+        """Close both voices (each lets its narrations in flight land first)."""
+        for voice in (self.primary, self.fallback):
+            close = getattr(voice, "aclose", None)
+            if close is not None:
+                await close()
+
     def _switch(self, err: SpeechError) -> None:
         if self._reason is not None:  # a concurrent scene switched first
             return

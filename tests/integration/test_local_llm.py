@@ -39,6 +39,17 @@ def test_make_runs_end_to_end_with_a_local_model(tmp_path, tiny_lm_path, seed):
     assert abs(info.video_duration - info.audio_duration) <= 0.2
 
 
+def test_a_tiny_model_with_the_default_limits_finishes_a_30_second_lesson(tmp_path, tiny_lm_path):
+    """The schema sent carries the request's own limits (exactly the scenes asked for, narration within its
+    word budget), so even a random model under constrained decoding stops well inside the token cap."""
+    llm = LocalLLM(str(tiny_lm_path), seed=0)  # max_new_tokens and every bound at their defaults
+    manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0),
+                                    tmp_path / "t", llm=llm, images=FakeImages(), speech=FakeSpeech(),
+                                    critic=FakeCritic()))
+    assert manifest.status == "done" and len(manifest.scenes) == 3  # the count asked for
+    assert manifest.usage["calls"] == 2 and manifest.usage["completion_tokens"] < 2 * llm.max_new_tokens
+
+
 def test_first_use_downloads_the_model_with_its_size_and_progress(tmp_path, tiny_lm_path, fake_hub):
     fake_hub.repos["org/tiny-lm"] = {str(p.relative_to(tiny_lm_path)): p.read_bytes()
                                      for p in tiny_lm_path.rglob("*") if p.is_file()}
