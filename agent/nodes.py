@@ -244,6 +244,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         scenes=n,
         wpm=round(wpm),
         budgets=", ".join(str(b) for b in budgets),
+        style=f"Notes from the person who asked for this lesson, to follow: {req.style}" if req.style else "",
     )
     script, notes = await mend_script(ctx, req, script, budgets)
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
