@@ -776,6 +776,45 @@ def correct(understanding: Understanding, text: str) -> Understanding:
 # =========================================================================== prompt -> lesson
 
 OnUnderstood = Callable[[Understanding], "Understanding | Awaitable[Understanding]"]
+OnMissing = Callable[[MissingTopic], "str | Awaitable[str]"]
+
+
+async def _maybe(value: Any) -> Any:
+    import inspect
+
+    return await value if inspect.isawaitable(value) else value
+
+
+async def understand_with(settings: Any, prompt: str, flags: dict[str, Any] | None = None, *,
+                          mode: ParseMode = "auto", llm: Any = None,
+                          on_missing: OnMissing | None = None) -> tuple[Understanding, Any]:
+    """Read ``prompt`` with the LLM the settings name where that helps (see :func:`understanding_llm`).
+
+    Returns the understanding and the LLM to reuse for the lesson (a model loaded for ``mode='llm'``),
+    or None. A prompt with no topic asks ``on_missing`` for one, or raises MissingTopic without it.
+    """
+    from . import run
+
+    made_here = llm is None and mode != "offline"
+    if made_here:
+        llm = understanding_llm(settings, mode)
+    keep = None
+    try:
+        try:
+            understanding = await understand(prompt, flags, llm=llm, mode=mode)
+        except MissingTopic as err:
+            if on_missing is None:
+                raise
+            topic = " ".join(str(await _maybe(on_missing(err))).split())
+            if not topic:
+                raise
+            u = err.understanding
+            understanding = resolve(prompt, u.reading, {**u.flags, "topic": topic}, via=u.via, unsure=u.unsure)
+        keep = llm if made_here and mode == "llm" else None
+    finally:
+        if made_here and llm is not None and keep is None:
+            await run.close_backends(llm)
+    return understanding, keep
 
 
 async def start(
@@ -786,46 +825,46 @@ async def start(
     flags: dict[str, Any] | None = None,
     mode: ParseMode = "auto",
     on_understood: OnUnderstood | None = None,
+    on_missing: OnMissing | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     on_review: Any = None,
     **backends: Any,
 ) -> tuple[Understanding, Any]:
-    """A lesson from a one-shot prompt: understand it, let ``on_understood`` see (or correct) the
-    reading, then make the lesson (``agent.run.make``); lesson.json records the prompt and reading.
+    """A lesson from a one-shot prompt (for a chat's or a web page's first message): understand it, let
+    ``on_understood`` see (or correct) the reading, then make the lesson with ``agent.run.make``;
+    lesson.json records the prompt and its reading. An ``understood`` event carries the reading.
 
-    The LLM step runs when the patterns are unsure and the LLM is a service (``openai:`` or an LLM
+    The LLM step runs when the patterns are unsure and the LLM is a service (``openai:``, or an LLM
     object in ``backends``); a local model is not loaded just to read a prompt unless ``mode='llm'``.
-    Raises MissingTopic (a ConfigError) when the prompt names no topic, before any work.
+    A prompt with no topic asks ``on_missing`` for one, or raises MissingTopic (a ConfigError)
+    before any work.
     """
-    import inspect
-
     from . import run
 
     emit = on_event or (lambda e: None)
-    llm = backends.get("llm")
-    made_here = False
-    if llm is None and mode != "offline":
-        llm, made_here = understanding_llm(settings, mode), True
-    try:
-        understanding = await understand(prompt, flags, llm=llm, mode=mode)
-    finally:
-        if made_here and llm is not None and mode != "llm":
-            await run.close_backends(llm)
-    if made_here and mode == "llm" and llm is not None:
+    understanding, llm = await understand_with(settings, prompt, flags, mode=mode, llm=backends.get("llm"),
+                                               on_missing=on_missing)
+    if llm is not None:
         backends["llm"] = llm  # a model loaded to read the prompt also writes the lesson
-    emit({"stage": "understood", "message": understanding.summary(),
-          "data": understanding.model_dump(mode="json", exclude={"request"})})
+    emit(understood_event(understanding))
     if on_understood is not None:
-        answer = on_understood(understanding)
-        understanding = await answer if inspect.isawaitable(answer) else answer
+        understanding = await _maybe(on_understood(understanding))
     assert understanding.request is not None
+    out = out if out is not None else run.default_out(understanding.request.topic)
     manifest = await run.make(understanding.request, settings, out, on_event=on_event, on_review=on_review,
                               understood=understanding, **backends)
     return understanding, manifest
 
 
+def understood_event(understanding: Understanding) -> dict[str, Any]:
+    """The progress event that says how a prompt was read."""
+    return {"stage": "understood", "message": understanding.summary(),
+            "data": understanding.model_dump(mode="json", exclude={"request"})}
+
+
 def understanding_llm(settings: Any, mode: ParseMode) -> Any:
-    """The LLM backend that reads prompts: a service in 'auto' mode (None for local or fake models)."""
+    """The LLM backend that reads prompts: the settings' LLM in 'llm' mode; in 'auto' mode only a service
+    (``openai:``), since a local model would be loaded (or downloaded) just to read a sentence."""
     from tools import registry
 
     from .context import create
