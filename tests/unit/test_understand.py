@@ -185,3 +185,33 @@ async def test_offline_mode_never_calls_the_llm():
     u = await understand("so my daughter keeps asking me why the sky is blue and I never know what to say",
                          llm=Refuses(), mode="offline")
     assert u.via == "offline" and u.unsure
+
+
+def test_eval_topic_sets_may_give_prompts(tmp_path):
+    from evals import topics
+
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "topics:\n"
+        "  - prompt: a 1-minute vertical video on volcanoes for 9-year-olds, in French\n"
+        "    key_concepts: [magma, lave]\n"
+        "  - prompt: the 1918 flu in 3 minutes\n"
+        "    minutes: 2\n"
+        "    audience: historians\n"
+        "    key_concepts: [pandemic]\n", "utf-8")
+    first, second = topics.load(path).topics
+    assert (first.topic, first.minutes, first.audience, first.language) == ("volcanoes", 1, "9-year-olds", "fr")
+    assert first.request().aspect == "9:16"
+    assert first.understanding().summary() == "volcanoes · 1 min · 9-year-olds · fr · 9:16"
+    assert (second.topic, second.minutes, second.audience) == ("the 1918 flu", 2, "historians")  # fields win
+    assert second.understanding().conflicts == ["--minutes 2 wins over the prompt's 3 min"]
+
+
+def test_an_eval_prompt_without_a_topic_names_its_entry(tmp_path):
+    from evals import topics
+    from tools.base import ConfigError
+
+    path = tmp_path / "t.yaml"
+    path.write_text("topics:\n  - prompt: make a 2 minute video for kids\n    key_concepts: [x]\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"entry 1.*does not say what the lesson should teach"):
+        topics.load(path)
