@@ -339,6 +339,8 @@ def _show_understood(understood: Any, mode: str) -> None:
     console.print(f"[bold]Understood:[/] {escape(understood.summary())}{via}", highlight=False)
     for conflict in understood.conflicts:
         console.print(f"[yellow]flag wins:[/] {escape(conflict)}", highlight=False)
+    for note in understood.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if understood.unsure and understood.via == "offline" and mode != "quiet":
         console.print(f"[dim]note: {escape('; '.join(understood.unsure))}; check the reading above (--review "
                       "corrects it; an LLM server reads such prompts too)[/]", highlight=False)

@@ -75,6 +75,7 @@ class Understanding(BaseModel):
     unsure: list[str] = Field(default_factory=list, description="Why the offline reading was not sure of itself.")
     flags: dict[str, Any] = Field(default_factory=dict, description="Values given explicitly (flags), which win.")
     conflicts: list[str] = Field(default_factory=list, description="Where a flag overrode what the prompt said.")
+    notes: list[str] = Field(default_factory=list, description="What was asked but could not be honoured, and why.")
     request: LessonRequest | None = Field(None, description="The request made (None until a topic is known).")
 
     def summary(self) -> str:
@@ -84,7 +85,7 @@ class Understanding(BaseModel):
             return describe_reading(self.reading)
         parts = [r.topic, f"{r.minutes:g} min", r.audience, r.language, r.aspect]
         if r.voice:
-            parts.append(f"voice {r.voice}")
+            parts.append(f"voice {r.voice}" + (f" ({self.reading.voice})" if self.reading.voice != r.voice else ""))
         elif self.reading.voice:
             parts.append(f"voice: {self.reading.voice}")
         parts += [f"tone: {self.reading.tone}"] * bool(self.reading.tone)
@@ -462,8 +463,8 @@ def _voice(text: str) -> tuple[str, str, str]:
             mods = " ".join(re.sub(r"\b(?:and|et|y|und)\b|,", " ", m.group("mods")).split())
             gender = {"woman": "female", "femme": "female", "mujer": "female", "frau": "female",
                       "man": "male", "homme": "male", "hombre": "male", "mann": "male"}.get(noun)
-            hints.append(" ".join(filter(None, [mods, gender or ("accent" if noun in ("accent", "acento", "akzent")
-                                                                  else "voice")])))
+            accent = "accent" if noun in ("accent", "acento", "akzent") else ""
+            hints.append(" ".join(filter(None, [mods, gender or accent])))
         text = _take(text, m)
     return text, ", ".join(hints), name
 
@@ -773,6 +774,50 @@ def correct(understanding: Understanding, text: str) -> Understanding:
     return resolve(understanding.prompt, reading, flags, via=understanding.via, unsure=understanding.unsure)
 
 
+# =========================================================================== voice hints
+
+_GENDER = {"female": "female", "woman": "female", "féminine": "female", "feminine": "female", "femenina": "female",
+           "weibliche": "female", "weiblichen": "female", "weiblicher": "female",
+           "male": "male", "man": "male", "masculine": "male", "masculina": "male", "männliche": "male",
+           "männlichen": "male", "männlicher": "male"}
+
+
+def hinted_gender(hint: str) -> str:
+    """'female', 'male' or '' from a voice hint ('a calm female voice' -> 'female')."""
+    return next((_GENDER[w] for w in re.findall(r"[\w'’]+", hint.lower()) if w in _GENDER), "")
+
+
+def pick_voice(voices: list[Any], language: str, gender: str) -> str:
+    """The first voice of ``gender`` for ``language`` (its exact region first: en-GB before en-US); '' if none."""
+    lang = language.lower()
+    fits = [v for v in voices if (v.gender or "").lower() == gender and v.language.lower().replace("_", "-")
+            .startswith(lang.split("-")[0])]
+    fits.sort(key=lambda v: v.language.lower().replace("_", "-") != lang)
+    return fits[0].name if fits else ""
+
+
+async def honour_voice_hint(understanding: Understanding, settings: Any) -> Understanding:
+    """Choose a voice of the gender the prompt asked for ('with a female voice') when no voice was named,
+    from the speech backend's list; what cannot be honoured becomes a note."""
+    from . import run
+
+    request = understanding.request
+    gender = hinted_gender(understanding.reading.voice)
+    if request is None or request.voice or not gender:
+        return understanding
+    try:
+        listed, _ = await run.voices(request.language, settings.speech)
+    except LessonForgeError as err:
+        note = f"no {gender} voice chosen: the voices could not be listed ({err}); --voice NAME picks one"
+        return understanding.model_copy(update={"notes": [*understanding.notes, note]})
+    name = pick_voice(listed, request.language, gender)
+    if not name:
+        note = (f"no {gender} voice for {request.language} in {settings.speech}; the default voice speaks "
+                f"(lessonforge voices --language {request.language} lists them)")
+        return understanding.model_copy(update={"notes": [*understanding.notes, note]})
+    return understanding.model_copy(update={"request": request.model_copy(update={"voice": name})})
+
+
 # =========================================================================== prompt -> lesson
 
 OnUnderstood = Callable[[Understanding], "Understanding | Awaitable[Understanding]"]
@@ -810,6 +855,7 @@ async def understand_with(settings: Any, prompt: str, flags: dict[str, Any] | No
                 raise
             u = err.understanding
             understanding = resolve(prompt, u.reading, {**u.flags, "topic": topic}, via=u.via, unsure=u.unsure)
+        understanding = await honour_voice_hint(understanding, settings)
         keep = llm if made_here and mode == "llm" else None
     finally:
         if made_here and llm is not None and keep is None:

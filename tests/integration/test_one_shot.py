@@ -170,3 +170,11 @@ def test_chat_takes_a_prompt_as_its_first_message(tmp_path, monkeypatch):
     manifest = Project(tmp_path / "rainbows").load()
     assert manifest.understood.prompt == "a 30-second video on rainbows for kids"
     assert manifest.request.minutes == 0.5 and manifest.video is not None
+
+
+def test_a_voice_hint_that_cannot_be_honoured_is_said(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = _cli(["make", "tides in 2 minutes with a female voice", "--out", str(blocker), *FAKES])
+    assert "Understood: tides · 2 min · a general audience · en · 16:9 · voice: female" in out
+    assert "note: no female voice for en in fake:" in out

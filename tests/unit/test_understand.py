@@ -215,3 +215,17 @@ def test_an_eval_prompt_without_a_topic_names_its_entry(tmp_path):
     path.write_text("topics:\n  - prompt: make a 2 minute video for kids\n    key_concepts: [x]\n", "utf-8")
     with pytest.raises(ConfigError, match=r"entry 1.*does not say what the lesson should teach"):
         topics.load(path)
+
+
+def test_a_gender_hint_picks_a_voice_of_that_gender_in_the_right_region():
+    from agent.understand import hinted_gender, pick_voice
+    from tools.base import Voice
+
+    voices = [Voice("en-US-GuyNeural", "en-US", "male"), Voice("en-US-AriaNeural", "en-US", "female"),
+              Voice("en-GB-SoniaNeural", "en-GB", "female"), Voice("fr-FR-DeniseNeural", "fr-FR", "female")]
+    assert hinted_gender("calm female voice") == "female" and hinted_gender("voix féminine") == "female"
+    assert hinted_gender("deep voice") == ""
+    assert pick_voice(voices, "en-GB", "female") == "en-GB-SoniaNeural"
+    assert pick_voice(voices, "en", "female") == "en-US-AriaNeural"
+    assert pick_voice(voices, "en", "male") == "en-US-GuyNeural"
+    assert pick_voice(voices, "fr", "male") == ""
