@@ -30,6 +30,7 @@ from .state import MAX_MINUTES, MIN_MINUTES, LessonRequest, make_request
 Via = Literal["offline", "llm"]
 ParseMode = Literal["auto", "offline", "llm"]
 DEFAULTS: dict[str, Any] = {"minutes": 2.0, "audience": "a general audience", "language": "en", "aspect": "16:9"}
+MAX_PROMPT = 1000  # characters read by the patterns
 FIELDS = ("topic", "minutes", "audience", "language", "aspect", "voice", "tone", "style")
 
 
@@ -607,6 +608,8 @@ def _unsure(topic: str, rest: str) -> list[str]:
 def read_offline(prompt: str) -> tuple[Reading, list[str]]:
     """Read a prompt with patterns only; returns the reading and why it may be unsure (empty: sure)."""
     text = unicodedata.normalize("NFC", " ".join(prompt.split()))
+    if len(text) > MAX_PROMPT:  # a text, not a request: taken whole (and refused as a topic, by its length)
+        return Reading(topic=text, minutes=None, audience=None, language=None, aspect=None), ["the prompt is too long"]
     text, minutes, _ = _duration(text)
     text, voice_hint, voice_name = _voice(text)
     text, language = _language(text)
