@@ -255,8 +255,8 @@ _KIND = (r"videos?|vidéos?|vídeos?|lessons?|leçons?|lección|lecciones|lektio
          r"cours|curso|kurs|slideshows?|diaporama|lectures?|overviews?|introductions?|introducción|einführung|"
          r"intros?|primers?|crash\s+course|animations?|shorts?|reels?|tiktoks?|walkthroughs?|breakdowns?|"
          r"summar(?:y|ies)|résumé|resumen|zusammenfassung|recaps?|explanations?|explications?|explicación|"
-         r"erklärung|erklärvideos?|lernvideos?|capsules?|cápsula|clase|unterrichtseinheit|film|movie|talk|guide|"
-         r"class|module|exposé|mini-lesson|mini-lecture|piece|story|storys?")
+         r"erklärung|erklärvideos?|lernvideos?|capsules?|cápsula|clase|unterrichtseinheit|guide|class|exposé|"
+         r"mini-lessons?|mini-lectures?")
 _TONE_ADJ = re.compile(_TONE_ADJ.pattern.replace("KINDS", _KIND), re.IGNORECASE)
 
 _AGE = r"(?:\d+|" + _NUMWORD + r")"
@@ -268,8 +268,10 @@ _AGES = (
     rf"(?:les\s+|des\s+)?{_AGE}(?:\s*(?:-|–|à|a)\s*{_AGE})?\s*(?:ans|años)\b)"
 )
 _GRADES = (
-    r"(?:grades?\s+\d+(?:\s*(?:-|–|to|and)\s*\d+)?(?:\s+students|\s+pupils|\s+kids)?|\d+(?:st|nd|rd|th)[\s-]+grade(?:rs|\s+students|\s+pupils)?|"
-    r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth)[\s-]+grade(?:rs|\s+students|\s+pupils)?|"
+    r"(?:grades?\s+\d+(?:\s*(?:-|–|to|and)\s*\d+)?(?:\s+students|\s+pupils|\s+kids|\s+class)?|"
+    r"\d+(?:st|nd|rd|th)[\s-]+grade(?:rs|\s+students|\s+pupils|\s+class(?:es|room)?)?|"
+    r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth)[\s-]+grade"
+    r"(?:rs|\s+students|\s+pupils|\s+class(?:es|room)?)?|"
     r"year\s+\d+(?:\s+(?:students|pupils|kids|class))?|key\s+stage\s+\d|ks\d|k-?12|"
     r"\d+\.?\s*klasse|klasse\s+\d+|(?:cp|ce1|ce2|cm1|cm2|6e|5e|4e|3e|sixième|cinquième|quatrième|troisième|seconde|première|terminale)\b|"
     r"\d+(?:º|°|o)?\s*(?:de\s+)?(?:primaria|secundaria|eso|bachillerato))"
@@ -339,7 +341,7 @@ _STYLE_START = (
     r"sin|usa|evita|incluye|centrándote\s+en|"
     r"ohne|verwende|vermeide|mit\s+fokus\s+auf|schwerpunkt)\b"
 )
-_STYLE = re.compile(rf"(?:(?<=[,;.:\x00])|(?<=\s))\s*(?:and\s+|et\s+|y\s+|und\s+)?(?P<s>(?:{_STYLE_START})[^,;.!?\x00]*)",
+_STYLE = re.compile(rf"(?:^|(?<=[,;.:\x00])|(?<=\s))\s*(?:and\s+|et\s+|y\s+|und\s+)?(?P<s>(?:{_STYLE_START})[^,;.!?\x00]*)",
                     re.IGNORECASE)
 
 _VERBS = (
@@ -361,13 +363,14 @@ _CONNECT = (r"(?:on|about|explaining|covering|introducing|regarding|of|to|that\s
             r"sur|à\s+propos\s+de|au\s+sujet\s+de|concernant|de|d['’]|du|des|qui\s+explique|expliquant|pour\s+expliquer|"
             r"sobre|acerca\s+de|del|que\s+explique|explicando|para\s+explicar|"
             r"über|zu|zum|zur|von|vom|zu\s+dem\s+thema|zum\s+thema)")
+_ADJS = rf"(?:(?:[\w'’-]+|{_B})[\s{_B},]+){{0,3}}?"  # "a short, fun ... video": only after an article or a verb
 _FRAME = re.compile(
-    rf"^[\s{_B}]*(?:(?:{_VERBS})[\s{_B}]+)?(?:{_ARTICLE}[\s{_B},]+)?(?:(?:[\w'’-]+|{_B})[\s{_B},]+){{0,3}}?"
-    rf"(?:{_KIND})(?:[\s{_B}]+(?:[\w'’-]+|{_B})){{0,2}}?(?:[\s{_B}]+{_CONNECT}(?=[\s{_B}])|[\s{_B}]*:|[\s{_B}]*$)",
+    rf"^[\s{_B},;]*(?:(?:(?:{_VERBS})[\s{_B}]+)?{_ARTICLE}[\s{_B},]+{_ADJS}|(?:{_VERBS})[\s{_B}]+{_ADJS})?"
+    rf"(?:{_KIND})(?:(?:[\s{_B}]+(?:[\w'’-]+|{_B})){{0,2}}?[\s{_B}]+{_CONNECT}(?=[\s{_B}])|[\s{_B}]*:|[\s{_B}]*$)",
     re.IGNORECASE,
 )
 _EXPLAIN = re.compile(
-    rf"^[\s{_B}]*(?:please\s+|can\s+you\s+|could\s+you\s+|bitte\s+)?(?:explain|teach(?:\s+(?:me|us))?(?:\s+about)?|tell\s+"
+    rf"^[\s{_B},;]*(?:please\s+|can\s+you\s+|could\s+you\s+|bitte\s+)?(?:explain|teach(?:\s+(?:me|us))?(?:\s+about)?|tell\s+"
     rf"(?:me|us)\s+about|show\s+(?:me|us)|help\s+me\s+understand|walk\s+me\s+through|break\s+down|describe|"
     rf"introduce|i\s+(?:want|would\s+like|'d\s+like)\s+to\s+(?:learn|know|understand)(?:\s+(?:more\s+)?about)?|"
     rf"i\s+(?:'d|would)\s+love\s+to\s+learn(?:\s+about)?|"
@@ -378,6 +381,8 @@ _EXPLAIN = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_VERB = re.compile(r"[\s\x00]+(?:machen|erstellen|erklären|erzeugen|generieren|bitte|please|thanks|"
+                            r"(?:simply\s+|clearly\s+)?explained|(?:einfach\s+)?erklärt|expliquée?s?|"
+                            r"explicad[oa]s?|"
                             r"thank\s+you|merci|gracias|danke|s['’]il\s+te\s+pla[iî]t|s['’]il\s+vous\s+pla[iî]t|"
                             r"por\s+favor)[\s\x00?!.]*$", re.IGNORECASE)
 _EDGE_WORDS = re.compile(
@@ -520,7 +525,7 @@ def _aspect(text: str) -> tuple[str, str | None, bool]:
             return _take(text, m), aspect, short
     m = _SHORT_NOUN.search(text)
     if m:
-        return _take(text, m), "9:16", True
+        return text[: m.start()] + " a video " + text[m.end():], "9:16", True  # "make a short on X"
     for aspect, words in _SHAPES:
         shape = rf"(?<![\w-])(?:{words})(?![\w-])"
         patterns = [
@@ -561,18 +566,20 @@ def prompt_language(prompt: str) -> str | None:
     return None
 
 
-def _clean_topic(text: str) -> str:
+def _clean_topic(text: str) -> tuple[str, list[str]]:
+    """(the topic, the other pieces left over) from what the patterns did not take."""
     text = _TRAILING_VERB.sub("", text)
     framed = False
-    for _ in range(3):
-        m = _FRAME.match(text) or _EXPLAIN.match(text)
-        if not m or m.end() == 0:
-            break
-        text, framed = text[m.end():], True
-    segments = [s.strip() for s in re.split(rf"[{_B},;]|\.(?:\s|$)|!", text)]
-    segments = [_strip_edges(s) for s in segments]
-    topic = next((s for s in segments if s), "")
-    return topic.rstrip("?").rstrip() if framed else topic  # "Can you make a video on X?" asks; X does not
+    for frame in (_FRAME, _EXPLAIN):  # "make a video: explain X"
+        m = frame.match(text)
+        if m and m.end():
+            text, framed = text[m.end():], True
+    segments = [s.strip() for s in re.split(rf"[{_B},;]|\.(?:\s|$)|!|(?<=\?)\s", text)]
+    segments = [s for s in (_strip_edges(_TRAILING_VERB.sub("", s)) for s in segments) if s]
+    segments = [s for s in segments if not ((m := _FRAME.match(s)) and m.end() == len(s))]  # "Un video"
+    topic = segments[0] if segments else ""
+    topic = topic.rstrip("?").rstrip() if framed else topic  # "Can you make a video on X?" asks; X does not
+    return topic, segments[1:]
 
 
 def _strip_edges(segment: str) -> str:
@@ -587,7 +594,7 @@ def _strip_edges(segment: str) -> str:
     return "" if re.fullmatch(r"(?:a|an|the|un|une|una|el|la|le|les|los|las|ein|eine|der|die|das)?", text, re.I) else text
 
 
-def _unsure(topic: str, rest: str) -> list[str]:
+def _unsure(topic: str, leftovers: list[str]) -> list[str]:
     reasons = []
     n = len(topic.split())
     if not topic:
@@ -599,7 +606,6 @@ def _unsure(topic: str, rest: str) -> list[str]:
         reasons.append(f"the topic still holds request words ({topic!r})")
     if topic and re.search(r"\b(?:for|with|pour|para|für|avec|con|mit)\b", topic, re.IGNORECASE):
         reasons.append(f"the topic may hold an audience or a note ({topic!r})")
-    leftovers = [s for s in (_strip_edges(x) for x in re.split(rf"[{_B},;]", rest)) if s and s != topic]
     if leftovers:
         reasons.append("words not understood: " + "; ".join(repr(x) for x in leftovers[:3]))
     return reasons
@@ -625,11 +631,10 @@ def read_offline(prompt: str) -> tuple[Reading, list[str]]:
     accent = _accent_language(voice_hint, language)
     if accent and (language is None or "-" not in language):
         language = accent
-    topic_text = _clean_topic(text)
-    rest = _FRAME.sub("", text, count=1)
+    topic_text, leftovers = _clean_topic(text)
     reading = Reading(topic=topic_text, minutes=minutes, audience=audience, language=language, aspect=aspect,
                       voice=voice_name or voice_hint, tone=tone, style=style)
-    return reading, _unsure(topic_text, _EXPLAIN.sub("", rest, count=1))
+    return reading, _unsure(topic_text, leftovers)
 
 
 # =========================================================================== the LLM step

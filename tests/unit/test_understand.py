@@ -74,6 +74,18 @@ TABLE = [
     ("eine Lektion über Brüche für 9-Jährige", "Brüche", 2, "9-Jährige", "de", "16:9"),
     ("make a video on the Berlin Wall auf Deutsch", "the Berlin Wall", 2, None, "de", "16:9"),
     ("Mach ein kurzes Video über Vulkane für Anfänger", "Vulkane", 1, "Anfänger", "de", "16:9"),
+    ("Photosynthese für die 5. Klasse, 3 Minuten", "Photosynthese", 3, "5. Klasse", "de", "16:9"),
+    # more English, and phrasings that must not be taken apart
+    ("Newton's laws of motion explained for 12-year-olds", "Newton's laws of motion", 2, "12-year-olds", "en", "16:9"),
+    ("make a 2 minute video on photosynthesis for my 5th grade class", "photosynthesis", 2, "5th grade class",
+     "en", "16:9"),
+    ("avoid maths, explain black holes to adults", "black holes", 2, "adults", "en", "16:9"),
+    ("make a short on the Fibonacci sequence", "the Fibonacci sequence", 1, None, "en", "9:16"),
+    ("the class struggle in 2 minutes", "the class struggle", 2, None, "en", "16:9"),
+    ("Python for data science", "Python for data science", 2, None, "en", "16:9"),
+    ("the 1960s in 3 minutes", "the 1960s", 3, None, "en", "16:9"),
+    ("what causes the seasons? 2 mins, 9:16", "what causes the seasons?", 2, None, "en", "9:16"),
+    ("¿Qué es la inflación? Un video de 2 minutos", "¿Qué es la inflación?", 2, None, "es", "16:9"),
 ]
 
 
