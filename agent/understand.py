@@ -163,7 +163,7 @@ _NOT_A_LENGTH_BEFORE = re.compile(r"(?:first|last|final|next|premières?|dernier
                                   r"\s*$", re.IGNORECASE)
 _NOT_A_LENGTH_AFTER = re.compile(r"^\s+(?:of|after|before|later|ago|de\s+la|del|nach|vor)\b(?!\s+(?:video|footage|"
                                  r"content|narration|vidéo|vídeo))", re.IGNORECASE)
-_SHORT_WORDS = re.compile(r"\b(?:quick|short|brief|bite-sized|snappy|courte?|brève|rapide|corto|corta|breve|"
+_SHORT_WORDS = re.compile(r"(?:\b(?:make|keep)\s+it\s+)?\b(?:quick|short|brief|bite-sized|snappy|courte?|brève|rapide|corto|corta|breve|"
                           r"rápid[oa]|kurze[snmr]?|kurz)\b,?", re.IGNORECASE)
 
 _LANGUAGES: dict[str, str] = {
@@ -242,13 +242,12 @@ _TONE = re.compile(
     rf"(?:tone|way|style|manner|register|ton|façon|manière|tono|estilo|ton|stil|art|weise)\b"
     rf"|(?<!\w)(?:with|avec|con|mit)\s+(?:(?:some|a\s+bit\s+of|a\s+touch\s+of|lots\s+of|plenty\s+of|"
     rf"un\s+peu\s+d['’]|beaucoup\s+d['’]|un\s+poco\s+de|mucho|viel|etwas)\s*)?(?P<t2>humou?r|jokes|humor|humour)\b"
-    rf"|(?<!\w)(?:make|keep)\s+it\s+(?P<t3>(?:{_TONES}|simple|light|short|snappy)(?:\s+(?:and|but)\s+(?:{_TONES}|simple|light))?)\b"
+    rf"|(?<!\w)(?:make|keep)\s+it\s+(?P<t3>(?:{_TONES}|simple|light)(?:\s+(?:and|but)\s+(?:{_TONES}|simple|light))?)\b"
     rf"|(?<!\w)(?:like|as\s+if|comme|como|wie)\s+(?:an?|une?|una?|ein|eine)?\s*(?P<t4>(?:pirate|"
     rf"sports\s+commentator|nature\s+documentary|(?:game\s+)?show\s+host|storyteller|detective|news\s+anchor|"
     rf"conteur|présentateur|narrador|erzähler)(?:\s+\w+)?)\b",
     re.IGNORECASE,
 )
-_TONE_ADJ = re.compile(rf"(?<![\w-])(?P<t>{_TONES}),?(?=[\s{_B}]+(?:(?:\w+|{_B})\s+){{0,2}}?(?:KINDS))", re.IGNORECASE)
 
 _KIND = (r"videos?|vidéos?|vídeos?|lessons?|leçons?|lección|lecciones|lektion(?:en)?|explainers?|explainer\s+video|"
          r"clips?|presentations?|présentations?|presentación|präsentation|tutorials?|tutoriels?|tutorial|courses?|"
@@ -257,7 +256,8 @@ _KIND = (r"videos?|vidéos?|vídeos?|lessons?|leçons?|lección|lecciones|lektio
          r"summar(?:y|ies)|résumé|resumen|zusammenfassung|recaps?|explanations?|explications?|explicación|"
          r"erklärung|erklärvideos?|lernvideos?|capsules?|cápsula|clase|unterrichtseinheit|guide|class|exposé|"
          r"mini-lessons?|mini-lectures?")
-_TONE_ADJ = re.compile(_TONE_ADJ.pattern.replace("KINDS", _KIND), re.IGNORECASE)
+_TONE_ADJ = re.compile(rf"(?<![\w-])(?P<t>{_TONES}),?(?=[\s{_B}]+(?:(?:\w+|{_B})\s+){{0,2}}?(?:{_KIND}))",
+                       re.IGNORECASE)  # "a fun video on ...", "ein lustiges Video über ..."
 
 _AGE = r"(?:\d+|" + _NUMWORD + r")"
 _AGES = (
@@ -325,7 +325,7 @@ _PLATFORMS = [
              r"projector|whiteboard|smartboard|beamer|vidéoprojecteur)(?![\w-])"),
     ("1:1", r"(?:for|on|pour|para|für)\s+(?:the\s+)?instagram(?:\s+feed)?(?![\w-])"),
 ]
-_SHORT_NOUN = re.compile(r"(?<![\w-])(?:an?\s+|une?\s+|un\s+)?(?:youtube\s+)?shorts?(?=\s*(?:$|[.;!?\x00]|\s(?:on|"
+_SHORT_NOUN = re.compile(r"(?<![\w-])(?:(?:an?|une?|un)\s+(?:youtube\s+)?|youtube\s+)shorts?(?=\s*(?:$|[.;!?\x00]|\s(?:on|"
                          r"about|sur|sobre|über|zu|of|explaining|for)\b))", re.IGNORECASE)
 
 _STYLE_START = (
@@ -828,8 +828,8 @@ async def honour_voice_hint(understanding: Understanding, settings: Any) -> Unde
 
 # =========================================================================== prompt -> lesson
 
-OnUnderstood = Callable[[Understanding], "Understanding | Awaitable[Understanding]"]
-OnMissing = Callable[[MissingTopic], "str | Awaitable[str]"]
+OnUnderstood = Callable[[Understanding], Understanding | Awaitable[Understanding]]
+OnMissing = Callable[[MissingTopic], str | Awaitable[str]]
 
 
 async def _maybe(value: Any) -> Any:

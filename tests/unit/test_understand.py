@@ -84,6 +84,7 @@ TABLE = [
     ("the class struggle in 2 minutes", "the class struggle", 2, None, "en", "16:9"),
     ("Python for data science", "Python for data science", 2, None, "en", "16:9"),
     ("the 1960s in 3 minutes", "the 1960s", 3, None, "en", "16:9"),
+    ("tides, make it short", "tides", 1, None, "en", "16:9"),
     ("what causes the seasons? 2 mins, 9:16", "what causes the seasons?", 2, None, "en", "9:16"),
     ("¿Qué es la inflación? Un video de 2 minutos", "¿Qué es la inflación?", 2, None, "es", "16:9"),
 ]
