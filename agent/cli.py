@@ -247,8 +247,7 @@ def make(
 
     mode = _mode(quiet, as_json)
     understood = reader = None
-    flags = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "voice": voice or None,
-             "seed": seed, "theme": theme}
+    flags = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "voice": voice or None}
     try:
         script = None
         as_topic = False
@@ -263,10 +262,11 @@ def make(
                                  burn_subtitles=burn_subtitles or None, motion=motion or None)
         _check_theme(theme)
         if as_topic:
-            request = run.make_request(topic=topic, **flags)
+            request = run.make_request(topic=topic, seed=seed, theme=theme, **flags)
         else:
             understood, reader = _understand(topic, flags, settings, parse, mode, review)
-            request = understood.request
+            request = understood.request.model_copy(update={"seed": seed, "theme": theme})
+            understood = understood.model_copy(update={"request": request})
     except ConfigError as err:
         _fail(err, 2)
     target = out or run.default_out(request.topic)

@@ -224,6 +224,8 @@ _VOICE = re.compile(
     rf"(?P<mods>(?:{_VOICE_MOD}[\s,]+(?:and\s+|et\s+|y\s+|und\s+)?){{1,3}})"
     rf"(?P<noun>voice|narrator|narration|accent|speaker|voix|voz|narrador|narradora|acento|stimme|sprecher|"
     rf"sprecherin|akzent|woman|man|femme|homme|mujer|hombre|frau|mann)\b"
+    rf"|(?<!\w)(?:with|avec|con|mit)\s+(?:(?:an?|the|une?|la|el|una?)\s+)?(?P<noun2>voix|voz|voice|narrator|"
+    rf"narrateur|narratrice|narrador|narradora|accent|acento)\s+(?P<mods2>{_VOICE_MOD}(?:\s+(?:et|y|and)?\s*{_VOICE_MOD})?)\b"
     rf"|(?<!\w)(?:narrated|read|voiced)\s+by\s+(?:an?\s+)?(?P<who>woman|man|female|male)\b"
     rf"|(?<!\w)(?:with|using)\s+(?:the\s+)?voice\s+(?P<name>[a-z]{{2,3}}-[A-Z]{{2}}-\w+|[\w-]+:[\w-]+)",
     re.IGNORECASE,
@@ -465,8 +467,8 @@ def _voice(text: str) -> tuple[str, str, str]:
         elif m.group("who"):
             hints.append("female" if m.group("who").lower() in ("woman", "female") else "male")
         else:
-            noun = m.group("noun").lower()
-            mods = " ".join(re.sub(r"\b(?:and|et|y|und)\b|,", " ", m.group("mods")).split())
+            noun = (m.group("noun") or m.group("noun2")).lower()
+            mods = " ".join(re.sub(r"\b(?:and|et|y|und)\b|,", " ", m.group("mods") or m.group("mods2")).split())
             gender = {"woman": "female", "femme": "female", "mujer": "female", "frau": "female",
                       "man": "male", "homme": "male", "hombre": "male", "mann": "male"}.get(noun)
             accent = "accent" if noun in ("accent", "acento", "akzent") else ""
@@ -785,8 +787,9 @@ def correct(understanding: Understanding, text: str) -> Understanding:
 # =========================================================================== voice hints
 
 _GENDER = {"female": "female", "woman": "female", "féminine": "female", "feminine": "female", "femenina": "female",
-           "weibliche": "female", "weiblichen": "female", "weiblicher": "female",
+           "weibliche": "female", "weiblichen": "female", "weiblicher": "female", "femme": "female", "mujer": "female",
            "male": "male", "man": "male", "masculine": "male", "masculina": "male", "männliche": "male",
+           "masculin": "male", "masculino": "male", "homme": "male", "hombre": "male",
            "männlichen": "male", "männlicher": "male"}
 
 

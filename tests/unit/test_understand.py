@@ -242,3 +242,18 @@ def test_a_gender_hint_picks_a_voice_of_that_gender_in_the_right_region():
     assert pick_voice(voices, "en", "female") == "en-US-AriaNeural"
     assert pick_voice(voices, "en", "male") == "en-US-GuyNeural"
     assert pick_voice(voices, "fr", "male") == ""
+
+
+@pytest.mark.parametrize(("prompt", "topic", "gender", "language"), [
+    ("une vidéo sur les arcs-en-ciel, avec une voix féminine", "les arcs-en-ciel", "female", "fr"),
+    ("un video sobre volcanes con una voz masculina", "volcanes", "male", "es"),
+    ("ein Video über Vulkane mit einer weiblichen Stimme", "Vulkane", "female", "de"),
+    ("tides narrated by a man", "tides", "male", None),
+    ("tides with a British accent", "tides", "", "en-GB"),
+])
+def test_voice_hints_in_four_languages(prompt, topic, gender, language):
+    from agent.understand import hinted_gender
+
+    reading, unsure = read_offline(prompt)
+    assert (reading.topic, hinted_gender(reading.voice), reading.language) == (topic, gender, language)
+    assert unsure == []
