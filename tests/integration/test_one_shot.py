@@ -95,6 +95,7 @@ async def test_start_makes_the_lesson_and_lesson_json_records_the_prompt(tmp_pat
         writer[-1].content)
     planner = next(msgs for msgs, schema in llm.calls if schema.__name__ == "Outline")
     assert "Topic: rainbows" in planner[-1].content
+    assert planner[-1].content.endswith("to follow: tone: playful; with everyday examples")
 
 
 # --------------------------------------------------------------------------- the CLI
