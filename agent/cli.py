@@ -27,7 +27,8 @@ from tools.llm_openai import scrub_environment
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Turn a topic into a narrated slide lesson video (MP4 + subtitles + chapters).",
+    help="Turn a topic into a narrated slide lesson video (MP4 + subtitles + chapters). "
+    '`lessonforge "a 2-minute video on tides for kids"` is short for `lessonforge make ...`.',
 )
 console = Console(stderr=True)
 out_console = Console()
@@ -645,8 +646,9 @@ _mount_eval()
 
 
 def route(args: list[str]) -> list[str]:
-    """`lessonforge PROMPT ...` is `lessonforge make PROMPT ...` (a first word that is no command)."""
-    if not args or args[0].startswith("-"):
+    """`lessonforge PROMPT ...` is `lessonforge make PROMPT ...` (a first word that is no command, or an
+    option of make's: `lessonforge --minutes 3 "tides"`)."""
+    if not args or args[0] in ("--help", "-h"):
         return args
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     return args if args[0] in commands else ["make", *args]

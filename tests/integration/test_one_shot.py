@@ -156,6 +156,7 @@ def test_bare_prompt_routes_to_make():
     assert cli.route(["a 2-minute video on tides"]) == ["make", "a 2-minute video on tides"]
     assert cli.route(["edit", "x", "y"]) == ["edit", "x", "y"]
     assert cli.route(["--help"]) == ["--help"] and cli.route([]) == []
+    assert cli.route(["--minutes", "3", "tides"]) == ["make", "--minutes", "3", "tides"]
     proc = subprocess.run([sys.executable, "-m", "agent.cli", "make a video please", *FAKES], capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=Path(__file__).parents[2])
     assert proc.returncode == 2
