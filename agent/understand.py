@@ -21,50 +21,70 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tools.base import ConfigError, LessonForgeError, Message
+from tools.contract import Contract, text
 
 from .state import MAX_MINUTES, MIN_MINUTES, LessonRequest, make_request
 
 Via = Literal["offline", "llm"]
 ParseMode = Literal["auto", "offline", "llm"]
 DEFAULTS: dict[str, Any] = {"minutes": 2.0, "audience": "a general audience", "language": "en", "aspect": "16:9"}
-MAX_PROMPT = 1000  # characters read by the patterns
+MAX_PROMPT = 500  # characters: a prompt is a sentence or two (a topic has the same limit)
 FIELDS = ("topic", "minutes", "audience", "language", "aspect", "voice", "tone", "style")
 
 
-class Reading(BaseModel):
+class Reading(Contract):
     """What a prompt asks for, field by field; null (or empty) where the prompt does not say."""
 
-    topic: str = Field(
-        description="What the lesson teaches, as a short noun phrase in the prompt's own words (e.g. 'photosynthesis', "
+    topic: str = text(
+        500, "What the lesson teaches, as a short noun phrase in the prompt's own words (e.g. 'photosynthesis', "
         "'the 1918 flu'), without the request's framing ('make a video on'), its length, audience, language or shape. "
         "Empty when the prompt names no subject."
     )
     minutes: float | None = Field(
         description="The length asked for, in minutes (90 seconds = 1.5); null when the prompt gives none."
     )
-    audience: str | None = Field(
-        description="Who the lesson is for, in the prompt's words ('9-year-olds', 'first-year undergraduates', "
+    audience: str | None = text(
+        120, "Who the lesson is for, in the prompt's words ('9-year-olds', 'first-year undergraduates', "
         "'beginners'); null when not said."
     )
-    language: str | None = Field(
-        description="BCP-47 code of the language the lesson should be in ('fr', 'de', 'pt-BR'): the one named "
+    language: str | None = text(
+        20, "BCP-47 code of the language the lesson should be in ('fr', 'de', 'pt-BR'): the one named "
         "('in French', 'auf Deutsch'), else the language the prompt is written in; null for English with no hint."
     )
     aspect: Literal["16:9", "9:16", "1:1"] | None = Field(
         description="Frame shape: '9:16' for vertical, portrait, a short, TikTok or Reels; '1:1' for square; "
         "'16:9' for horizontal or widescreen; null when not said."
     )
-    voice: str = Field(
-        "", description="Hints about the narrator's voice ('female', 'British accent', 'deep'); empty when none."
+    voice: str = text(120, "Hints about the narrator's voice ('female', 'British accent', 'deep'); empty when none.",
+                      default="")
+    tone: str = text(120, "The tone asked for ('playful', 'serious', 'with humour'); empty when none.", default="")
+    style: str = text(
+        400, "Other notes for the writer ('lots of real-world examples', 'no jargon', 'focus on the Calvin cycle'); "
+        "empty when none.", default=""
     )
-    tone: str = Field("", description="The tone asked for ('playful', 'serious', 'with humour'); empty when none.")
-    style: str = Field(
-        "", description="Other notes for the writer ('lots of real-world examples', 'no jargon', 'focus on the "
-        "Calvin cycle'); empty when none."
-    )
+
+    @model_validator(mode="after")
+    def _repair(self) -> Reading:
+        for name, limit in (("topic", 500), ("voice", 120), ("tone", 120), ("style", 400)):
+            self.fit_text(name, limit)
+        for name, limit in (("audience", 120), ("language", 20)):
+            if getattr(self, name) is not None:
+                self.fit_text(name, limit)
+                if not getattr(self, name):
+                    object.__setattr__(self, name, None)
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            self.note(f"minutes {self.minutes} is no length; taken as not said")
+            object.__setattr__(self, "minutes", None)
+        if self.language is not None and not _LANGUAGE_CODE.fullmatch(self.language.replace("_", "-")):
+            self.note(f"language {self.language!r} is no language code; taken as not said")
+            object.__setattr__(self, "language", None)
+        return self
+
+
+_LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 
 
 class Understanding(BaseModel):
@@ -616,8 +636,9 @@ def _unsure(topic: str, leftovers: list[str]) -> list[str]:
 def read_offline(prompt: str) -> tuple[Reading, list[str]]:
     """Read a prompt with patterns only; returns the reading and why it may be unsure (empty: sure)."""
     text = unicodedata.normalize("NFC", " ".join(prompt.split()))
-    if len(text) > MAX_PROMPT:  # a text, not a request: taken whole (and refused as a topic, by its length)
-        return Reading(topic=text, minutes=None, audience=None, language=None, aspect=None), ["the prompt is too long"]
+    if len(text) > MAX_PROMPT:
+        raise ConfigError(f"the prompt is {len(text)} characters long; keep it under {MAX_PROMPT} (a sentence or two, "
+                          "not a text)")
     text, minutes, _ = _duration(text)
     text, voice_hint, voice_name = _voice(text)
     text, language = _language(text)
@@ -742,16 +763,19 @@ async def understand(prompt: str, flags: dict[str, Any] | None = None, *, llm: A
         raise ConfigError(f"--parse must be auto, offline or llm, got {mode!r}")
     reading, unsure = read_offline(prompt)
     via: Via = "offline"
+    repairs: list[str] = []
     if _wants_llm(mode, unsure, llm) and prompt.strip():
         if llm is None:
             raise ConfigError("--parse llm needs an LLM; pass --llm BACKEND:MODEL or set OPENAI_API_KEY / OPENAI_BASE_URL")
         try:
-            reading, via = merge(reading, await read_with_llm(llm, prompt, reading)), "llm"
+            answer = await read_with_llm(llm, prompt, reading)
+            reading, via, repairs = merge(reading, answer), "llm", [f"the LLM's reading: {r}" for r in answer.repairs]
         except LessonForgeError as err:
             if mode == "llm":
                 raise
             unsure = [*unsure, f"the LLM could not read the prompt ({err}); the offline reading stands"]
-    return resolve(prompt, reading, flags, via=via, unsure=unsure)
+    understanding = resolve(prompt, reading, flags, via=via, unsure=unsure)
+    return understanding.model_copy(update={"notes": repairs}) if repairs else understanding
 
 
 def correct(understanding: Understanding, text: str) -> Understanding:

@@ -180,3 +180,12 @@ def test_a_voice_hint_that_cannot_be_honoured_is_said(tmp_path):
     code, out = _cli(["make", "tides in 2 minutes with a female voice", "--out", str(blocker), *FAKES])
     assert "Understood: tides · 2 min · a general audience · en · 16:9 · voice: female" in out
     assert "note: no female voice for en in fake:" in out
+
+
+async def test_what_the_llm_gets_wrong_is_repaired_and_noted(fake_openai):
+    fake_openai.script(json.dumps({**READING, "minutes": -3, "language": "French!!"}))
+    llm = OpenAILLM("gpt-4.1-mini", base_url=fake_openai.url)
+    u = await understand(ODD, llm=llm, mode="llm")
+    await llm.aclose()
+    assert (u.request.minutes, u.request.language) == (1.0, "en")  # the patterns' 'short'; no language said
+    assert any("minutes -3" in n for n in u.notes) and any("'French!!'" in n for n in u.notes)

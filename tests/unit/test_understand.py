@@ -257,3 +257,10 @@ def test_voice_hints_in_four_languages(prompt, topic, gender, language):
     reading, unsure = read_offline(prompt)
     assert (reading.topic, hinted_gender(reading.voice), reading.language) == (topic, gender, language)
     assert unsure == []
+
+
+def test_a_prompt_that_is_a_text_is_refused_by_its_length():
+    from tools.base import ConfigError
+
+    with pytest.raises(ConfigError, match="5000 characters long; keep it under 500"):
+        read_offline("a" * 5000)
