@@ -27,7 +27,8 @@ from tools.llm_openai import scrub_environment
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Turn a topic into a narrated slide lesson video (MP4 + subtitles + chapters).",
+    help="Turn a topic into a narrated slide lesson video (MP4 + subtitles + chapters). "
+    '`lessonforge "a 2-minute video on tides for kids"` is short for `lessonforge make ...`.',
 )
 console = Console(stderr=True)
 out_console = Console()
@@ -212,11 +213,12 @@ def _summary(manifest: Any, out: Path) -> None:
 
 @app.command()
 def make(
-    topic: str = typer.Argument("", help="What the lesson teaches (omit with --from)."),
-    minutes: float = typer.Option(2.0, "--minutes", "-m", help="Target length in minutes (0.5-30)."),
-    audience: str = typer.Option("a general audience", help="Who it is for; sets vocabulary and depth."),
-    language: str = typer.Option("en", help="Language code for narration, slides and subtitles."),
-    aspect: str = typer.Option("16:9", help="16:9, 9:16 or 1:1."),
+    topic: str = typer.Argument("", help='What the lesson teaches, or a prompt in plain words ("a 2-minute video '
+                                'on photosynthesis for 9-year-olds, in French"); omit with --from.'),
+    minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Target length in minutes (0.5-30; default 2)."),
+    audience: Optional[str] = typer.Option(None, help="Who it is for; sets vocabulary and depth."),
+    language: Optional[str] = typer.Option(None, help="Language code for narration, slides and subtitles (default en)."),
+    aspect: Optional[str] = typer.Option(None, help="16:9 (default), 9:16 or 1:1."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: a slug of the topic)."),
     llm: Optional[str] = typer.Option(None, help="LLM backend, e.g. openai:gpt-4.1-mini (env LESSONFORGE_LLM)."),
     images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
@@ -233,42 +235,116 @@ def make(
     script_file: Optional[Path] = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
     ),
-    review: bool = typer.Option(False, "--review", help="Pause after the outline for your approval or notes."),
+    review: bool = typer.Option(False, "--review", help="Confirm or correct how the prompt was understood, "
+                                "then approve the outline or give notes."),
+    parse: str = typer.Option("auto", "--parse", help="Reading the prompt: auto (patterns; the LLM too when they "
+                              "are unsure and it is a server), offline (patterns only) or llm (always)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, errors and the result."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
-    """Make a lesson video about TOPIC."""
+    """Make a lesson video about TOPIC (a topic, or a prompt such as "a 3-minute video on tides for kids")."""
     from agent import run
     from agent.config import Settings
 
+    mode = _mode(quiet, as_json)
+    understood = reader = None
+    flags = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "voice": voice or None}
     try:
         script = None
+        as_topic = False
         if script_file is not None:
             script, from_request = _load_script(script_file)
-            topic = topic or from_request.get("topic", "") or script.title
+            if not topic:  # the script's own topic, taken as it is
+                topic, as_topic = from_request.get("topic", "") or script.title, True
             if not out:
                 out = run.default_out(topic)
         settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
                                  device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
                                  burn_subtitles=burn_subtitles or None, motion=motion or None)
-        request = run.make_request(
-            topic=topic, minutes=minutes, audience=audience, language=language, aspect=aspect,
-            seed=seed, theme=theme, voice=voice,
-        )
         _check_theme(theme)
+        if as_topic:
+            request = run.make_request(topic=topic, seed=seed, theme=theme, **flags)
+        else:
+            understood, reader = _understand(topic, flags, settings, parse, mode, review)
+            request = understood.request.model_copy(update={"seed": seed, "theme": theme})
+            understood = understood.model_copy(update={"request": request})
     except ConfigError as err:
         _fail(err, 2)
     target = out or run.default_out(request.topic)
-    mode = _mode(quiet, as_json)
     if review and mode == "live":  # questions and a live panel do not mix
         mode = "plain"
+    backends = {"llm": reader} if reader is not None else {}
     with Progress(mode, request.topic) as progress:
         manifest = _run(run.make(request, settings, target, script=script, on_event=progress,
-                                 on_review=_review_prompt if review else None), target)
+                                 on_review=_review_prompt if review else None, understood=understood, **backends),
+                        target)
     if mode == "json":
         out_console.file.write(json.dumps({"stage": "result", "out": str(target), "status": manifest.status}) + "\n")
     else:
         _summary(manifest, target)
+
+
+def _interactive() -> bool:
+    """Questions can be asked (a person at a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, mode: str,
+                review: bool) -> tuple[Any, Any]:
+    """Read the prompt (asking for a missing topic when someone can answer), show what was understood and,
+    with --review, take corrections. Returns the understanding and an LLM to reuse (or None)."""
+    from agent import understand as u
+
+    ask = _interactive() and mode != "json"
+
+    def missing(err: Any) -> str:
+        if not ask:
+            raise err
+        console.print(f"[yellow]{escape(str(err))}[/]", highlight=False)
+        return console.input("[bold]What should the lesson teach?[/] ").strip()
+
+    try:
+        understood, reader = asyncio.run(u.understand_with(settings, prompt, flags, mode=parse,  # type: ignore[arg-type]
+                                                           on_missing=missing))
+    except ConfigError:
+        raise
+    except LessonForgeError as err:
+        _fail(err, 1)
+    _show_understood(understood, mode)
+    if review and ask:
+        for _ in range(5):
+            answer = console.input("[bold]Is that right?[/] [Y/n, or a correction: 'topic: tides', "
+                                   "'in Spanish, 3 minutes'] ").strip()
+            if answer.lower() in ("", "y", "yes", "ok"):
+                break
+            if answer.lower() in ("n", "no"):
+                answer = console.input("[bold]What should change?[/] ").strip()
+            try:
+                understood = u.correct(understood, answer)
+            except ConfigError as err:
+                console.print(f"[yellow]{escape(str(err))}[/]", highlight=False)
+                continue
+            _show_understood(understood, mode)
+    return understood, reader
+
+
+def _show_understood(understood: Any, mode: str) -> None:
+    from agent.understand import understood_event
+
+    if mode == "json":
+        event = {**understood_event(understood), "elapsed": 0.0}  # before any work
+        out_console.file.write(json.dumps(event, ensure_ascii=False) + "\n")
+        out_console.file.flush()
+        return
+    via = " [dim](read by the LLM)[/]" if understood.via == "llm" else ""
+    console.print(f"[bold]Understood:[/] {escape(understood.summary())}{via}", highlight=False)
+    for conflict in understood.conflicts:
+        console.print(f"[yellow]flag wins:[/] {escape(conflict)}", highlight=False)
+    for note in understood.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    if understood.unsure and understood.via == "offline" and mode != "quiet":
+        console.print(f"[dim]note: {escape('; '.join(understood.unsure))}; check the reading above (--review "
+                      "corrects it; an LLM server reads such prompts too)[/]", highlight=False)
 
 
 @app.command()
@@ -366,12 +442,13 @@ def undo(
 
 @app.command()
 def chat(
-    folder: Optional[Path] = typer.Argument(None, help="A lesson folder (omit to make a new lesson first)."),
+    folder: Optional[Path] = typer.Argument(None, help="A lesson folder, or a prompt that starts a new lesson "
+                                            "(omit to be asked)."),
     llm: Optional[str] = typer.Option(None, help="LLM backend."),
     speech: Optional[str] = typer.Option(None, help="Speech backend."),
     images: Optional[str] = typer.Option(None, help="Image backend."),
     critic: Optional[str] = typer.Option(None, help="Critic backend."),
-    minutes: float = typer.Option(2.0, "--minutes", "-m", help="Length of a new lesson."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Length of a new lesson (default 2)."),
     review: bool = typer.Option(False, "--review", help="Pause after the outline of a new lesson for approval."),
 ) -> None:
     """Refine a lesson in conversation; the conversation is kept with the project."""
@@ -379,17 +456,24 @@ def chat(
     from agent import run
     from agent.config import Settings
 
+    first = ""
+    if folder is not None and not folder.exists() and " " in str(folder):  # lessonforge chat "a video on tides"
+        first, folder = str(folder), None
     if folder is None or not (folder / "lesson.json").exists():
-        topic = console.input("[bold]Topic for a new lesson:[/] ").strip()
+        if not first:
+            first = console.input("[bold]What lesson shall we make?[/] (a topic, or e.g. \"a 3-minute video on "
+                                  "tides for kids\") ").strip()
         try:
-            request = run.make_request(topic=topic, minutes=minutes)
             settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic)
+            understood, reader = _understand(first, {"minutes": minutes}, settings, "auto", "plain", review)
         except ConfigError as err:
             _fail(err, 2)
+        request = understood.request
         folder = folder or run.default_out(request.topic)
         with Progress("plain" if review else _mode(False, False), request.topic) as progress:
-            _run(run.make(request, settings, folder, on_event=progress,
-                          on_review=_review_prompt if review else None), folder)
+            _run(run.make(request, settings, folder, on_event=progress, understood=understood,
+                          on_review=_review_prompt if review else None,
+                          **({"llm": reader} if reader is not None else {})), folder)
     try:
         settings = _settings_for(folder, llm=llm, speech=speech, images=images, critic=critic)
     except ConfigError as err:
@@ -561,8 +645,18 @@ def _mount_eval() -> None:
 _mount_eval()
 
 
+def route(args: list[str]) -> list[str]:
+    """`lessonforge PROMPT ...` is `lessonforge make PROMPT ...` (a first word that is no command, or an
+    option of make's: `lessonforge --minutes 3 "tides"`)."""
+    if not args or args[0] in ("--help", "-h"):
+        return args
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    return args if args[0] in commands else ["make", *args]
+
+
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.argv[1:] = route(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:

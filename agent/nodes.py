@@ -158,6 +158,11 @@ async def ask(ctx: Context, template: str, schema: type[BaseModel], *, expect_wo
         return await ctx.llm.structured([Message("system", system), Message("user", user)], schema)
 
 
+def style_line(req: LessonRequest) -> str:
+    """The prompt's tone and style notes for the planner and the writer ('' adds nothing to their prompts)."""
+    return f"Notes from the person who asked for this lesson, to follow: {req.style}" if req.style else ""
+
+
 def _save_progress(ctx: Context, request: Any, **fields: Any) -> None:
     """Keep lesson.json current as stages finish, so partial work is visible and resumable."""
     project = ctx.project
@@ -203,6 +208,7 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         sections=max(2, n - 2),
         feedback=(f"Notes on an earlier outline, to follow: {feedback}\nEarlier outline: "
                   f"{state['outline'].model_dump_json()}" if feedback and state.get("outline") else "(none)"),
+        style=style_line(req),
     )
     _save_progress(ctx, req, outline=outline, status="planned")
     return {"request": req, "outline": outline, "feedback": "", "timings": {"plan": now() - t}}
@@ -255,6 +261,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         scenes=n,
         wpm=round(wpm),
         budgets=", ".join(str(b) for b in budgets),
+        style=style_line(req),
     )
     script, notes = await mend_script(ctx, req, unsized(script), budgets)
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes

@@ -31,6 +31,7 @@ from tools.cache import AssetStore, atomic_write_json, atomic_write_text, file_h
 from .config import describe_validation
 from .schemas import Outline, Script
 from .state import AssetRef, Duration, LessonRequest, SceneRecord
+from .understand import Understanding
 
 MANIFEST = "lesson.json"
 FORMAT = 1
@@ -68,6 +69,7 @@ class Manifest(BaseModel):
     created: str = ""
     updated: str = ""
     request: LessonRequest
+    understood: Understanding | None = None  # the one-shot prompt and how it was read
     backends: dict[str, str] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     outline: Outline | None = None

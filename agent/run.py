@@ -24,6 +24,7 @@ from .nodes import even_targets
 from .project import Manifest, Project, VideoRecord, slugify
 from .schemas import Script
 from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
+from .understand import Understanding
 
 
 def default_out(topic: str) -> Path:
@@ -229,12 +230,14 @@ async def make(
     script: Script | None = None,
     on_event: EventSink | None = None,
     on_review: ReviewHook | None = None,
+    understood: Understanding | None = None,
     **backends: Any,
 ) -> Manifest:
     """Topic -> lesson. With ``script`` the LLM is not asked to plan or write (it may still fit).
 
     ``on_review`` (for --review) is shown the outline before anything is produced; it returns
     ``{"approve": True}`` or ``{"approve": False, "feedback": "..."}`` for a new outline.
+    ``understood`` (a one-shot prompt and how it was read) is recorded in lesson.json.
     """
     emit = on_event or (lambda e: None)
     project = Project(out if out is not None else default_out(request.topic))
@@ -244,9 +247,15 @@ async def make(
             settings, project, request, need_llm=script is None or "llm" in backends, emit=emit, **backends
         )
         previous = project.load() if project.exists() else None
-        manifest = Manifest(request=request)
+        manifest = Manifest(request=request, understood=understood)
         if previous is not None and previous.request == request:
             manifest.created = previous.created
+        if understood is not None:  # saved now, so the progress saves (which load this file) keep it
+            if previous is not None and previous.request == request:
+                if previous.understood != understood:
+                    project.save(previous.model_copy(update={"understood": understood}))
+            else:
+                project.save(manifest)
         manifest.backends = _backends(settings, ctx)
         manifest.settings = settings.model_dump()
         graph_input: dict[str, Any] = {"request": request, "fit_duration": True}

@@ -33,6 +33,7 @@ class LessonRequest(BaseModel):
     seed: int = Field(0, description="Base seed for pictures; each scene and attempt derives its own.")
     theme: str = Field("light", description="Slide theme.")
     voice: str = Field("", description="Voice name; empty picks one that fits the language.")
+    style: str = Field("", description="Notes for the writer on tone and style, from the prompt ('tone: playful').")
 
     @field_validator("topic")
     @classmethod

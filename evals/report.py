@@ -230,6 +230,10 @@ def _lesson_section(r: TopicResult, root: Path) -> str:
         f"<div class=muted>{_e(spec.subject or 'topic')} · {_e(spec.language)} · {_e(spec.audience)} · "
         f"{spec.minutes:g} min · {r.seconds:.1f} s</div>"
     )
+    understood = spec.understanding()
+    if understood is not None:
+        parts.append(f"<div class=muted>prompt “{_e(spec.prompt)}” → understood: {_e(understood.summary())}"
+                     + "".join(f"; {_e(c)}" for c in understood.conflicts) + "</div>")
     if r.status == "failed":
         parts.append(f"<p class=bad>failed ({_e(r.error_type)}): {_e(r.error)}</p>")
     thumbs = [t for p in r.slides if (t := thumbnail(root / p)) is not None]

@@ -224,7 +224,8 @@ async def _run_topic(
         slug=slug, index=i, spec=spec, key=key, status="failed", lesson_dir=f"lessons/{slug}"
     )
     try:
-        manifest = await agent_run.make(spec.request(), settings, lesson_dir, on_event=forward, **backends)
+        manifest = await agent_run.make(spec.request(), settings, lesson_dir, on_event=forward,
+                                        understood=spec.understanding(), **backends)
         make_seconds = time.perf_counter() - t
         result.title = manifest.script.title if manifest.script else spec.topic
         result.slides = [

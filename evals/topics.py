@@ -9,7 +9,11 @@
         audience: primary school
         language: en
         key_concepts: [sunlight, water, carbon dioxide, sugar, oxygen]
+      - prompt: a 1-minute vertical video on volcanoes for 9-year-olds, in French
+        key_concepts: [magma, lave, éruption]
 
+An entry may give a one-shot prompt instead of (or besides) topic, minutes, audience and language:
+it is read as `lessonforge make` reads one, the fields given win, and the report shows the reading.
 A bare list of topics is accepted too. Every problem is reported as one ConfigError naming the
 file, the entry (1-based) and the field.
 """
@@ -18,12 +22,15 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.project import slugify
 from agent.state import LessonRequest
+from agent.understand import Understanding, read_offline
+from agent.understand import resolve as resolve_prompt
 from tools.base import ConfigError
 
 DATASETS = "datasets"
@@ -34,12 +41,28 @@ class TopicSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    prompt: str = Field("", description="A one-shot prompt in plain words; fills topic, minutes, audience and "
+                        "language where they are not given.")
     topic: str = Field(description="What the lesson teaches (passed to make as the topic).")
     minutes: float = Field(description="Target length in minutes.")
     audience: str = Field(description="Who the lesson is for; sets the expected reading grade.")
     language: str = Field("en", description="BCP-47 code of the lesson's language.")
     key_concepts: tuple[str, ...] = Field(description="3 to 6 concepts the lesson is expected to name.")
     subject: str = Field("", description="science, maths, history, languages, computing... (for grouping).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_prompt(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("prompt"), str) or not data["prompt"].strip():
+            return data
+        given = {k: data[k] for k in ("topic", "minutes", "audience", "language") if data.get(k) not in (None, "")}
+        try:
+            request = _understanding(data["prompt"], given).request
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        assert request is not None
+        return {**data, "topic": request.topic, "minutes": request.minutes, "audience": request.audience,
+                "language": request.language}
 
     @field_validator("topic", "audience")
     @classmethod
@@ -59,8 +82,23 @@ class TopicSpec(BaseModel):
             raise ValueError(f"give 3 to 6 key concepts, not {len(v)}")
         return v
 
+    def understanding(self) -> Understanding | None:
+        """How the entry's prompt was read (None for an entry without one)."""
+        if not self.prompt.strip():
+            return None
+        return _understanding(self.prompt, {"topic": self.topic, "minutes": self.minutes, "audience": self.audience,
+                                            "language": self.language})
+
     def request(self) -> LessonRequest:
+        understood = self.understanding()
+        if understood is not None and understood.request is not None:
+            return understood.request  # with what else the prompt said (shape, tone, style notes)
         return LessonRequest(topic=self.topic, minutes=self.minutes, audience=self.audience, language=self.language)
+
+
+def _understanding(prompt: str, given: dict[str, Any]) -> Understanding:
+    """An entry's prompt read offline (eval runs are repeatable), the fields given winning."""
+    return resolve_prompt(prompt, read_offline(prompt)[0], given)
 
 
 class Dataset(BaseModel):

@@ -280,3 +280,20 @@ def test_the_critic_is_built_with_the_floor_and_margin_the_report_records(tmp_pa
     assert lesson.status == "done" and lesson.metrics.visuals.below_bar_share == 1.0
     manifest = json.loads((tmp_path / "run" / "lessons" / lesson.slug / "lesson.json").read_text("utf-8"))
     assert {s["critic"] for s in manifest["scenes"]} == {"below_bar"}
+
+
+def test_a_topic_set_of_prompts_is_read_and_the_report_shows_each_reading(tmp_path):
+    from agent.project import Project
+
+    path = tmp_path / "prompts.yaml"
+    path.write_text("topics:\n  - prompt: a square 30-second lesson on rainbows for kids, with everyday examples\n"
+                    "    key_concepts: [light, water, colours]\n", "utf-8")
+    out = tmp_path / "run"
+    report = asyncio.run(run_eval(path, out, jobs=1, settings=SETTINGS, judge_llm=judge_with(), **fakes()))
+    (lesson,) = report.lessons
+    assert lesson.status == "done", lesson.error
+    manifest = Project(out / lesson.lesson_dir).load()
+    assert manifest.request.aspect == "1:1" and manifest.request.minutes == 0.5
+    assert manifest.understood.prompt.startswith("a square 30-second lesson on rainbows")
+    page = " ".join((out / "report.html").read_text("utf-8").split())
+    assert "understood: rainbows · 0.5 min · kids · en · 1:1 · notes: with everyday examples" in page

@@ -24,7 +24,9 @@ from agent.schemas import (
     Script,
 )
 from agent.state import LessonRequest, SceneRecord
+from agent.understand import Reading, resolve
 from evals.judge import QuizAnswers, QuizGrades, QuizQuestions, Rubric
+from tools.base import ConfigError
 from tools.contract import cut_at_word
 from tools.llm_local import bound_schema
 from tools.llm_openai import openai_json_schema, openai_schema_problems, strict_json_schema
@@ -32,7 +34,7 @@ from tools.llm_openai import openai_json_schema, openai_schema_problems, strict_
 TASKS: dict[str, type[BaseModel]] = {
     "outline": Outline, "script": Script, "scene": SceneReplacement, "rewrite": NarrationRewrite,
     "edit": EditPlan, "revision": PromptRevision, "quiz": QuizQuestions, "quiz_answers": QuizAnswers,
-    "quiz_grades": QuizGrades, "judge": Rubric,
+    "quiz_grades": QuizGrades, "judge": Rubric, "reading": Reading,
 }
 EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -60,6 +62,11 @@ def check(model: type[BaseModel], instance: dict) -> None:
         for sc in reply.scenes:
             assert sc.title and sc.narration and sc.kind
             assert (sc.kind == "text") if sc.degraded else True
+    if isinstance(reply, Reading):  # a request, or an error that names the problem
+        try:
+            resolve("the prompt", reply)
+        except ConfigError as err:
+            assert str(err)
     if isinstance(reply, EditPlan):
         try:
             edit.apply_plan(_manifest(), reply)

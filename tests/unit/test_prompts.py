@@ -4,7 +4,7 @@ import pytest
 
 import prompts
 
-TEMPLATES = ["plan", "write", "fit", "revise_prompt"]
+TEMPLATES = ["plan", "write", "fit", "revise_prompt", "understand"]
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
