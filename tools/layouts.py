@@ -122,11 +122,11 @@ class _Frame:
 
     @property
     def panel(self) -> RGB:
-        return mix(self.theme.background, self.theme.accent, 0.10)
+        return mix(self.theme.background, self.theme.accent, 0.14)
 
     @property
     def band(self) -> RGB:
-        return mix(self.theme.background, self.theme.accent, 0.20)
+        return mix(self.theme.background, self.theme.accent, 0.24)
 
     def worst(self, under: RGB) -> RGB:
         """The lightest (dark text) or darkest (light text) colour text may land on, grain included."""
@@ -281,7 +281,9 @@ def _visual_panel(f: _Frame, box: Box, *, picture: Image.Image | None, icon: str
         return
     f.rect(box, f.panel)
     inner = _shrink(box, f.px(48))
-    if key:
+    if key:  # text stays in the safe area (at 9:16 the panel runs under the covered top zone)
+        safe = f.safe()
+        inner = (max(inner[0], safe[0]), max(inner[1], safe[1]), min(inner[2], safe[2]), inner[3])
         iw, ih = inner[2] - inner[0], inner[3] - inner[1]
         icon_h = int(ih * 0.38) if (icon or picture is not None) else 0
         if icon_h:
@@ -365,7 +367,7 @@ def _hero(f: _Frame, sc: Scene) -> None:
     f.img.paste(_cover(sc.picture, (f.W, f.H)), (0, 0))
     f.boxes["picture"] = (0, 0, f.W, f.H)
     safe = f.safe()
-    text_h = int((safe[3] - safe[1]) * (0.46 if f.H > f.W else 0.52))
+    text_h = int((safe[3] - safe[1]) * (0.5 if f.H > f.W else 0.64))
     top = safe[3] - text_h
     fade = f.px(200)
     strength = _scrim_strength(f.img, (0, top, f.W, f.H))
@@ -374,7 +376,7 @@ def _hero(f: _Frame, sc: Scene) -> None:
     f.img.paste(Image.new("RGB", (f.W, f.H), SCRIM), (0, 0), alpha)
     worst = _worst_pixel(f.img, (0, top, f.W, f.H))
     bottom = _footer(f, sc.footer, sc.index, sc.total, colour=ON_SCRIM[1], under=worst, rule=False)
-    t_bottom = _title(f, sc.title, (safe[0], top, safe[2], top + int(text_h * 0.5)), colour=ON_SCRIM[0], under=worst)
+    t_bottom = _title(f, sc.title, (safe[0], top, safe[2], top + int(text_h * 0.36)), colour=ON_SCRIM[0], under=worst)
     f.ink[-1] = (*f.ink[-1][:3], worst)
     _bullets(f, sc.bullets, (safe[0], t_bottom, safe[2], bottom), max_size=f.px(BULLET_PX), shown=sc.shown,
              highlight=sc.highlight, under=worst, colour=ON_SCRIM[1], spread=False)
@@ -436,12 +438,14 @@ def _diagram(f: _Frame, sc: Scene) -> None:
     edge = _edge_box(f)
     safe = f.safe()
     head_top = safe[1] if f.H > f.W else edge[1] + f.px(44)
-    title_h = int(f.px(TITLE_PX[f.aspect]) * 1.2 * (2 if f.H >= f.W else 1))
+    t_size = f.px(TITLE_PX[f.aspect])
+    one_line, _ = _line_metrics(choose_font(sc.title or "T", bold=True, language=f.language).at(t_size), t_size, 0.08)
+    title_h = one_line * (2 if f.H > f.W else 1)
     band = (edge[0], edge[1], edge[2], head_top + title_h + f.px(40))
     f.rect(band, f.band)
     f.boxes["band"] = band
     _title(f, sc.title, (safe[0], head_top, safe[2], head_top + title_h), under=f.band, bar=False,
-           max_lines=2 if f.H >= f.W else 1, valign="middle")
+           max_lines=2 if f.H > f.W else 1, valign="middle")
     bottom = _footer(f, sc.footer, sc.index, sc.total)
     body = (safe[0], band[3] + f.px(40), safe[2], bottom)
     if sc.bullets and f.W > f.H:
@@ -452,7 +456,7 @@ def _diagram(f: _Frame, sc: Scene) -> None:
         else:
             blist, dbox = (body[2] - bw, body[1], body[2], body[3]), (body[0], body[1], body[2] - bw - gap, body[3])
     elif sc.bullets:
-        bh = int((body[3] - body[1]) * (0.34 if f.H > f.W else 0.30))
+        bh = int((body[3] - body[1]) * (0.34 if f.H > f.W else 0.38))
         dbox = (body[0], body[1], body[2], body[3] - bh - f.px(32))
         blist = (body[0], body[3] - bh, body[2], body[3])
     else:

@@ -610,15 +610,15 @@ def _wrap(text: str, measure: _Measure, max_w: float, *, whole_words: bool = Fal
     return lines
 
 
-def _ellipsize(line: str, measure: _Measure, max_w: float) -> str:
-    """``line`` cut at a cluster boundary so that it plus an ellipsis fits ``max_w``."""
+def _ellipsize(line: str, measure: _Measure, max_w: float, mark: str = ELLIPSIS) -> str:
+    """``line`` cut at a cluster boundary so that it plus ``mark`` (an ellipsis) fits ``max_w``."""
     cl = _clusters(line.rstrip())
     while cl:
-        candidate = "".join(cl).rstrip(" ,;:.-\u3001\u3002") + ELLIPSIS
+        candidate = "".join(cl).rstrip(" ,;:.-\u3001\u3002") + mark
         if measure.width(candidate) <= max_w:
             return candidate
         cl.pop()
-    return ELLIPSIS
+    return mark
 
 
 # --------------------------------------------------------------------------- fitting
@@ -723,7 +723,8 @@ def _truncate(block: _Block, box_h: int, max_lines: int | None, gap_em: float, w
             break
     if kept:
         last = kept[-1]
-        last.lines[-1] = _ellipsize(last.lines[-1], last.measure, max(1, width - indent))
+        mark = ELLIPSIS if _has_glyph(last.para.choice.path, last.para.choice.index, ELLIPSIS) else "..."
+        last.lines[-1] = _ellipsize(last.lines[-1], last.measure, max(1, width - indent), mark)
     return _Block(block.size, kept, height, overflow=True)
 
 
