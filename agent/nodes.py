@@ -29,7 +29,6 @@ from tools import (
     loudness,
     motion,
     pictograms,
-    slides,
     subtitles,
     video,
 )
@@ -545,9 +544,9 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
         if getattr(ctx.critic, "judges", "picture") == "slide":  # judged as the viewer will see it
             req, draft = state["request"], state["draft"]
             preview = await asyncio.to_thread(
-                slides.compose_slide, title=draft.title, bullets=draft.bullets, illustration=picture,
-                footer=state["lesson_title"], index=i, total=state["total"], aspect=req.aspect, theme=req.theme,
-                language=req.language)
+                layouts.compose_scene, role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key,
+                answer=draft.answer, picture=picture, footer=state["lesson_title"], index=i, total=state["total"],
+                aspect=req.aspect, theme=req.theme, language=req.language)
             picture, prompts_all = preview.image, list(state.get("narrations") or prompts_all)
         verdict = await ctx.critic.judge_one(picture, prompts_all, i - 1)  # batched with other scenes
     except LessonForgeError as err:

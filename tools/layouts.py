@@ -515,10 +515,9 @@ def _rows(f: _Frame, sc: Scene, body: Box, *, numbered: bool) -> None:
             cy = (r[1] + r[3]) // 2
             f.draw.ellipse((cx - disc // 2, cy - disc // 2, cx + disc // 2, cy + disc // 2), fill=f.theme.accent)
             nb = (cx - disc // 2, cy - disc // 2, cx + disc // 2, cy + disc // 2)
-            num = f.text(f"number{i}", [str(i + 1)], _shrink(nb, max(2, disc // 6)), bold=True,
+            f.text(f"number{i}", [str(i + 1)], _shrink(nb, max(2, disc // 6)), bold=True,
                          max_size=int(disc * 0.6), min_size=f.px(BODY_FLOOR), colour=f.theme.background,
                          under=f.theme.accent, align="center", record_box=False)
-            del num
         else:
             x = r[2] - disc if f.rtl else r[0]
             f.rect((x, r[1], x + disc, r[3]), f.theme.accent)
@@ -571,11 +570,13 @@ def _question(f: _Frame, sc: Scene) -> None:
     body = (safe[0], safe[1], safe[2], bottom)
     portrait = f.H > f.W
     icon_side = f.px(150 if portrait else 170)
-    if f.W > f.H:
-        ib = (body[2] - icon_side, body[1], body[2], body[1] + icon_side) if f.rtl else \
-            (body[0], body[1], body[0] + icon_side, body[1] + icon_side)
-        qbox = (body[0], body[1], body[2] - icon_side - f.px(40), body[1] + int((body[3] - body[1]) * 0.55)) if f.rtl \
-            else (body[0] + icon_side + f.px(40), body[1], body[2], body[1] + int((body[3] - body[1]) * 0.55))
+    if f.W > f.H:  # the mark beside the question, both centred on the question's band
+        q_bottom = body[1] + int((body[3] - body[1]) * 0.55)
+        iy = (body[1] + q_bottom - icon_side) // 2
+        ib = (body[2] - icon_side, iy, body[2], iy + icon_side) if f.rtl else (body[0], iy, body[0] + icon_side,
+                                                                                iy + icon_side)
+        qbox = (body[0], body[1], ib[0] - f.px(48), q_bottom) if f.rtl else (ib[2] + f.px(48), body[1], body[2],
+                                                                             q_bottom)
     else:
         cx = (body[0] + body[2]) // 2
         ib = (cx - icon_side // 2, body[1], cx + icon_side // 2, body[1] + icon_side)
