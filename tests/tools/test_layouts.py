@@ -101,7 +101,7 @@ def test_titles_and_bullets_are_the_same_size_on_diagram_and_text_slides():
 
 
 @pytest.mark.parametrize("aspect", sorted(ASPECTS))
-@pytest.mark.parametrize("name", ["split-pictogram", "numbered", "columns", "diagram-steps", "hero", "text"])
+@pytest.mark.parametrize("name", ["split-pictogram", "numbered", "columns", "diagram-steps", "hero"])
 def test_build_states_differ_only_where_a_bullet_appears_or_is_highlighted(aspect, name):
     kw = cases(SCRIPTS["latin"])[name]
     full = compose_scene(index=2, total=6, aspect=aspect, **kw)
