@@ -142,7 +142,7 @@ def demo_frames(aspect: str, theme: str):
         visual = sc["visual"]
         icon = visual.get("icon") if visual["kind"] == "pictogram" else None
         if visual["kind"] == "picture":
-            icon = pictograms.suggest(visual["prompt"])
+            icon = pictograms.suggest(visual["prompt"], title=sc["title"])
         diagram = diagrams.parse_diagram(visual) if visual["kind"] in diagrams.DIAGRAM_KINDS else None
         yield compose_scene(role=sc["role"], title=sc["title"], bullets=sc["bullets"], key=sc["key"],
                             answer=sc["answer"], icon=icon, diagram=diagram, footer=script["title"], index=i,
