@@ -571,7 +571,7 @@ def _question(f: _Frame, sc: Scene) -> None:
     portrait = f.H > f.W
     icon_side = f.px(150 if portrait else 170)
     if f.W > f.H:  # the mark beside the question, both centred on the question's band
-        q_bottom = body[1] + int((body[3] - body[1]) * 0.55)
+        q_bottom = body[1] + int((body[3] - body[1]) * (0.34 if sc.bullets else 0.55))
         iy = (body[1] + q_bottom - icon_side) // 2
         ib = (body[2] - icon_side, iy, body[2], iy + icon_side) if f.rtl else (body[0], iy, body[0] + icon_side,
                                                                                 iy + icon_side)
@@ -580,7 +580,7 @@ def _question(f: _Frame, sc: Scene) -> None:
     else:
         cx = (body[0] + body[2]) // 2
         ib = (cx - icon_side // 2, body[1], cx + icon_side // 2, body[1] + icon_side)
-        qbox = (body[0], ib[3] + f.px(24), body[2], body[1] + int((body[3] - body[1]) * 0.58))
+        qbox = (body[0], ib[3] + f.px(24), body[2], body[1] + int((body[3] - body[1]) * (0.44 if sc.bullets else 0.58)))
     mark = pictograms.draw("circle-question", icon_side, f.theme.accent)
     f.img.paste(mark, ib[:2], mark)
     f.boxes["icon"] = ib
@@ -588,6 +588,11 @@ def _question(f: _Frame, sc: Scene) -> None:
            colour=f.theme.title, under=f.theme.background, max_lines=4, leading=0.08,
            align="center" if portrait else "start")
     card = (body[0], qbox[3] + f.px(36), body[2], body[3])
+    if sc.bullets:  # choices, between the question and the answer card
+        ch = int((card[3] - card[1]) * 0.55)
+        _bullets(f, sc.bullets, (card[0], card[1], card[2], card[1] + ch), max_size=f.px(BULLET_PX), shown=sc.shown,
+                 highlight=sc.highlight, under=f.theme.background, spread=False)
+        card = (card[0], card[1] + ch + f.px(28), card[2], card[3])
     f.boxes["answer_card"] = card
     f.rect(card, f.panel, radius=f.px(18))
     edge = f.px(12)

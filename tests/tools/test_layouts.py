@@ -121,14 +121,17 @@ def test_build_states_differ_only_where_a_bullet_appears_or_is_highlighted(aspec
     assert diff is not None and inside(diff, grow(full.boxes["bullet1"], 24)), (name, diff)
 
 
-def test_the_question_answer_is_drawn_only_when_revealed():
-    kw = cases(SCRIPTS["latin"])["question"]
-    asked = compose_scene(index=6, total=6, reveal_answer=False, **kw)
-    told = compose_scene(index=6, total=6, **kw)
-    assert asked.boxes == told.boxes
+@pytest.mark.parametrize("choices", [[], ["Oxygen", "Carbon dioxide", "Nitrogen"]])
+@pytest.mark.parametrize("aspect", sorted(ASPECTS))
+def test_the_question_answer_is_drawn_only_when_revealed(choices, aspect):
+    kw = {**cases(SCRIPTS["latin"])["question"], "bullets": choices}
+    asked = compose_scene(index=6, total=6, reveal_answer=False, aspect=aspect, **kw)
+    told = compose_scene(index=6, total=6, aspect=aspect, **kw)
+    assert asked.boxes == told.boxes and not told.overflow
     diff = changed(asked.image, told.image)
     assert diff is not None and inside(diff, told.boxes["answer"])
     assert not any(what == "answer" for what, *_ in asked.ink)
+    assert all(f"bullet{i}" in told.boxes for i in range(len(choices)))
 
 
 # --------------------------------------------------------------------------- the demo lesson
