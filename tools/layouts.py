@@ -285,10 +285,19 @@ def _visual_panel(f: _Frame, box: Box, *, picture: Image.Image | None, icon: str
         safe = f.safe()
         inner = (max(inner[0], safe[0]), max(inner[1], safe[1]), min(inner[2], safe[2]), inner[3])
         iw, ih = inner[2] - inner[0], inner[3] - inner[1]
-        icon_h = int(ih * 0.38) if (icon or picture is not None) else 0
-        if icon_h:
-            _glyph(f, (inner[0], inner[1], inner[2], inner[1] + icon_h), icon, picture)
-        kbox = (inner[0], inner[1] + icon_h + (f.px(24) if icon_h else 0), inner[2], inner[3])
+        has_mark = bool(icon or picture is not None)
+        if has_mark and iw > 1.6 * ih:  # a wide panel: the mark beside the key, on the reading side
+            side = int(ih * 0.8)
+            mark = (inner[2] - side, inner[1], inner[2], inner[3]) if f.rtl else (inner[0], inner[1],
+                                                                                   inner[0] + side, inner[3])
+            _glyph(f, mark, icon, picture)
+            kbox = (inner[0], inner[1], mark[0] - f.px(32), inner[3]) if f.rtl else (mark[2] + f.px(32), inner[1],
+                                                                                      inner[2], inner[3])
+        else:
+            icon_h = int(ih * 0.38) if has_mark else 0
+            if icon_h:
+                _glyph(f, (inner[0], inner[1], inner[2], inner[1] + icon_h), icon, picture)
+            kbox = (inner[0], inner[1] + icon_h + (f.px(24) if icon_h else 0), inner[2], inner[3])
         colour = f.theme.accent if contrast_ratio(f.theme.accent, f.panel) >= 4.5 else f.theme.title
         f.text("key", [key], kbox, bold=True, max_size=f.px(200 if iw > 500 else 150), min_size=f.px(TITLE_FLOOR),
                colour=colour, under=f.panel, align="center", max_lines=2, leading=0.05)
@@ -412,12 +421,11 @@ def _split(f: _Frame, sc: Scene, *, key: str = "") -> None:
     """Picture, pictogram or key panel on one side (top at 9:16), title and bullets on the other."""
     edge = _edge_box(f)
     safe = f.safe()
-    if f.H > f.W:  # 9:16: the visual across the top, running under the covered zone
-        panel = (edge[0], edge[1], edge[2], safe[1] + int((safe[3] - safe[1]) * 0.34))
-        text = (safe[0], panel[3] + f.px(48), safe[2], safe[3])
+    if f.H >= f.W:  # 9:16 and 1:1: the visual across the top (at 9:16 running under the covered zone)
+        panel = (edge[0], edge[1], edge[2], safe[1] + int((safe[3] - safe[1]) * (0.34 if f.H > f.W else 0.30)))
+        text = (safe[0], panel[3] + f.px(40), safe[2], safe[3])
     else:
-        frac = 0.44 if f.W > f.H else 0.42
-        pw = int((edge[2] - edge[0]) * frac)
+        pw = int((edge[2] - edge[0]) * 0.44)
         if f.rtl:
             panel = (edge[0], edge[1], edge[0] + pw, edge[3])
             text = (panel[2] + f.px(64), safe[1], safe[2], safe[3])
@@ -540,7 +548,7 @@ def _columns(f: _Frame, sc: Scene) -> None:
     body = (safe[0], t_bottom, safe[2], bottom)
     half = (len(sc.bullets) + 1) // 2
     gap = f.px(40)
-    if f.H > f.W:
+    if f.H >= f.W:
         mid = (body[1] + body[3]) // 2
         cards = [(body[0], body[1], body[2], mid - gap // 2), (body[0], mid + gap // 2, body[2], body[3])]
     else:
@@ -697,8 +705,8 @@ def title_card(*, title: str, lines: Sequence[str] = (), icon: str | None = None
     items = [b for b in (_clean(b) for b in lines) if b][:MAX_BULLETS]
     f = _frame(aspect, theme, language, [title, *items])
     edge, safe = _edge_box(f), f.safe()
-    if f.H > f.W:
-        panel = (edge[0], edge[1], edge[2], safe[1] + int((safe[3] - safe[1]) * 0.36))
+    if f.H >= f.W:
+        panel = (edge[0], edge[1], edge[2], safe[1] + int((safe[3] - safe[1]) * (0.36 if f.H > f.W else 0.32)))
         text = (safe[0], panel[3] + f.px(56), safe[2], safe[3])
     else:
         pw = int((edge[2] - edge[0]) * 0.40)
