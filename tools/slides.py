@@ -20,7 +20,13 @@ drawn into its own box, so nothing lands outside it.
 
 Fonts are found by the script of each string (Noto Sans / DejaVu Sans for Latin, Greek and
 Cyrillic; Noto Sans Arabic, Hebrew, Devanagari, Thai; Noto Sans CJK and other CJK fonts when
-installed); right-to-left text is shaped with libraqm when Pillow has it, and right-aligned.
+installed); right-to-left text is shaped with libraqm when Pillow has it, and right-aligned. A
+script's face that lacks a few characters ("+" in Noto Sans Arabic) is merged with the family's
+Latin face, so a line keeps one typeface (per-glyph fallback). Lines are balanced (no lone last
+word) and Japanese breaks between phrases, not inside words. The chalk theme paints a board.
+
+The layouts by scene role live in :mod:`tools.layouts`; :func:`compose_slide` is the earlier
+one-layout slide, kept for callers that have not moved.
 """
 
 from __future__ import annotations
