@@ -386,7 +386,6 @@ def _hero(f: _Frame, sc: Scene) -> None:
     worst = _worst_pixel(f.img, (0, top, f.W, f.H))
     bottom = _footer(f, sc.footer, sc.index, sc.total, colour=ON_SCRIM[1], under=worst, rule=False)
     t_bottom = _title(f, sc.title, (safe[0], top, safe[2], top + int(text_h * 0.36)), colour=ON_SCRIM[0], under=worst)
-    f.ink[-1] = (*f.ink[-1][:3], worst)
     _bullets(f, sc.bullets, (safe[0], t_bottom, safe[2], bottom), max_size=f.px(BULLET_PX), shown=sc.shown,
              highlight=sc.highlight, under=worst, colour=ON_SCRIM[1], spread=False)
 
