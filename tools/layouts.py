@@ -121,12 +121,16 @@ class _Frame:
         return (m, self.px(60) + inset, self.W - m, self.H - self.px(40) - inset)
 
     @property
+    def _tint(self) -> RGB:  # a chalkboard's panels are chalk dust, other themes' a wash of the accent
+        return self.theme.text if self.theme.surface == "chalk" else self.theme.accent
+
+    @property
     def panel(self) -> RGB:
-        return mix(self.theme.background, self.theme.accent, 0.14)
+        return mix(self.theme.background, self._tint, 0.14)
 
     @property
     def band(self) -> RGB:
-        return mix(self.theme.background, self.theme.accent, 0.24)
+        return mix(self.theme.background, self._tint, 0.24)
 
     def worst(self, under: RGB) -> RGB:
         """The lightest (dark text) or darkest (light text) colour text may land on, grain included."""
