@@ -47,8 +47,9 @@ def test_every_layout_fits_is_legible_aa_and_fills_its_frame(family, aspect):
     W, H = ASPECTS[aspect]
     scale = min(W, H) / 1080
     seen = set()
-    for name, kw in cases(t).items():
-        theme = "dark" if name in ("text", "key") else "light"
+    themes = sorted(THEMES)
+    for i, (name, kw) in enumerate(cases(t).items()):
+        theme = themes[(i + sorted(SCRIPTS).index(family)) % len(themes)]  # every layout meets every theme
         r = compose_scene(index=3, total=9, aspect=aspect, theme=theme, **kw)
         where = f"{family} {aspect} {name}"
         seen.add(r.layout)
