@@ -24,12 +24,11 @@ from tools import (
     aactrack,
     audio,
     captions,
-    diagrams,
+    layouts,
     lexicon,
     loudness,
     motion,
     pictograms,
-    slides,
     subtitles,
     video,
 )
@@ -74,7 +73,7 @@ from .state import (
     make_request,
 )
 
-SLIDE_LAYOUT_VERSION = 1  # bump when the typesetter's output changes, so cached slides are redrawn
+SLIDE_LAYOUT_VERSION = 2  # bump when the typesetter's output changes, so cached slides are redrawn
 _WORD = re.compile(r"\w[\w'’-]*", re.UNICODE)
 
 
@@ -559,9 +558,9 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
         if getattr(ctx.critic, "judges", "picture") == "slide":  # judged as the viewer will see it
             req, draft = state["request"], state["draft"]
             preview = await asyncio.to_thread(
-                slides.compose_slide, title=draft.title, bullets=draft.bullets, illustration=picture,
-                footer=state["lesson_title"], index=i, total=state["total"], aspect=req.aspect, theme=req.theme,
-                language=req.language)
+                layouts.compose_scene, role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key,
+                answer=draft.answer, picture=picture, footer=state["lesson_title"], index=i, total=state["total"],
+                aspect=req.aspect, theme=req.theme, language=req.language)
             picture, prompts_all = preview.image, list(state.get("narrations") or prompts_all)
         verdict = await ctx.critic.judge_one(picture, prompts_all, i - 1)  # batched with other scenes
     except LessonForgeError as err:
@@ -645,25 +644,24 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     key = content_key(
         "slide", SLIDE_LAYOUT_VERSION, draft.title, draft.bullets, illustration_ref.sha256 if illustration_ref else None,
         diagram.model_dump() if diagram else None, icon, footer, i, state["total"], req.aspect, req.theme,
-        req.language,
+        req.language, draft.role, draft.key, draft.answer,
     )
     emit("compose", draft.title, scene=i, total=state["total"])
     found = project.store.lookup(key, ".png")
     if found is None:
-        layout = dict(title=draft.title, bullets=draft.bullets, footer=footer, index=i, total=state["total"],
-                      aspect=req.aspect, theme=req.theme, language=req.language)
+        layout = dict(role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer,
+                      picture=picture, icon=icon, footer=footer, index=i, total=state["total"], aspect=req.aspect,
+                      theme=req.theme, language=req.language)
         result = None
-        if diagram is not None:  # drawn crisply where a picture would go
+        if diagram is not None:  # drawn crisply at the centre of a diagram layout
             try:
-                result = await asyncio.to_thread(diagrams.compose_diagram_slide, diagram, **layout)
+                result = await asyncio.to_thread(layouts.compose_scene, diagram=diagram, **layout)
             except RenderError as err:  # one scene's diagram never sinks the lesson: its text stands alone
                 degraded = f"the {diagram.kind} diagram could not be drawn ({err}); shown as a text slide"
                 diagram = None
         if result is None:
-            if icon is not None:
-                picture = await asyncio.to_thread(pictogram_picture, icon, req.theme)
-            result = await asyncio.to_thread(slides.compose_slide, illustration=picture, **layout)
-        box = result.boxes.get("picture") if picture is not None or diagram is not None else None
+            result = await asyncio.to_thread(layouts.compose_scene, **layout)
+        box = result.boxes.get("picture") if picture is not None or diagram is not None or icon else None
         with project.store.pair(key, ".png") as out:
             save_png(result.image, out.path)
             out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
@@ -706,20 +704,6 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
-
-
-def pictogram_picture(icon: str, theme: str) -> Any:
-    """A pictogram as a picture for the slide's picture box: the icon in the accent colour on a soft panel."""
-    th = slides.THEMES[theme]
-    panel = tuple(round(b + (a - b) * 0.08) for a, b in zip(th.accent, th.background, strict=True))
-    size = 768
-    from PIL import Image as PILImage
-
-    canvas = PILImage.new("RGB", (size, size), panel)
-    glyph = pictograms.draw(icon, int(size * 0.62), th.accent)
-    at = (size - glyph.width) // 2
-    canvas.paste(glyph, (at, at), glyph)
-    return canvas
 
 
 # --------------------------------------------------------------------------- measure

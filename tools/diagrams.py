@@ -427,7 +427,7 @@ class _Typesetter:
             room = min(room, max_lines)
         lines = s.lines[:room]
         last = lines[-1] if lines else ""
-        ell = slides.ELLIPSIS
+        ell = "..."  # three full stops: every face has them (Noto Sans Arabic Bold has no "…")
         while last and self.width(last.rstrip() + ell, bold, size, text) > box_w:
             last = last[:-1]
         lines[-1:] = [(last.rstrip() + ell) if last else ell]
@@ -460,6 +460,7 @@ class _Canvas:
         self.rtl = rtl
         self.cuts: list[str] = []
         self.placed: list[tuple[str, Rect, RGB]] = []  # every text drawn, with the box it was fitted to
+        self.lines: dict[str, list[str]] = {}  # every text drawn, as the lines it was broken into
         self.s = math.sqrt(width * height) / 700  # scale: sizes below are for a ~700 x 700 px diagram
         self.min_font_px = min_font_px
 
@@ -522,6 +523,7 @@ class _Canvas:
             self.ax.text(x, top + (i + 0.5) * s.line_h, line, fontproperties=prop, color=_rgb(colour),
                          ha=ha, va="center", zorder=z, parse_math=False, clip_on=False)
         self.placed.append((text, box, colour))
+        self.lines[text] = list(s.lines)
         return s
 
     def size_for(self, texts: Sequence[str], w: float, h: float, *, bold: bool = False, max_size: int,
@@ -629,22 +631,31 @@ def _draw_cycle(c: _Canvas, d: Diagram, area: Rect) -> None:
     x0, y0, x1, y1 = area
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     w, h = x1 - x0, y1 - y0
-    gap = c.px(48)
-    bw = w * 0.38
-    while True:  # the largest boxes that leave room between neighbours
-        bh = bw * 0.55
-        R = min((w - bw) / 2, (h - bh) / 2)
-        centres = [(cx + R * math.cos(math.radians(90 - 360 * i / n)), cy - R * math.sin(math.radians(90 - 360 * i / n)))
-                   for i in range(n)]
-        rects = [(x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2) for x, y in centres]
-        if R > 0 and all(not _overlap(rects[i], rects[(i + 1) % n], gap) for i in range(n)) or bw < c.px(60):
-            break
-        bw *= 0.95
+    gap = c.px(40)
+    pad = c.px(12)
+
+    def place(bw: float, bh: float) -> tuple[list[tuple[float, float]], list[Rect], float, float]:
+        # nodes on an ellipse that fills the area, so wide areas give wide nodes
+        rx, ry = max(1.0, (w - bw) / 2), max(1.0, (h - bh) / 2)
+        cs = [(cx + rx * math.cos(math.radians(90 - 360 * i / n)), cy - ry * math.sin(math.radians(90 - 360 * i / n)))
+              for i in range(n)]
+        return cs, [(x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2) for x, y in cs], rx, ry
+
+    best = None  # the node shape whose labels get the largest type, among those that leave room
+    for ratio in (0.42, 0.6, 0.8):
+        bw = w * 0.42
+        while True:
+            centres, rects, rx, ry = place(bw, bw * ratio)
+            if all(not _overlap(rects[i], rects[(i + 1) % n], gap) for i in range(n)) or bw < c.px(60):
+                break
+            bw *= 0.95
+        size = c.size_for(d.labels, bw - 2 * pad, bw * ratio - 2 * pad, bold=True, max_size=int(c.px(36)))
+        if best is None or size > best[0]:
+            best = (size, bw, bw * ratio, centres, rects, rx, ry)
+    size, bw, bh, centres, rects, rx, ry = best
     if c.rtl:  # counter-clockwise for right-to-left readers
         centres = [centres[0], *centres[:0:-1]]
         rects = [rects[0], *rects[:0:-1]]
-    pad = c.px(12)
-    size = c.size_for(d.labels, bw - 2 * pad, bh - 2 * pad, bold=True, max_size=int(c.px(36)))
     lw = max(1.5, c.px(3))
     for r, label in zip(rects, d.labels, strict=True):
         c.rect(r, fill=c.pal.fill, edge=c.pal.edge, lw=lw, radius=c.px(18))
@@ -653,13 +664,13 @@ def _draw_cycle(c: _Canvas, d: Diagram, area: Rect) -> None:
     # arrows along the circle, from one box's edge to the next's
     head = max(8.0, c.px(20))
     clear = c.px(10)
-    angles = [math.atan2(cy - y, x - cx) for x, y in centres]  # maths angle, y up
+    angles = [math.atan2((cy - y) / ry, (x - cx) / rx) for x, y in centres]  # ellipse parameter, y up
     for i in range(n):
         a0, a1 = angles[i], angles[(i + 1) % n]
         # clockwise is the negative direction in maths angles; right-to-left readers go the other way
         step = (a1 - a0) % (2 * math.pi) if c.rtl else -((a0 - a1) % (2 * math.pi))
         ts = np.linspace(0, 1, 240)
-        pts = [(cx + R * math.cos(a0 + step * t), cy - R * math.sin(a0 + step * t)) for t in ts]
+        pts = [(cx + rx * math.cos(a0 + step * t), cy - ry * math.sin(a0 + step * t)) for t in ts]
         grown = [_grow(rects[i], clear), _grow(rects[(i + 1) % n], clear)]
         keep = [p for p in pts if not any(_inside(p, g) for g in grown)]
         if len(keep) >= 2:
@@ -792,6 +803,7 @@ class _Drawn:
     image: Image.Image
     placed: list[tuple[str, Rect, RGB]]  # every text drawn, with the box it was fitted to
     cuts: list[str]  # texts cut with an ellipsis
+    lines: dict[str, list[str]]  # every text drawn, as its lines
 
 
 def _render(diagram: Diagram, *, width: int, height: int, theme: slides.Theme, language: str = "en",
@@ -821,7 +833,7 @@ def _render(diagram: Diagram, *, width: int, height: int, theme: slides.Theme, l
     if glyphs:
         log.warning("diagram: %d characters have no glyph in the chosen fonts and show as boxes; install "
                     "fonts-noto-core and fonts-noto-cjk", len(glyphs))
-    return _Drawn(img, c.placed, c.cuts)
+    return _Drawn(img, c.placed, c.cuts, c.lines)
 
 
 def compose_diagram_slide(diagram: Diagram, *, title: str, bullets: Sequence[str], footer: str, index: int,

@@ -20,7 +20,13 @@ drawn into its own box, so nothing lands outside it.
 
 Fonts are found by the script of each string (Noto Sans / DejaVu Sans for Latin, Greek and
 Cyrillic; Noto Sans Arabic, Hebrew, Devanagari, Thai; Noto Sans CJK and other CJK fonts when
-installed); right-to-left text is shaped with libraqm when Pillow has it, and right-aligned.
+installed); right-to-left text is shaped with libraqm when Pillow has it, and right-aligned. A
+script's face that lacks a few characters ("+" in Noto Sans Arabic) is merged with the family's
+Latin face, so a line keeps one typeface (per-glyph fallback). Lines are balanced (no lone last
+word) and Japanese breaks between phrases, not inside words. The chalk theme paints a board.
+
+The layouts by scene role live in :mod:`tools.layouts`; :func:`compose_slide` is the earlier
+one-layout slide, kept for callers that have not moved.
 """
 
 from __future__ import annotations
@@ -81,12 +87,78 @@ class Theme:
     text: RGB
     accent: RGB  # bullet markers, bars, the text-first band
     muted: RGB  # footer text and rule
+    surface: str = "flat"  # "chalk": a board's grain and smudges, with a wooden frame
+    frame: RGB | None = None  # the board's frame colour
+
+
+def _chalk_board(size: tuple[int, int], base: RGB, frame: RGB | None) -> Image.Image:
+    """A chalkboard: smudges and grain around ``base`` (within a few levels), a wooden frame. Deterministic."""
+    import numpy as np
+
+    W, H = size
+    rng = np.random.default_rng(20240611)
+    small = rng.normal(0.0, 1.0, (max(2, H // 60), max(2, W // 60))).astype(np.float32)
+    blot = np.asarray(Image.fromarray(small).resize((W, H), Image.Resampling.BICUBIC), dtype=np.float32)
+    grain = rng.normal(0.0, 1.0, (H, W)).astype(np.float32)
+    wiggle = np.clip(blot * 3.0 + grain * 2.2, -7, 7)
+    arr = np.clip(np.asarray(base, np.float32)[None, None, :] + wiggle[..., None], 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if frame is not None:
+        f = max(6, round(min(W, H) * 0.016))
+        d = ImageDraw.Draw(img)
+        d.rectangle((0, 0, W - 1, H - 1), outline=frame, width=f)
+        inner = tuple(max(0, int(c * 0.7)) for c in frame)
+        d.rectangle((f, f, W - f - 1, H - f - 1), outline=inner, width=max(2, f // 4))
+    return img
+
+
+@functools.lru_cache(maxsize=12)
+def _surface(theme: Theme, size: tuple[int, int]) -> Image.Image:
+    if theme.surface == "chalk":
+        return _chalk_board(size, theme.background, theme.frame)
+    return Image.new("RGB", size, theme.background)
+
+
+def canvas(theme: Theme, size: tuple[int, int]) -> Image.Image:
+    """A fresh slide background for ``theme`` (a flat colour, or the chalkboard)."""
+    return _surface(theme, size).copy()
+
+
+def frame_inset(theme: Theme, size: tuple[int, int]) -> int:
+    """Pixels along each edge that the theme's frame covers (0 without one)."""
+    return 0 if theme.frame is None else max(6, round(min(size) * 0.016)) + max(2, max(6, round(min(size) * 0.016)) // 4)
+
+
+_SMALL_WORDS = {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on", "or",
+                "per", "the", "to", "vs", "via", "with"}
+
+
+def display_title(text: str, language: str) -> str:
+    """``text`` in title case where the language writes titles so (English), else exactly as written.
+
+    Words with capitals or digits inside (CO2, DNA, iPhone) and the small words are left alone.
+    """
+    if not language.lower().startswith("en"):
+        return text
+    words = text.split(" ")
+    out = []
+    for i, w in enumerate(words):
+        core = w.strip("\"'([{")
+        if not core or any(c.isupper() or c.isdigit() for c in core[1:]) or not core[0].isalpha():
+            out.append(w)
+        elif i and i < len(words) - 1 and core.lower() in _SMALL_WORDS:
+            out.append(w)
+        else:
+            at = w.index(core[0])
+            out.append(w[:at] + core[0].upper() + w[at + 1:])
+    return " ".join(out)
 
 
 THEMES: dict[str, Theme] = {
     "light": Theme("light", (250, 250, 247), (16, 32, 64), (33, 37, 41), (0, 95, 184), (88, 96, 105)),
     "dark": Theme("dark", (17, 20, 27), (245, 247, 250), (222, 226, 232), (95, 179, 255), (160, 168, 180)),
-    "chalk": Theme("chalk", (38, 59, 48), (255, 250, 235), (236, 238, 226), (255, 214, 102), (190, 204, 194)),
+    "chalk": Theme("chalk", (38, 59, 48), (255, 250, 235), (236, 238, 226), (255, 214, 102), (190, 204, 194),
+                   surface="chalk", frame=(120, 84, 52)),
 }
 
 
@@ -304,17 +376,58 @@ class FontChoice:
         return _load(self.path, self.index, size, raqm_available())
 
 
+_MERGE_LOCK = threading.Lock()
+
+
+def _merged_font(primary: str, latin: str) -> str | None:
+    """One face with ``primary``'s glyphs and ``latin``'s for everything it lacks (same family, same weight).
+
+    Per-glyph fallback inside one face: an Arabic line with "+" or "…" keeps its Arabic face instead
+    of moving the whole line to another font. Built once with fontTools and kept in the user cache.
+    """
+    from .cache import atomic_path, content_key, user_cache_dir
+
+    try:
+        stamp = [(p, os.path.getsize(p), int(os.path.getmtime(p))) for p in (primary, latin)]
+    except OSError:
+        return None
+    out = user_cache_dir() / "fonts" / f"{content_key('merged-font', 1, stamp)[:24]}.ttf"
+    with _MERGE_LOCK:
+        if out.is_file():
+            return str(out)
+        try:
+            from fontTools.merge import Merger, Options
+
+            font = Merger(options=Options(drop_tables=["vhea", "vmtx"])).merge([primary, latin])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(out) as tmp:
+                font.save(str(tmp))
+        except Exception as exc:  # noqa: BLE001 - a face that cannot be merged falls back to whole-line choice
+            log.warning("could not merge %s with %s for per-glyph fallback: %s", primary, latin, exc)
+            return None
+    return str(out)
+
+
 @functools.lru_cache(maxsize=1024)
 def choose_font(text: str, *, bold: bool = False, language: str = "en") -> FontChoice:
     """The first installed font that covers every character of ``text``, by its script.
 
+    A script's own face that lacks a few characters (Noto Sans Arabic has no "+") gets them from
+    the family's Latin face, merged into one (per-glyph fallback), so one run keeps one typeface.
     When none covers everything, the one that covers most is returned with ``missing`` set.
     Raises RenderError when no font at all is installed.
     """
     script = text_script(text)
     needed = sorted({ch for ch in text if _needs_glyph(ch)})
     best: FontChoice | None = None
-    for path, index in font_candidates(script, bold=bold, language=language):
+    candidates = font_candidates(script, bold=bold, language=language)
+    if script not in ("latin", "cjk"):
+        first, latin = candidates[0], _latin_candidates(bold)[0]
+        if _usable(*first) and _usable(*latin) and any(not _has_glyph(*first, ch) for ch in needed):
+            merged = _merged_font(first[0], latin[0])
+            if merged:
+                candidates = [(merged, 0), *candidates]
+    for path, index in candidates:
         if not _usable(path, index):
             continue
         missing = "".join(ch for ch in needed if not _has_glyph(path, index, ch))
@@ -348,13 +461,45 @@ class _Token:
     space_before: bool
 
 
+def _is_hiragana(ch: str) -> bool:
+    return "\u3041" <= ch <= "\u309f"
+
+
+def _has_kana(text: str) -> bool:
+    return any("\u3041" <= ch <= "\u30ff" for ch in text)
+
+
+def _phrases(word: str) -> list[str]:
+    """Japanese phrases (bunsetsu, approximately): a run of kanji, katakana or Latin, then its hiragana.
+
+    Lines break between phrases, so a word such as 光合成 or 二酸化炭素 is never split.
+    """
+    out: list[str] = []
+    buf = ""
+    for ch in word:
+        if buf and _is_hiragana(buf[-1]) and not _is_hiragana(ch) and ch not in _NO_LINE_START:
+            out.append(buf)
+            buf = ""
+        buf += ch
+        if ch in "、。，．！？":
+            out.append(buf)
+            buf = ""
+    if buf:
+        out.append(buf)
+    return out
+
+
 def tokenize(text: str) -> list[_Token]:
-    """Break opportunities: between words, and between CJK characters (kinsoku rules kept)."""
+    """Break opportunities: between words, between CJK characters (kinsoku rules kept), and between
+    Japanese phrases rather than inside words when the text has kana."""
     tokens: list[_Token] = []
+    japanese = _has_kana(text)
     for w_i, word in enumerate(text.split()):
         pieces: list[str] = []
         buf = ""
-        for ch in word:
+        if japanese:
+            pieces = _phrases(word)
+        for ch in ("" if japanese else word):
             if _is_cjk_char(ch):
                 if buf:
                     pieces.append(buf)
@@ -424,10 +569,32 @@ def _break_long(token: str, measure: _Measure, max_w: float) -> list[str]:
 def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: float, *, direction: str | None = None,
               language: str | None = None) -> list[str]:
     """Greedy line breaking by measured width; a word wider than a line is broken per character."""
-    return _wrap(text, _Measure(font, direction, language), max_width)
+    return _wrap(text, _Measure(font, direction, language), max_width) or []
 
 
-def _wrap(text: str, measure: _Measure, max_w: float) -> list[str]:
+def balance(text: str, measure: _Measure, max_w: float, lines: list[str]) -> list[str]:
+    """The same number of lines as ``lines``, as even in width as they go: no lone last word.
+
+    The narrowest width that still gives that many lines is found by bisection; a single line or a
+    paragraph with a word broken across lines is kept as it is.
+    """
+    n = len(lines)
+    if n < 2:
+        return lines
+    lo, hi = max_w * 0.35, float(max_w)
+    best = lines
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        trial = _wrap(text, measure, mid, whole_words=True)
+        if trial is not None and len(trial) == n:
+            best, hi = trial, mid
+        else:
+            lo = mid
+    return best
+
+
+def _wrap(text: str, measure: _Measure, max_w: float, *, whole_words: bool = False) -> list[str] | None:
+    """Greedy lines; a token wider than a line is broken per cluster (or, with ``whole_words``, None)."""
     lines: list[str] = []
     line = ""
     for tok in tokenize(text):
@@ -439,6 +606,8 @@ def _wrap(text: str, measure: _Measure, max_w: float) -> list[str]:
             lines.append(line)
         if measure.width(tok.text) <= max_w:
             line = tok.text
+        elif whole_words:
+            return None
         else:
             *full, line = _break_long(tok.text, measure, max_w)
             lines.extend(full)
@@ -447,15 +616,15 @@ def _wrap(text: str, measure: _Measure, max_w: float) -> list[str]:
     return lines
 
 
-def _ellipsize(line: str, measure: _Measure, max_w: float) -> str:
-    """``line`` cut at a cluster boundary so that it plus an ellipsis fits ``max_w``."""
+def _ellipsize(line: str, measure: _Measure, max_w: float, mark: str = ELLIPSIS) -> str:
+    """``line`` cut at a cluster boundary so that it plus ``mark`` (an ellipsis) fits ``max_w``."""
     cl = _clusters(line.rstrip())
     while cl:
-        candidate = "".join(cl).rstrip(" ,;:.-\u3001\u3002") + ELLIPSIS
+        candidate = "".join(cl).rstrip(" ,;:.-\u3001\u3002") + mark
         if measure.width(candidate) <= max_w:
             return candidate
         cl.pop()
-    return ELLIPSIS
+    return mark
 
 
 # --------------------------------------------------------------------------- fitting
@@ -484,6 +653,7 @@ class _Block:
     paras: list[_SetPara]
     height: int
     overflow: bool = False
+    broken: bool = False  # a word was broken across lines (allowed only at the smallest size)
 
 
 def _line_metrics(font: ImageFont.FreeTypeFont, size: int, leading: float) -> tuple[int, int]:
@@ -495,14 +665,18 @@ def _set_block(paras: Sequence[_Para], size: int, width: int, indent: int, gap_e
                language: str | None) -> _Block:
     out: list[_SetPara] = []
     height = 0
+    broken = False
     for i, p in enumerate(paras):
         font = p.choice.at(size)
         measure = _Measure(font, p.direction, language)
-        lines = _wrap(p.text, measure, max(1, width - indent))
+        lines = _wrap(p.text, measure, max(1, width - indent), whole_words=True)
+        if lines is None:  # a word wider than the line: broken, and this size is a last resort
+            lines = _wrap(p.text, measure, max(1, width - indent)) or []
+            broken = True
         line_h, ascent = _line_metrics(font, size, leading)
         out.append(_SetPara(p, font, lines, line_h, ascent, measure))
         height += len(lines) * line_h + (int(round(gap_em * size)) if i else 0)
-    return _Block(size, out, height)
+    return _Block(size, out, height, broken=broken)
 
 
 def _fits(block: _Block, box_h: int, max_lines: int | None) -> bool:
@@ -527,10 +701,12 @@ def _fit_block(paras: Sequence[_Para], box: Box, *, max_size: int, min_size: int
     while lo < hi:
         mid = (lo + hi + 1) // 2
         block = attempt(mid)
-        if _fits(block, box_h, max_lines):
+        if _fits(block, box_h, max_lines) and not block.broken:
             lo, best = mid, block
         else:
             hi = mid - 1
+    for sp in best.paras:
+        sp.lines = balance(sp.para.text, sp.measure, max(1, width - int(round(indent_em * best.size))), sp.lines)
     return best
 
 
@@ -553,7 +729,8 @@ def _truncate(block: _Block, box_h: int, max_lines: int | None, gap_em: float, w
             break
     if kept:
         last = kept[-1]
-        last.lines[-1] = _ellipsize(last.lines[-1], last.measure, max(1, width - indent))
+        mark = ELLIPSIS if _has_glyph(last.para.choice.path, last.para.choice.index, ELLIPSIS) else "..."
+        last.lines[-1] = _ellipsize(last.lines[-1], last.measure, max(1, width - indent), mark)
     return _Block(block.size, kept, height, overflow=True)
 
 
@@ -574,6 +751,8 @@ class SlideResult:
     min_font_px: int
     notes: list[str] = field(default_factory=list)
     boxes: dict[str, Box] = field(default_factory=dict)
+    layout: str = ""  # the layout used (tools.layouts), "" for compose_slide's
+    ink: list[tuple[str, Box, RGB, RGB]] = field(default_factory=list)  # text drawn: name, box, colour, ground
 
 
 def _draw_block(img: Image.Image, block: _Block, box: Box, *, colour: RGB, align_right: bool, valign: str,
