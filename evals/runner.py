@@ -23,8 +23,12 @@ from pydantic import ValidationError
 
 from agent import run as agent_run
 from agent.config import Settings
+from agent.checkpoint import check_spec as check_checkpoint
 from agent.context import Context, create, create_critic
+from agent.executor import Executor, LessonJob
+from agent.executor import create as create_executor
 from agent.project import Project
+from tools import registry
 from tools.base import LLM, ConfigError
 from tools.cache import atomic_write_json, content_key
 
@@ -54,6 +58,15 @@ def _usage(llm: Any) -> dict[str, int]:
     return {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _built_there(kind: Any, spec: str, executor: Executor, images: str = "") -> str:
+    """The backend each lesson's worker builds for itself (or "none"), when none was built here."""
+    if executor.shares_objects or registry.parse(kind, spec) is None:
+        return "none"
+    if kind == "critic" and registry.parse("images", images) is None:  # no pictures: nothing to judge
+        return "none"
+    return spec
+
+
 def load_result(path: Path) -> TopicResult | None:
     """A persisted result, or None when the file is missing or unreadable (it is then redone)."""
     try:
@@ -76,6 +89,8 @@ async def run_eval(
     judge: bool = True,
     quiz_questions: int = 5,
     on_event: EventSink | None = None,
+    executor: Executor | str | None = None,
+    checkpoint: bool | str | None = True,
 ) -> EvalReport:
     """Make and score a lesson per topic of ``dataset_path`` into ``out_dir``; write report.json/.html.
 
@@ -83,7 +98,9 @@ async def run_eval(
     `agent.run.make`. The picture model and critic are built once and shared by every lesson;
     each lesson builds its own LLM client (so its manifest counts its own tokens) unless ``llm``
     is given. The judge is ``judge_llm`` (an LLM or a "backend:model" spec), else the lesson LLM;
-    ``judge=False`` skips the rubric and the quiz.
+    ``judge=False`` skips the rubric and the quiz. ``executor`` makes the lessons (`agent.executor`:
+    "local", "ray", "ray:ADDRESS" or an Executor); ``checkpoint`` is where each lesson's graph keeps
+    its finished steps (`agent.checkpoint`). Scoring runs here, on the lessons' files.
     """
     emit = on_event or (lambda e: None)
     if jobs < 1:
@@ -91,6 +108,8 @@ async def run_eval(
     dataset_file = topics.resolve(dataset_path)
     dataset = topics.load(dataset_file)
     settings = settings or Settings.load()
+    check_checkpoint(checkpoint)
+    runner = executor if executor is not None and not isinstance(executor, str) else create_executor(executor)
     out = Path(out_dir)
     run_project = Project(out)
     run_project.prepare()
@@ -100,9 +119,10 @@ async def run_eval(
         with run_project.lock():
             return await _run_locked(
                 dataset, dataset_file, out, jobs, settings, llm, images, speech, critic, judge_llm, judge,
-                quiz_questions, emit, owned, started,
+                quiz_questions, emit, owned, started, runner, checkpoint,
             )
     finally:
+        await runner.close()
         for client in owned:
             close = getattr(client, "aclose", None)
             if close is not None:
@@ -125,9 +145,13 @@ async def _run_locked(
     emit: EventSink,
     owned: list[Any],
     started: float,
+    executor: Executor,
+    checkpoint: bool | str | None,
 ) -> EvalReport:
     # the heavy models are built and loaded once, before any work, and shared by every lesson
-    if images is None:
+    # (here, or as deployments of the executor's cluster)
+    lesson_settings = await executor.start(settings)
+    if images is None and executor.shares_objects:
         images = create("images", settings.images, device=settings.device)
     if critic is None and images is not None:
         critic = create_critic(settings)  # with the floor and margin recorded in the report
@@ -141,7 +165,10 @@ async def _run_locked(
         if isinstance(judge_obj, str):
             judge_obj = create("llm", judge_obj)
             owned.append(judge_obj)
-    await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
+    if executor.shares_objects:
+        await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
+    else:  # the lessons' workers fetch and load their own models; only a service is reached from here
+        await agent_run.check_service(check_llm, emit)
     if judge_obj is not None and judge_obj is not check_llm:
         await agent_run.preflight(Context(llm=judge_obj), emit)
     judge_before = _usage(judge_obj)
@@ -149,9 +176,9 @@ async def _run_locked(
     backends = {k: v for k, v in (("llm", llm), ("images", images), ("speech", speech), ("critic", critic)) if v is not None}
     names = {
         "llm": _name(llm) or settings.llm,
-        "images": _name(images) or "none",
+        "images": _name(images) or _built_there("images", settings.images, executor),
         "speech": _name(speech) or settings.speech,
-        "critic": _name(critic) or "none",
+        "critic": _name(critic) or _built_there("critic", settings.critic, executor, settings.images),
     }
     fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]
     results_dir = out / "results"
@@ -175,8 +202,9 @@ async def _run_locked(
 
     async def one(i: int, slug: str, spec: topics.TopicSpec, key: str) -> None:
         async with gate:
+            job = LessonJob(spec.request(), out / "lessons" / slug, lesson_settings, checkpoint, slug)
             finished[slug] = await _run_topic(
-                out, i, total, slug, spec, key, settings, backends, judge_obj, quiz_questions, emit
+                out, i, total, slug, spec, key, job, executor, backends, judge_obj, quiz_questions, emit
             )
 
     await asyncio.gather(*(one(*p) for p in pending))
@@ -206,13 +234,14 @@ async def _run_topic(
     slug: str,
     spec: topics.TopicSpec,
     key: str,
-    settings: Settings,
+    job: LessonJob,
+    executor: Executor,
     backends: dict[str, Any],
     judge: Any,
     quiz_questions: int,
     emit: EventSink,
 ) -> TopicResult:
-    lesson_dir = out / "lessons" / slug
+    lesson_dir = job.out
     base = {"stage": "eval", "topic": slug, "index": i, "total": total}
     emit({**base, "status": "start", "message": spec.topic})
 
@@ -224,7 +253,7 @@ async def _run_topic(
         slug=slug, index=i, spec=spec, key=key, status="failed", lesson_dir=f"lessons/{slug}"
     )
     try:
-        manifest = await agent_run.make(spec.request(), settings, lesson_dir, on_event=forward, **backends)
+        manifest = await executor.make(job, forward, **backends)
         make_seconds = time.perf_counter() - t
         result.title = manifest.script.title if manifest.script else spec.topic
         result.slides = [
