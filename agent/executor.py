@@ -16,7 +16,7 @@ retried lesson resumes at its last finished step (`agent.checkpoint`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,6 +69,70 @@ class LocalExecutor:
 
     async def close(self) -> None:
         return None
+
+
+@dataclass
+class Shared:
+    """What every lesson of a run shares: the settings they use and the backends built once for all."""
+
+    settings: Settings
+    backends: dict[str, Any]  # objects handed to every lesson (images and critic built here when local)
+    names: dict[str, str]  # the backend of each capability, for the run's record and resume keys
+    llm: Any  # an LLM that proved the settings work (the given one, or one built for the check)
+    owned: list[Any] = field(default_factory=list)  # clients built here, to close at the end
+
+    async def aclose(self) -> None:
+        for client in self.owned:
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def _name(backend: Any) -> str:
+    return backend if isinstance(backend, str) else str(getattr(backend, "name", type(backend).__name__))
+
+
+async def prepare(executor: Executor, settings: Settings, emit: EventSink, **given: Any) -> Shared:
+    """Start the executor and check every backend before any lesson: the heavy models are built and
+    loaded once, here (local) or as the cluster's deployments (Ray), and the LLM is reached."""
+    from tools import registry
+
+    from . import run
+    from .context import Context
+    from .context import create as create_backend
+    from .context import create_critic
+
+    lesson_settings = await executor.start(settings)
+    images, critic, llm = given.get("images"), given.get("critic"), given.get("llm")
+    if images is None and executor.shares_objects:
+        images = create_backend("images", settings.images, device=settings.device)
+    if critic is None and images is not None:
+        critic = create_critic(settings)  # with the floor and margin the run records
+    owned = []
+    check_llm = llm
+    if check_llm is None:  # each lesson builds its own; this one proves the settings work
+        check_llm = create_backend("llm", settings.llm)  # no key and no server: a ConfigError here
+        owned.append(check_llm)
+    if executor.shares_objects:
+        await run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
+    else:  # the lessons' workers fetch and load their own models; only a service is reached from here
+        await run.check_service(check_llm, emit)
+
+    def built_there(kind: Any, spec: str) -> str:
+        """The backend each lesson's worker builds for itself, when none was built here."""
+        pictures = registry.parse("images", settings.images) is not None
+        if executor.shares_objects or registry.parse(kind, spec) is None or not pictures:
+            return "none"
+        return spec
+
+    backends = {"llm": llm, "images": images, "speech": given.get("speech"), "critic": critic}
+    names = {
+        "llm": _name(llm) if llm is not None else settings.llm,
+        "images": _name(images) if images is not None else built_there("images", settings.images),
+        "speech": _name(backends["speech"]) if backends["speech"] is not None else settings.speech,
+        "critic": _name(critic) if critic is not None else built_there("critic", settings.critic),
+    }
+    return Shared(lesson_settings, {k: v for k, v in backends.items() if v is not None}, names, check_llm, owned)
 
 
 EXECUTORS = "local, ray or ray:ADDRESS"

@@ -66,7 +66,7 @@ class RayExecutor:
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self.serve_models = serve_models
-        self.init_options = dict(init_options or {})
+        self.init_options = {"log_to_driver": False, **(init_options or {})}  # workers do not print here
         self.served: dict[str, str] = {}  # kind -> the model spec its deployment serves
         self._owns_ray = False
         self._remote: Any = None

@@ -24,11 +24,10 @@ from pydantic import ValidationError
 from agent import run as agent_run
 from agent.config import Settings
 from agent.checkpoint import check_spec as check_checkpoint
-from agent.context import Context, create, create_critic
-from agent.executor import Executor, LessonJob
+from agent.context import Context, create
+from agent.executor import Executor, LessonJob, prepare
 from agent.executor import create as create_executor
 from agent.project import Project
-from tools import registry
 from tools.base import LLM, ConfigError
 from tools.cache import atomic_write_json, content_key
 
@@ -56,15 +55,6 @@ def _usage(llm: Any) -> dict[str, int]:
     if usage is None:
         return {}
     return {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _built_there(kind: Any, spec: str, executor: Executor, images: str = "") -> str:
-    """The backend each lesson's worker builds for itself (or "none"), when none was built here."""
-    if executor.shares_objects or registry.parse(kind, spec) is None:
-        return "none"
-    if kind == "critic" and registry.parse("images", images) is None:  # no pictures: nothing to judge
-        return "none"
-    return spec
 
 
 def load_result(path: Path) -> TopicResult | None:
@@ -148,38 +138,18 @@ async def _run_locked(
     executor: Executor,
     checkpoint: bool | str | None,
 ) -> EvalReport:
-    # the heavy models are built and loaded once, before any work, and shared by every lesson
-    # (here, or as deployments of the executor's cluster)
-    lesson_settings = await executor.start(settings)
-    if images is None and executor.shares_objects:
-        images = create("images", settings.images, device=settings.device)
-    if critic is None and images is not None:
-        critic = create_critic(settings)  # with the floor and margin recorded in the report
-    check_llm = llm
-    if check_llm is None:  # each lesson builds its own; this one proves the settings work
-        check_llm = create("llm", settings.llm)  # no key and no server: a ConfigError here
-        owned.append(check_llm)
+    shared = await prepare(executor, settings, emit, llm=llm, images=images, speech=speech, critic=critic)
+    owned.extend(shared.owned)
     judge_obj: Any = None
     if judge:
-        judge_obj = judge_llm if judge_llm is not None else check_llm
+        judge_obj = judge_llm if judge_llm is not None else shared.llm
         if isinstance(judge_obj, str):
             judge_obj = create("llm", judge_obj)
             owned.append(judge_obj)
-    if executor.shares_objects:
-        await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
-    else:  # the lessons' workers fetch and load their own models; only a service is reached from here
-        await agent_run.check_service(check_llm, emit)
-    if judge_obj is not None and judge_obj is not check_llm:
+    if judge_obj is not None and judge_obj is not shared.llm:
         await agent_run.preflight(Context(llm=judge_obj), emit)
     judge_before = _usage(judge_obj)
-
-    backends = {k: v for k, v in (("llm", llm), ("images", images), ("speech", speech), ("critic", critic)) if v is not None}
-    names = {
-        "llm": _name(llm) or settings.llm,
-        "images": _name(images) or _built_there("images", settings.images, executor),
-        "speech": _name(speech) or settings.speech,
-        "critic": _name(critic) or _built_there("critic", settings.critic, executor, settings.images),
-    }
+    backends, names, lesson_settings = shared.backends, shared.names, shared.settings
     fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]
     results_dir = out / "results"
     slugs = dataset.slugs()
