@@ -129,9 +129,9 @@ class RayExecutor:
             raise _error(payload["type"], payload["message"])
         return Manifest.model_validate(payload)
 
-    def stats(self) -> dict[str, dict[str, Any]]:
+    async def stats(self) -> dict[str, dict[str, Any]]:
         """Model calls of each shared deployment (and which lessons each call served)."""
-        return {kind: ray_serve.stats(kind, spec) for kind, spec in self.served.items()}
+        return {kind: await ray_serve.stats(kind, spec) for kind, spec in self.served.items()}
 
     async def close(self) -> None:
         if not self._owns_ray:

@@ -179,9 +179,9 @@ def deploy(kind: str, spec: str, *, device: str = "", replicas: int = 1, gpus: f
         raise unwrap(err) from None
 
 
-def stats(kind: str, spec: str) -> dict[str, Any]:
+async def stats(kind: str, spec: str) -> dict[str, Any]:
     """The counters of the deployment serving ``spec`` (one replica's, the one the call reached)."""
-    return _handle(kind, spec).stats.remote().result()
+    return await _handle(kind, spec).stats.remote()
 
 
 def _handle(kind: str, spec: str) -> Any:
