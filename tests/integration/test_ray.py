@@ -11,7 +11,7 @@ import pytest
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-ray = pytest.importorskip("ray")  # the [ray] extra (part of dev)
+import ray  # noqa: E402  (the [ray] extra, part of dev)
 from ray import serve  # noqa: E402
 
 from agent.batch import run_batch  # noqa: E402
