@@ -26,6 +26,7 @@ from tools.cache import content_key
 from .project import Project
 
 SQLITE_NAME = "graph.sqlite"
+FORMAT = 1  # bump when the graph's nodes or state change, so old checkpoints are not resumed
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
@@ -70,7 +71,7 @@ def serializer() -> Any:
 
 def thread_id(graph_input: dict[str, Any], settings: Any) -> str:
     """One thread per distinct lesson input: the same command resumes it, another request starts anew."""
-    return "make-" + content_key(graph_input, settings)
+    return "make-" + content_key(FORMAT, graph_input, settings)
 
 
 @contextlib.asynccontextmanager

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import time
@@ -82,6 +83,7 @@ class RayExecutor:
                                   "(HOST:PORT of its head node, or auto) and that the cluster runs") from None
             self._owns_ray = True
         self._remote = ray.remote(make_on_worker)
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve's progress lines are not ours to print
         if not self.serve_models:
             return settings
         update: dict[str, str] = {}

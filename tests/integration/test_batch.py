@@ -116,6 +116,8 @@ def test_batch_command(tmp_path):
     assert "1 of 1 lessons done (1 from an earlier run)" in result.output
     result = CliRunner().invoke(app, [*args, "--executor", "spark"])
     assert result.exit_code == 2 and "unknown executor" in result.output
+    result = CliRunner().invoke(app, ["eval", "smoke", "--executor", "ray:", "--llm", "fake:"])
+    assert result.exit_code == 2 and "needs an address after the colon" in result.output
 
 
 def test_a_checkpoint_dsn_must_be_postgres():
