@@ -97,3 +97,18 @@ async def test_pictures_of_concurrent_lessons_share_model_calls_of_one_served_mo
     assert max(images["callers_per_call"]) >= 2
     assert critic["items"] == pictures and critic["calls"] < pictures / 2
     assert max(critic["callers_per_call"]) >= 2
+
+
+async def test_an_eval_run_makes_its_lessons_on_ray_and_scores_them_here(local_ray, tmp_path):
+    from evals.runner import run_eval
+
+    topics = tmp_path / "set.yaml"
+    topics.write_text("name: mini\ntopics:\n  - {topic: tides, minutes: 0.5, audience: primary school, "
+                      "key_concepts: [moon, water]}\n", "utf-8")
+    settings = Settings(llm="fake:", images="fake:", critic="fake:", speech="fake:", fit_rounds=0)
+    report = await run_eval(topics, tmp_path / "run", settings=settings, judge=False, executor=RayExecutor())
+    [lesson] = report.lessons
+    assert lesson.status == "done", lesson.error
+    assert report.run.backends["images"] == "fake:" and report.run.backends["critic"] == "fake:"
+    assert lesson.metrics is not None and lesson.metrics.delivery.duration_s > 0
+    assert [e["stage"] for e in events(tmp_path / "run" / "lessons" / lesson.slug)].count("worker") == 1
