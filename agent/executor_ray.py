@@ -67,7 +67,8 @@ class RayExecutor:
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self.serve_models = serve_models
-        self.init_options = {"log_to_driver": False, **(init_options or {})}  # workers do not print here
+        # workers do not print here, nor does Ray below warnings
+        self.init_options = {"log_to_driver": False, "logging_level": logging.WARNING, **(init_options or {})}
         self.served: dict[str, str] = {}  # kind -> the model spec its deployment serves
         self._owns_ray = False
         self._remote: Any = None
@@ -76,13 +77,14 @@ class RayExecutor:
         """Connect to (or start) Ray; serve the image model and critic once for every lesson."""
         ray = import_ray()
         if not ray.is_initialized():
-            try:
-                await asyncio.to_thread(ray.init, address=self.address, **self.init_options)
+            try:  # in the main thread: Ray sets its signal handlers there
+                ray.init(address=self.address, **self.init_options)
             except ConnectionError as err:
                 raise ConfigError(f"cannot reach the Ray cluster at {self.address}: {err}; check the address "
                                   "(HOST:PORT of its head node, or auto) and that the cluster runs") from None
             self._owns_ray = True
         self._remote = ray.remote(make_on_worker)
+        ray_serve.import_serve()
         logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve's progress lines are not ours to print
         if not self.serve_models:
             return settings
@@ -139,13 +141,8 @@ class RayExecutor:
         if not self._owns_ray:
             return
         ray = import_ray()
-        try:
-            from ray import serve
-
-            await asyncio.to_thread(serve.shutdown)
-        finally:
-            await asyncio.to_thread(ray.shutdown)
-            self._owns_ray = False
+        await asyncio.to_thread(ray.shutdown)  # with the deployments this Ray ran
+        self._owns_ray = False
 
 
 def ray_serve_spec(kind: Any, spec: str) -> str | None:

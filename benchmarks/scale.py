@@ -125,10 +125,7 @@ async def main() -> int:
                           root / "shared", settings, jobs),
             ]
         finally:
-            from ray import serve
-
-            serve.shutdown()
-            ray.shutdown()
+            ray.shutdown()  # with Serve and its deployments
     print(f"{args.lessons} lessons of 0.5 min (3 scenes), {args.cpus} CPUs, {jobs} lessons at once; tiny random-weight "
           "SD pipeline and CLIP on the CPU")
     print(f"{'arm':30} {'pictures':>8} {'model loads':>11} {'image calls':>11} {'critic calls':>12} {'wall (s)':>9}")

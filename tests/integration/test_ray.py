@@ -12,7 +12,6 @@ import pytest
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 import ray  # noqa: E402  (the [ray] extra, part of dev)
-from ray import serve  # noqa: E402
 
 from agent.batch import run_batch  # noqa: E402
 from agent.config import Settings  # noqa: E402
@@ -29,8 +28,7 @@ def local_ray():
     try:
         yield
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        ray.shutdown()  # with Serve and its deployments
 
 
 def topic_file(tmp_path: Path, *names: str) -> Path:
