@@ -375,6 +375,70 @@ def render(
         _summary(manifest, folder)
 
 
+@app.command()
+def batch(
+    topics_file: str = typer.Argument(..., metavar="TOPICS", help="A YAML list of topics (an eval topic set works too)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: batch-runs/<topic set>)."),
+    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Lessons made at the same time."),
+    executor: str = typer.Option("local", help="Where lessons are made: local, ray (a local Ray) or ray:ADDRESS."),
+    retries: int = typer.Option(3, min=0, help="With --executor ray: tries again for a lesson whose worker was lost."),
+    checkpoint_dsn: Optional[str] = typer.Option(
+        None, help="Postgres DSN for the lessons' finished steps (a cluster); default: SQLite in each lesson."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Target length of a topic that sets none (2)."),
+    audience: Optional[str] = typer.Option(None, help="Audience of a topic that sets none."),
+    language: Optional[str] = typer.Option(None, help="Language of a topic that sets none (en)."),
+    aspect: Optional[str] = typer.Option(None, help="16:9, 9:16 or 1:1."),
+    seed: Optional[int] = typer.Option(None, help="Base seed for pictures."),
+    theme: Optional[str] = typer.Option(None, help="Slide theme."),
+    voice: Optional[str] = typer.Option(None, help="Voice name."),
+    llm: Optional[str] = typer.Option(None, help="LLM backend, e.g. openai:gpt-4.1-mini (env LESSONFORGE_LLM)."),
+    images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    speech: Optional[str] = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
+    critic: Optional[str] = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    max_attempts: Optional[int] = typer.Option(None, help="Picture attempts per scene (default 3)."),
+    device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
+    lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon, speech only."),
+    burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the videos too."),
+    motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures and the summary."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print every lesson's progress events."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
+) -> None:
+    """Make one lesson per topic of TOPICS (resumable: run the same command again to go on)."""
+    from agent.batch import load_requests, run_batch
+    from agent.config import Settings
+    from agent.executor import create as create_executor
+    from evals.cli import EvalProgress
+
+    defaults = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "seed": seed,
+                "theme": theme, "voice": voice}
+    try:
+        settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
+                                 device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
+                                 burn_subtitles=burn_subtitles or None, motion=motion or None)
+        if theme:
+            _check_theme(theme)
+        _, topic_set, _ = load_requests(topics_file, defaults)
+        runner = create_executor(executor, retries=retries)
+    except ConfigError as err:
+        _fail(err, 2)
+    target = out or Path("batch-runs") / topic_set.name
+    progress = EvalProgress("json" if as_json else "quiet" if quiet else "verbose" if verbose else "plain", "batch")
+    report = _run(run_batch(topics_file, target, defaults=defaults, settings=settings, jobs=jobs, executor=runner,
+                            checkpoint=checkpoint_dsn or True, on_event=progress), target)
+    if as_json:
+        out_console.file.write(json.dumps({"stage": "result", "out": str(target), "done": report.done,
+                                           "failed": report.failed}) + "\n")
+    else:
+        for r in report.lessons:
+            if r.status == "failed":
+                console.print(f"[red]failed[/] {escape(r.slug)}: {escape(scrub(r.error))}", highlight=False)
+        console.print(f"{report.done} of {len(report.lessons)} lessons done ({len(report.resumed)} from an earlier "
+                      f"run) in {report.seconds:.0f} s; {escape(str(target / 'batch.json'))}", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def _settings_for(folder: Path, **overrides: Any) -> Any:
     from agent.config import Settings
     from agent.project import Project

@@ -17,6 +17,7 @@ from langgraph.types import Command
 
 from tools.base import ConfigError, LessonForgeError
 
+from . import checkpoint as checkpoints
 from .config import Settings
 from .context import Context, EventSink, from_settings
 from .graph import build_graph
@@ -35,10 +36,7 @@ async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None
     """Check every backend can work before any work is done (reach the LLM, fetch the local models a
     first use needs, load them and the local voice that will speak ``request``)."""
     await fetch_models(ctx, emit, request)
-    check = getattr(ctx.llm, "check", None) if ctx.llm is not None else None
-    if check is not None:
-        emit({"stage": "check", "message": f"Reaching the LLM {ctx.llm.name}"})
-        await check()
+    await check_service(ctx.llm, emit)
     load = getattr(ctx.llm, "load", None) if ctx.llm is not None else None
     if load is not None:  # a local model: loaded (or found missing) before any work
         emit({"stage": "check", "message": f"Loading the local LLM {ctx.llm.name}"})
@@ -65,6 +63,14 @@ async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None
         voice = request.voice or inner.default_voice(request.language)
         emit({"stage": "check", "message": f"Loading the voice {voice} ({inner.name})"})
         await asyncio.to_thread(prepare, voice)
+
+
+async def check_service(llm: Any, emit: EventSink) -> None:
+    """Reach an LLM service before any work (a local model is neither fetched nor loaded here)."""
+    check = getattr(llm, "check", None) if llm is not None else None
+    if check is not None:
+        emit({"stage": "check", "message": f"Reaching the LLM {llm.name}"})
+        await check()
 
 
 NO_LOCAL_LLM = "set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (Ollama, vLLM, llama.cpp) for the LLM"
@@ -136,9 +142,10 @@ ReviewHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
-               on_review: ReviewHook | None = None) -> Manifest:
+               on_review: ReviewHook | None = None, checkpoint: bool | str | None = None) -> Manifest:
     try:
-        return await _run_graph(graph_input, ctx, manifest, emit, note, on_review)
+        async with checkpoints.open_saver(checkpoint, ctx.project) as saver:
+            return await _run_graph(graph_input, ctx, manifest, emit, note, on_review, saver)
     finally:
         await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic)
 
@@ -155,18 +162,27 @@ async def close_backends(*backends: Any) -> None:
 
 
 async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
-                     on_review: ReviewHook | None) -> Manifest:
+                     on_review: ReviewHook | None, saver: Any = None) -> Manifest:
     project = ctx.project
     # a review pauses the graph (LangGraph interrupt), which needs a checkpointer to resume from
-    graph = build_graph(checkpointer=InMemorySaver() if on_review is not None else None)
-    config: dict[str, Any] = {"recursion_limit": 50 + 4 * ctx.settings.max_attempts,
-                              "configurable": {"thread_id": "make"}}
-    final: dict[str, Any] = {}
+    graph = build_graph(checkpointer=saver or (InMemorySaver() if on_review is not None else None))
     step: Any = {**graph_input, "review": on_review is not None}
+    thread = checkpoints.thread_id(step, ctx.settings) if saver is not None else "make"
+    config: dict[str, Any] = {"recursion_limit": 50 + 4 * ctx.settings.max_attempts,
+                              "configurable": {"thread_id": thread}}
+    final: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    if saver is not None:  # every finished step is saved before the next starts; a cut-short run resumes
+        options["durability"] = "sync"
+        snapshot = await graph.aget_state(config)
+        if snapshot.next:
+            step = None
+            emit({"stage": "resume", "message": f"Resuming at {', '.join(sorted(set(snapshot.next)))}; "
+                  "finished steps are kept", "data": {"next": list(snapshot.next)}})
     try:
         while True:
             async for ns, mode, chunk in graph.astream(
-                step, config, context=ctx, stream_mode=["custom", "values"], subgraphs=True,
+                step, config, context=ctx, stream_mode=["custom", "values"], subgraphs=True, **options,
             ):
                 if mode == "custom":
                     emit(chunk)
@@ -231,6 +247,7 @@ async def make(
     on_event: EventSink | None = None,
     on_review: ReviewHook | None = None,
     understood: Understanding | None = None,
+    checkpoint: bool | str | None = None,
     **backends: Any,
 ) -> Manifest:
     """Topic -> lesson. With ``script`` the LLM is not asked to plan or write (it may still fit).
@@ -238,6 +255,9 @@ async def make(
     ``on_review`` (for --review) is shown the outline before anything is produced; it returns
     ``{"approve": True}`` or ``{"approve": False, "feedback": "..."}`` for a new outline.
     ``understood`` (a one-shot prompt and how it was read) is recorded in lesson.json.
+    ``checkpoint`` (True: SQLite in the project; a Postgres DSN) saves every finished step of the
+    graph, so the same lesson started again after its process was lost resumes where it stopped
+    (`agent.checkpoint`).
     """
     emit = on_event or (lambda e: None)
     project = Project(out if out is not None else default_out(request.topic))
@@ -262,7 +282,7 @@ async def make(
         if script is not None:
             graph_input["script"] = script
         return await _run(graph_input, ctx, manifest, emit, f"make {request.topic!r}",
-                          on_review=on_review if script is None else None)
+                          on_review=on_review if script is None else None, checkpoint=checkpoint)
 
 
 async def render(

@@ -25,6 +25,12 @@ from tools.base import ConfigError, LessonForgeError
 from tools.llm_openai import scrub_environment
 
 
+EXECUTOR_HELP = ("Where lessons are made: local (this machine), ray (a local Ray) or ray:ADDRESS (a Ray cluster; "
+                 "needs lessonforge[ray])")
+CHECKPOINT_HELP = ("Postgres DSN where lessons keep their finished steps (for a cluster); default: SQLite in each "
+                   "lesson's folder")
+
+
 class DefaultRunGroup(TyperGroup):
     """A group whose first argument, when it names no command, goes to the default command `run`."""
 
@@ -60,10 +66,13 @@ def _fail(err: BaseException, code: int) -> None:
 
 
 class EvalProgress:
-    """One line per topic as it starts and ends (or JSON lines); lesson events only in --verbose."""
+    """One line per topic as it starts and ends (or JSON lines); lesson events only in --verbose.
 
-    def __init__(self, mode: str) -> None:
+    ``stage`` is the stage of the run's own events ("eval"; "batch" for `lessonforge batch`)."""
+
+    def __init__(self, mode: str, stage: str = "eval") -> None:
         self.mode = mode
+        self.stage = stage
         self.start = time.monotonic()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -73,7 +82,7 @@ class EvalProgress:
             out_console.file.write(json.dumps({**event, "elapsed": round(elapsed, 2)}, ensure_ascii=False, default=str) + "\n")
             out_console.file.flush()
             return
-        if event.get("stage") != "eval":
+        if event.get("stage") != self.stage:
             if self.mode == "verbose" or (event.get("level") == "warning" and self.mode != "quiet"):
                 scene = f" scene {event['scene']}" if event.get("scene") else ""
                 console.print(f"[dim]{elapsed:7.1f}s {event.get('topic', '')} {event.get('stage', '')}{scene}: "
@@ -148,12 +157,16 @@ def run_cmd(
     quiz_questions: int = typer.Option(5, min=1, max=20, help="Quiz questions per lesson."),
     max_attempts: int | None = typer.Option(None, help="Picture attempts per scene (default 3)."),
     device: str | None = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    retries: int = typer.Option(3, min=0, help="With --executor ray: tries again for a lesson whose worker was lost."),
+    checkpoint_dsn: str | None = typer.Option(None, help=CHECKPOINT_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures and the summary."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print every lesson's progress events."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
     """Make a lesson per topic of TOPICS, score each, and write report.json and report.html."""
     from agent.config import Settings
+    from agent.executor import create as create_executor
 
     from . import topics
     from .runner import run_eval
@@ -165,6 +178,7 @@ def run_cmd(
                                  device=device)
         if judge:
             Settings.load(llm=judge)  # the same check of the backend name as --llm gets
+        runner = create_executor(executor, retries=retries)
     except ConfigError as err:
         _fail(err, 2)
     target = out or Path("eval-runs") / dataset.name
@@ -173,7 +187,7 @@ def run_cmd(
     try:
         report = asyncio.run(run_eval(
             dataset_file, target, jobs=jobs, settings=settings, judge_llm=judge, judge=not no_judge,
-            quiz_questions=quiz_questions, on_event=progress,
+            quiz_questions=quiz_questions, on_event=progress, executor=runner, checkpoint=checkpoint_dsn or True,
         ))
     except ConfigError as err:
         _fail(err, 2)

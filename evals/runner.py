@@ -23,7 +23,10 @@ from pydantic import ValidationError
 
 from agent import run as agent_run
 from agent.config import Settings
-from agent.context import Context, create, create_critic
+from agent.checkpoint import check_spec as check_checkpoint
+from agent.context import Context, create
+from agent.executor import Executor, LessonJob, prepare
+from agent.executor import create as create_executor
 from agent.project import Project
 from tools.base import LLM, ConfigError
 from tools.cache import atomic_write_json, content_key
@@ -76,6 +79,8 @@ async def run_eval(
     judge: bool = True,
     quiz_questions: int = 5,
     on_event: EventSink | None = None,
+    executor: Executor | str | None = None,
+    checkpoint: bool | str | None = True,
 ) -> EvalReport:
     """Make and score a lesson per topic of ``dataset_path`` into ``out_dir``; write report.json/.html.
 
@@ -83,7 +88,9 @@ async def run_eval(
     `agent.run.make`. The picture model and critic are built once and shared by every lesson;
     each lesson builds its own LLM client (so its manifest counts its own tokens) unless ``llm``
     is given. The judge is ``judge_llm`` (an LLM or a "backend:model" spec), else the lesson LLM;
-    ``judge=False`` skips the rubric and the quiz.
+    ``judge=False`` skips the rubric and the quiz. ``executor`` makes the lessons (`agent.executor`:
+    "local", "ray", "ray:ADDRESS" or an Executor); ``checkpoint`` is where each lesson's graph keeps
+    its finished steps (`agent.checkpoint`). Scoring runs here, on the lessons' files.
     """
     emit = on_event or (lambda e: None)
     if jobs < 1:
@@ -91,6 +98,8 @@ async def run_eval(
     dataset_file = topics.resolve(dataset_path)
     dataset = topics.load(dataset_file)
     settings = settings or Settings.load()
+    check_checkpoint(checkpoint)
+    runner = executor if executor is not None and not isinstance(executor, str) else create_executor(executor)
     out = Path(out_dir)
     run_project = Project(out)
     run_project.prepare()
@@ -100,9 +109,10 @@ async def run_eval(
         with run_project.lock():
             return await _run_locked(
                 dataset, dataset_file, out, jobs, settings, llm, images, speech, critic, judge_llm, judge,
-                quiz_questions, emit, owned, started,
+                quiz_questions, emit, owned, started, runner, checkpoint,
             )
     finally:
+        await runner.close()
         for client in owned:
             close = getattr(client, "aclose", None)
             if close is not None:
@@ -125,34 +135,21 @@ async def _run_locked(
     emit: EventSink,
     owned: list[Any],
     started: float,
+    executor: Executor,
+    checkpoint: bool | str | None,
 ) -> EvalReport:
-    # the heavy models are built and loaded once, before any work, and shared by every lesson
-    if images is None:
-        images = create("images", settings.images, device=settings.device)
-    if critic is None and images is not None:
-        critic = create_critic(settings)  # with the floor and margin recorded in the report
-    check_llm = llm
-    if check_llm is None:  # each lesson builds its own; this one proves the settings work
-        check_llm = create("llm", settings.llm)  # no key and no server: a ConfigError here
-        owned.append(check_llm)
+    shared = await prepare(executor, settings, emit, llm=llm, images=images, speech=speech, critic=critic)
+    owned.extend(shared.owned)
     judge_obj: Any = None
     if judge:
-        judge_obj = judge_llm if judge_llm is not None else check_llm
+        judge_obj = judge_llm if judge_llm is not None else shared.llm
         if isinstance(judge_obj, str):
             judge_obj = create("llm", judge_obj)
             owned.append(judge_obj)
-    await agent_run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
-    if judge_obj is not None and judge_obj is not check_llm:
+    if judge_obj is not None and judge_obj is not shared.llm:
         await agent_run.preflight(Context(llm=judge_obj), emit)
     judge_before = _usage(judge_obj)
-
-    backends = {k: v for k, v in (("llm", llm), ("images", images), ("speech", speech), ("critic", critic)) if v is not None}
-    names = {
-        "llm": _name(llm) or settings.llm,
-        "images": _name(images) or "none",
-        "speech": _name(speech) or settings.speech,
-        "critic": _name(critic) or "none",
-    }
+    backends, names, lesson_settings = shared.backends, shared.names, shared.settings
     fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]
     results_dir = out / "results"
     slugs = dataset.slugs()
@@ -175,8 +172,10 @@ async def _run_locked(
 
     async def one(i: int, slug: str, spec: topics.TopicSpec, key: str) -> None:
         async with gate:
+            job = LessonJob(spec.request(), out / "lessons" / slug, lesson_settings, checkpoint, slug,
+                            understood=spec.understanding())
             finished[slug] = await _run_topic(
-                out, i, total, slug, spec, key, settings, backends, judge_obj, quiz_questions, emit
+                out, i, total, slug, spec, key, job, executor, backends, judge_obj, quiz_questions, emit
             )
 
     await asyncio.gather(*(one(*p) for p in pending))
@@ -206,13 +205,14 @@ async def _run_topic(
     slug: str,
     spec: topics.TopicSpec,
     key: str,
-    settings: Settings,
+    job: LessonJob,
+    executor: Executor,
     backends: dict[str, Any],
     judge: Any,
     quiz_questions: int,
     emit: EventSink,
 ) -> TopicResult:
-    lesson_dir = out / "lessons" / slug
+    lesson_dir = job.out
     base = {"stage": "eval", "topic": slug, "index": i, "total": total}
     emit({**base, "status": "start", "message": spec.topic})
 
@@ -224,8 +224,7 @@ async def _run_topic(
         slug=slug, index=i, spec=spec, key=key, status="failed", lesson_dir=f"lessons/{slug}"
     )
     try:
-        manifest = await agent_run.make(spec.request(), settings, lesson_dir, on_event=forward,
-                                        understood=spec.understanding(), **backends)
+        manifest = await executor.make(job, forward, **backends)
         make_seconds = time.perf_counter() - t
         result.title = manifest.script.title if manifest.script else spec.topic
         result.slides = [

@@ -112,7 +112,7 @@ class Dataset(BaseModel):
         """A folder name per topic: its 1-based position and a slug (unique, stable while the order is)."""
         width = max(2, len(str(len(self.topics))))
         return [
-            f"{i:0{width}d}-{slugify(t.topic, max_len=32, fallback=t.language.lower())}"
+            f"{i:0{width}d}-{slugify(t.topic, max_len=32, fallback=(t.language or 'lesson').lower())}"
             for i, t in enumerate(self.topics, 1)
         ]
 
@@ -144,8 +144,10 @@ def _where(loc: tuple) -> tuple[int | None, str]:
     return None, ".".join(str(p) for p in loc) or "file"
 
 
-def load(path_or_name: Path | str) -> Dataset:
-    """Read and validate a topic set; every problem becomes one ConfigError that names where it is."""
+def load(path_or_name: Path | str, model: type[Dataset] = Dataset) -> Dataset:
+    """Read and validate a topic set; every problem becomes one ConfigError that names where it is.
+
+    ``model`` is the set's shape (`agent.batch.BatchSet` reads the same files for batch runs)."""
     path = resolve(path_or_name)
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
@@ -163,7 +165,7 @@ def load(path_or_name: Path | str) -> Dataset:
     data.setdefault("name", path.stem)
     raw_topics = data.get("topics")
     try:
-        dataset = Dataset.model_validate(data)
+        dataset = model.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_describe(path, err, raw_topics)) from None
     if not dataset.topics:

@@ -27,7 +27,7 @@ if ! $PYTHON -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("
   echo "setup: installing torch 2.13.0"
   $PYTHON -m pip install -q torch==2.13.0
 fi
-echo "setup: installing LessonForge, its Python dependencies and the offline voices (piper, kokoro)"
+echo "setup: installing LessonForge, its Python dependencies, the offline voices (piper, kokoro) and Ray"
 log=$(mktemp)
 if ! $PYTHON -m pip install -q -e ".[dev]" >"$log" 2>&1; then
   grep -v -E "^(WARNING: (Running pip|Location)|\[notice\])" "$log" >&2
@@ -39,4 +39,5 @@ rm -f "$log"
 $PYTHON -c 'import agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
 # The tests of the optional voices run only where these import: make sure they do here.
 $PYTHON -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }
+$PYTHON -c 'import ray.serve, langgraph.checkpoint.postgres' || { echo "setup: the ray extra failed to import" >&2; exit 1; }
 echo "setup: done"

@@ -18,7 +18,9 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 import re
+import signal
 import struct
 import wave
 from collections.abc import Callable, Sequence
@@ -268,10 +270,13 @@ class FakeSpeech:
 
     SAMPLE_RATE = 16000
 
-    def __init__(self, model: str = "", *, wpm: float = 150.0) -> None:
+    def __init__(self, model: str = "", *, wpm: float = 150.0, crash_once: str | Path | None = None) -> None:
+        """``crash_once``: a marker file; the first speak anywhere while it is absent creates it and kills
+        its own process at once (SIGKILL), as a lost worker would be: a run must resume after it."""
         self.name = f"fake:{model}"
         self.model = model
         self.wpm = wpm
+        self.crash_once = Path(crash_once) if crash_once is not None else None
         self.calls = 0
 
     def default_voice(self, language: str) -> str:
@@ -281,6 +286,14 @@ class FakeSpeech:
         return [Voice(name=self.default_voice(language or "en"), language=language or "en", backend="fake")]
 
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
+        if self.crash_once is not None:
+            try:
+                fd = os.open(self.crash_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
         self.calls += 1
         words = _words(text) or ["…"]
         per = 60.0 / self.wpm

@@ -31,6 +31,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
     "images": {
         "diffusers": "tools.images_diffusers:DiffusersImages",
         "fake": "tools.fakes:FakeImages",
+        "ray": "tools.ray_serve:ServedImages",
     },
     "speech": {
         "edge": "tools.speech_edge:EdgeSpeech",
@@ -44,6 +45,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "clip": "tools.critic_clip:ClipCritic",
         "openai": "tools.critic_openai:OpenAICritic",
         "fake": "tools.fakes:FakeCritic",
+        "ray": "tools.ray_serve:ServedCritic",
     },
 }
 
