@@ -174,7 +174,7 @@ def build(options: Options) -> Any:
             make_btn = gr.Button("Make the lesson", variant="primary", elem_id="lf-make")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="lf-chat",
+                chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="lf-chat", buttons=["copy", "copy_all"],
                                      placeholder="Make a lesson, then say what to change.")
                 with gr.Row():
                     message = gr.Textbox(show_label=False, placeholder="make scene 2 simpler", scale=5,
@@ -182,9 +182,10 @@ def build(options: Options) -> Any:
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="lf-send")
                 progress = gr.HTML("", elem_id="lf-progress")
             with gr.Column(scale=6):
-                video = gr.Video(label="Current video", interactive=False, elem_id="lf-video", height=360)
+                video = gr.Video(label="Current video", interactive=False, elem_id="lf-video", height=360,
+                                 buttons=["download"])
                 strip = gr.Gallery(label="Storyboard (click a scene to talk about it)", columns=6, height=150,
-                                   allow_preview=False, object_fit="contain", elem_id="lf-strip")
+                                   allow_preview=False, object_fit="contain", elem_id="lf-strip", buttons=[])
                 with gr.Row():
                     versions = gr.Radio(label="Versions", choices=[], elem_id="lf-versions", scale=4)
                     with gr.Column(scale=1, min_width=120):
@@ -244,10 +245,10 @@ def build(options: Options) -> Any:
             return {lesson: gr.Dropdown(choices=lesson_choices(), value=str(latest) if latest else None),
                     **await view(str(latest) if latest else "")}
 
-        async def on_pick(target: str | None, current: str) -> dict[Any, Any]:
-            if not target or target == current:
-                return {}
-            return await view(target)
+        unchanged = {seen: gr.skip()}  # a handler that changes nothing still names one output
+
+        async def on_pick(target: str | None) -> dict[Any, Any]:
+            return await view(target) if target else unchanged
 
         async def on_make(text: str, mins: float, aud: str, lang: str, asp: str, thm: str,
                           shown: list[dict[str, Any]]) -> AsyncIterator[dict[Any, Any]]:
@@ -266,6 +267,7 @@ def build(options: Options) -> Any:
         async def on_send(text: str, target: str, shown: list[dict[str, Any]]) -> AsyncIterator[dict[Any, Any]]:
             text = (text or "").strip()
             if not text:
+                yield unchanged
                 return
             if not target:
                 yield {chatbot: shown + [{"role": "assistant", "content": "Make a lesson first (New lesson, above)."}]}
@@ -282,6 +284,7 @@ def build(options: Options) -> Any:
         async def on_switch(number: int | None, target: str,
                             shown: list[dict[str, Any]]) -> AsyncIterator[dict[Any, Any]]:
             if not target or number is None:
+                yield unchanged
                 return
             async for update in drive(target, service.switch(target, int(number), **options.backends), shown):
                 yield update
@@ -293,14 +296,14 @@ def build(options: Options) -> Any:
 
         async def on_tick(target: str, last: str, running: bool) -> dict[Any, Any]:
             if running or not target or not Project(target).exists() or service.stamp(target) == last:
-                return {}
+                return unchanged
             return await view(target)
 
         shows = [folder, seen, lesson, chatbot, video, strip, versions, files, new_box]
         streams = shows + [busy, progress, message]
         job = dict(show_progress="hidden", concurrency_limit=None)
         demo.load(on_load, None, shows, show_progress="hidden", api_name="load")
-        lesson.input(on_pick, [lesson, folder], shows, show_progress="hidden", api_name="open")
+        lesson.input(on_pick, lesson, shows, show_progress="hidden", api_name="open")
         make_btn.click(on_make, [topic, minutes, audience, language, aspect, theme, chatbot], streams,
                        api_name="make", **job)
         send.click(on_send, [message, folder, chatbot], streams, api_name="send", **job)
