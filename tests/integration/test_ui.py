@@ -201,9 +201,11 @@ def test_a_bad_topic_is_answered_in_the_chat(server):
 
 def test_files_are_served_only_from_the_workspace(server, lesson, tmp_path):
     workspace, url = server
+    (lesson / "export").mkdir()
+    (lesson / "export" / "lesson.md").write_text("# Tides\n")
     c, view = opened(url, lesson)
-    served = view[VIDEO]["value"]
-    assert served  # the client fetched the video the page shows
+    assert [Path(f).name for f in view[FILES]] == ["lesson.mp4", "lesson.srt", "lesson.vtt", "lesson.md"]
+    assert Path(view[FILES][-1]).read_text() == "# Tides\n"  # exports are offered where present
     outside = tmp_path / "secret.txt"
     outside.write_text("not for the page")
     base = url + "gradio_api/file="
@@ -246,3 +248,15 @@ def test_the_page_names_nothing_from_elsewhere(server):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "system-ui" in css  # the theme's fonts are the system's
     assert gradio.analytics.analytics_enabled() is False
+
+
+def test_the_page_will_not_serve_the_home_folder_or_the_root(tmp_path):
+    from tools.base import ConfigError
+
+    for folder in (Path.home(), Path("/")):
+        with pytest.raises(ConfigError, match="give it a folder for your lessons"):
+            ui.check_workspace(folder)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        ui.check_workspace(tmp_path / "file")
+    assert ui.check_workspace(tmp_path / "new" / "lessons").is_dir()
