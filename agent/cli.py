@@ -282,14 +282,9 @@ def render(
 ) -> None:
     """Rebuild a lesson's video from its lesson.json, with no LLM call (after hand edits, say)."""
     from agent import run
-    from agent.config import Settings
-    from agent.project import Project
 
     try:
-        manifest = Project(folder).load()
-        saved = {k: v for k, v in manifest.settings.items() if k in Settings.model_fields}
-        saved.update({k: v for k, v in {"images": images, "speech": speech, "critic": critic}.items() if v})
-        settings = Settings.load(**saved)
+        settings = _settings_for(folder, images=images, speech=speech, critic=critic)
     except ConfigError as err:
         _fail(err, 2)
     mode = _mode(quiet, as_json)
@@ -300,13 +295,9 @@ def render(
 
 
 def _settings_for(folder: Path, **overrides: Any) -> Any:
-    from agent.config import Settings
-    from agent.project import Project
+    from agent.service import settings_for
 
-    manifest = Project(folder).load()
-    saved = {k: v for k, v in manifest.settings.items() if k in Settings.model_fields}
-    saved.update({k: v for k, v in overrides.items() if v})
-    return Settings.load(**saved)
+    return settings_for(folder, **overrides)
 
 
 @app.command()
