@@ -165,8 +165,8 @@ def _edit_plan(s: Any, message: str, prompt: str) -> Any:
         return s.EditPlan(action="edit", reply=f"Removed scene {n}.", **{**plan, "deletes": [n]})
     renamed = re.search(r"\b(?:rename|retitle) scene \d+ (?:to|as) [\"']?([^\"']+?)[\"']?\.?\s*$", message, re.I)
     if n is not None and renamed:
-        edit = s.SceneEdit(scene=n, title=renamed.group(1), bullets=None, narration=None, illustration_prompt=None,
-                           visual=None)
+        edit = s.SceneEdit(scene=n, role=None, title=renamed.group(1), bullets=None, narration=None, key=None,
+                           answer=None, visual=None)
         return s.EditPlan(action="edit", reply=f"Renamed scene {n}.", **{**plan, "scene_edits": [edit]})
     if n is not None and any(w in text for w in ("simpler", "shorter", "easier")):
         old = next((sc for sc in scenes if sc["scene"] == n), None)
