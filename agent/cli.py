@@ -427,7 +427,7 @@ def ui(
     images: Optional[str] = typer.Option(None, help="Image backend."),
     critic: Optional[str] = typer.Option(None, help="Critic backend."),
 ) -> None:
-    """A web page for making lessons and refining them in conversation (needs the [ui] extra)."""
+    """A web page for making lessons and refining them in conversation (needs Gradio: the ui extra)."""
     try:
         from agent import ui as page
     except ImportError:  # pragma: no cover - depends on the installed extras
