@@ -428,10 +428,8 @@ def ui(
     critic: Optional[str] = typer.Option(None, help="Critic backend."),
 ) -> None:
     """A web page for making lessons and refining them in conversation (needs Gradio: the ui extra)."""
-    try:
-        from agent import ui as page
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        _fail(ConfigError("the web page needs Gradio: pip install 'lessonforge[ui]'"), 2)
+    from agent import ui as page
+
     try:
         workspace = page.check_workspace(folder)
         token = page.check_host(host, token)

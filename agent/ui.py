@@ -71,6 +71,16 @@ def private_environment(workspace: Path) -> None:
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(cache / "examples")
 
 
+def gradio(workspace: Path) -> Any:
+    """Gradio, imported in the private environment, or a clear error naming the extra to install."""
+    private_environment(workspace)
+    try:
+        import gradio as gr
+    except ImportError:
+        raise ConfigError("the web page needs Gradio: pip install 'lessonforge[ui]'") from None
+    return gr
+
+
 def check_workspace(workspace: Path) -> Path:
     """The workspace, resolved and created; never the file system's root or the home folder itself."""
     root = workspace.expanduser().resolve()
@@ -137,9 +147,7 @@ def version_choices(folder: str) -> tuple[list[tuple[str, int]], int | None]:
 
 def build(options: Options) -> Any:
     """The page (a gr.Blocks); `launch` serves it."""
-    private_environment(options.workspace)
-    import gradio as gr
-
+    gr = gradio(options.workspace)
     workspace = options.workspace
 
     def lesson_choices() -> list[tuple[str, str]]:
@@ -320,8 +328,7 @@ def launch(options: Options, *, host: str = "127.0.0.1", port: int | None = None
            block: bool = True) -> Any:
     """Serve the page; returns the Blocks (already serving when ``block`` is False)."""
     demo = build(options)
-    import gradio as gr
-
+    gr = gradio(options.workspace)
     workspace = options.workspace
     blocked = [str(p / ".lessonforge") for p in service.lessons(workspace)]
     auth = None

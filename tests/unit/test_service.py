@@ -118,3 +118,15 @@ def test_a_new_lesson_never_lands_in_a_folder_that_holds_one(tmp_path):
 def test_settings_of_a_folder_without_a_lesson_name_the_fix(tmp_path):
     with pytest.raises(ConfigError, match="make a lesson there first"):
         service.settings_for(tmp_path)
+
+
+def test_without_gradio_the_page_names_the_extra_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from agent import ui
+
+    for key in [*ui.PRIVATE_ENV, "GRADIO_TEMP_DIR", "GRADIO_EXAMPLES_CACHE"]:
+        monkeypatch.setenv(key, "")  # restored after the test
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'lessonforge\[ui\]'"):
+        ui.gradio(tmp_path)
