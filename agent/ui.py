@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.base import ConfigError
+from tools.llm_openai import scrub_environment
 
 from . import service
 from .config import Settings
@@ -128,6 +129,11 @@ def event_line(event: dict[str, Any]) -> str:
     return f"{event.get('stage', '')}{where}: {event.get('message', '')}"
 
 
+def say(text: str) -> dict[str, Any]:
+    """An assistant message, with any API key in it masked."""
+    return {"role": "assistant", "content": scrub_environment(text)}
+
+
 def working(lines: list[str]) -> dict[str, Any]:
     """The assistant message that shows a run's progress while it works."""
     return {"role": "assistant", "content": "\n".join(lines[-PROGRESS_LINES:]) or "Starting",
@@ -182,7 +188,8 @@ def build(options: Options) -> Any:
             make_btn = gr.Button("Make the lesson", variant="primary", elem_id="lf-make")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="lf-chat", buttons=["copy", "copy_all"],
+                chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="lf-chat",
+                                     buttons=["copy", "copy_all"],
                                      placeholder="Make a lesson, then say what to change.")
                 with gr.Row():
                     message = gr.Textbox(show_label=False, placeholder="make scene 2 simpler", scale=5,
@@ -208,13 +215,18 @@ def build(options: Options) -> Any:
                 return {folder: target, seen: "", chatbot: [], video: None, strip: [],
                         versions: gr.Radio(choices=[], value=None), files: None, new_box: gr.Accordion(open=True)}
             mp4, vtt = Path(target) / "lesson.mp4", Path(target) / "lesson.vtt"
-            choices, current = version_choices(target)
-            tiles = service.storyboard(target)
+            try:
+                choices, current = version_choices(target)
+                tiles = service.storyboard(target)
+                said = [{"role": m["role"], "content": scrub_environment(m["content"])}
+                        for m in await service.conversation(target)]
+            except ConfigError as err:  # a damaged lesson.json: the message names the file and the fix
+                return {folder: target, seen: service.stamp(target), chatbot: [say(f"error: {err}")]}
             return {
                 folder: target,
                 seen: service.stamp(target),
                 lesson: gr.Dropdown(choices=lesson_choices(), value=target),
-                chatbot: await service.conversation(target),
+                chatbot: said,
                 video: gr.Video(value=str(mp4) if mp4.is_file() else None,
                                 subtitles=str(vtt) if mp4.is_file() and vtt.is_file() else None),
                 strip: [(str(t.slide), f"{t.index}. {t.title}") for t in tiles if t.slide is not None],
@@ -231,20 +243,25 @@ def build(options: Options) -> Any:
             yield {busy: True, chatbot: shown + [working(lines)], progress: progress_html(tracker.status()),
                    **(extra or {})}
             outcome: dict[str, Any] = {}
-            async for event in events:
-                if event.get("stage") in ("result", "error"):
-                    outcome = event
-                    break
-                status = tracker.update(event)
-                lines.append(event_line(event))
-                yield {chatbot: shown + [working(lines)], progress: progress_html(status)}
+            try:
+                async for event in events:
+                    if event.get("stage") in ("result", "error"):
+                        outcome = event
+                        break
+                    status = tracker.update(event)
+                    lines.append(scrub_environment(event_line(event)))
+                    yield {chatbot: shown + [working(lines)], progress: progress_html(status)}
+            except Exception as err:  # a bug: say so where the user looks, leave the page usable, then report it
+                said = f"error: unexpected {type(err).__name__}: {err}. Please report it."
+                yield {chatbot: shown + [say(said)], busy: False, progress: ""}
+                raise
             target = outcome.get("folder", target)
             final = await view(target)
             after = final.get(chatbot) or []
             if outcome.get("stage") == "error":
-                after = shown + [{"role": "assistant", "content": f"error: {outcome.get('message', '')}"}]
-            elif not after or after[-1].get("content") != outcome.get("reply"):
-                after = after + [{"role": "assistant", "content": outcome.get("reply", "")}]  # not a chat turn
+                after = shown + [say(f"error: {outcome.get('message', '')}")]
+            elif not after or after[-1].get("content") != scrub_environment(outcome.get("reply", "")):
+                after = after + [say(outcome.get("reply", ""))]  # not a chat turn: the reply is shown, not kept
             yield {**final, chatbot: after, busy: False, progress: ""}
 
         async def on_load() -> dict[Any, Any]:
@@ -266,7 +283,7 @@ def build(options: Options) -> Any:
                 settings = Settings.load(**options.backends)
                 out = service.new_lesson_folder(workspace, request.topic)
             except ConfigError as err:
-                yield {chatbot: shown + [{"role": "assistant", "content": f"error: {err}"}]}
+                yield {chatbot: shown + [say(f"error: {err}")]}
                 return
             asked = [{"role": "user", "content": f"Make a {request.minutes:g}-minute lesson on {request.topic}"}]
             async for update in drive(str(out), service.make(request, settings, out), asked):
@@ -278,7 +295,7 @@ def build(options: Options) -> Any:
                 yield unchanged
                 return
             if not target:
-                yield {chatbot: shown + [{"role": "assistant", "content": "Make a lesson first (New lesson, above)."}]}
+                yield {chatbot: shown + [say("Make a lesson first (New lesson, above).")]}
                 return
             asked = shown + [{"role": "user", "content": text}]
             async for update in drive(target, service.say(target, text, **options.backends), asked,

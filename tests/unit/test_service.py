@@ -130,3 +130,11 @@ def test_without_gradio_the_page_names_the_extra_to_install(monkeypatch, tmp_pat
     monkeypatch.setitem(sys.modules, "gradio", None)  # as if it were not installed
     with pytest.raises(ConfigError, match=r"pip install 'lessonforge\[ui\]'"):
         ui.gradio(tmp_path)
+
+
+def test_what_the_page_says_never_shows_an_api_key(monkeypatch):
+    from agent import ui
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-0123456789")
+    said = ui.say("error: the server refused the key sk-planted-0123456789 (401)")
+    assert said == {"role": "assistant", "content": "error: the server refused the key *** (401)"}
