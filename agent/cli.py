@@ -358,14 +358,9 @@ def render(
 ) -> None:
     """Rebuild a lesson's video from its lesson.json, with no LLM call (after hand edits, say)."""
     from agent import run
-    from agent.config import Settings
-    from agent.project import Project
 
     try:
-        manifest = Project(folder).load()
-        saved = {k: v for k, v in manifest.settings.items() if k in Settings.model_fields}
-        saved.update({k: v for k, v in {"images": images, "speech": speech, "critic": critic}.items() if v})
-        settings = Settings.load(**saved)
+        settings = _settings_for(folder, images=images, speech=speech, critic=critic)
     except ConfigError as err:
         _fail(err, 2)
     mode = _mode(quiet, as_json)
@@ -440,13 +435,9 @@ def batch(
 
 
 def _settings_for(folder: Path, **overrides: Any) -> Any:
-    from agent.config import Settings
-    from agent.project import Project
+    from agent.service import settings_for
 
-    manifest = Project(folder).load()
-    saved = {k: v for k, v in manifest.settings.items() if k in Settings.model_fields}
-    saved.update({k: v for k, v in overrides.items() if v})
-    return Settings.load(**saved)
+    return settings_for(folder, **overrides)
 
 
 @app.command()
@@ -570,6 +561,41 @@ def chat(
                 out_console.print(f"[bold green]lessonforge>[/] {escape(scrub(reply))}", highlight=False)
 
     _run(loop(), folder)
+
+
+@app.command()
+def ui(
+    folder: Path = typer.Argument(Path("."), help="The folder of your lessons (made lessons go in subfolders)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default: the first free from 7860)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; any but this machine's asks for a token."),
+    token: Optional[str] = typer.Option(None, envvar="LESSONFORGE_UI_TOKEN",
+                                        help="Token the page asks for off this machine (default: a new one)."),
+    llm: Optional[str] = typer.Option(None, help="LLM backend."),
+    speech: Optional[str] = typer.Option(None, help="Speech backend."),
+    images: Optional[str] = typer.Option(None, help="Image backend."),
+    critic: Optional[str] = typer.Option(None, help="Critic backend."),
+) -> None:
+    """A web page for making lessons and refining them in conversation (needs Gradio: the ui extra)."""
+    from agent import ui as page
+
+    try:
+        workspace = page.check_workspace(folder)
+        token = page.check_host(host, token)
+        options = page.Options(workspace, {k: v for k, v in
+                                           {"llm": llm, "speech": speech, "images": images, "critic": critic}.items() if v})
+        demo = page.launch(options, host=host, port=port, token=token, block=False)
+    except ConfigError as err:
+        _fail(err, 2)
+    except OSError as err:
+        _fail(RuntimeError(f"cannot serve on {host}:{port or 7860} ({err.strerror or err}); choose another --port"), 2)
+    console.print(f"LessonForge is serving {escape(str(workspace))} at [bold]{demo.local_url}[/]", highlight=False)
+    if token:
+        console.print(f"Sign in with any name and the token [bold]{escape(token)}[/] as the password.", highlight=False)
+    console.print("[dim]Ctrl+C stops it.[/]")
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
 
 
 def _review_prompt(outline: dict[str, Any]) -> dict[str, Any]:

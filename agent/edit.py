@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 import prompts
 from tools.base import ConfigError, Message, expecting
+from tools.cache import atomic_write_text
 
 from .config import Settings, describe_validation
 from .context import EventSink, create
@@ -217,17 +218,40 @@ async def undo(folder: Path | str, settings: Settings | None = None, *, on_event
     current = project.current_version()
     if current <= 1:
         raise ConfigError(f"{folder} is at its first version; there is nothing to undo (see lessonforge history)")
-    previous = project.version_manifest(current - 1)
-    script = current_script(previous)
-    manifest = await produce(project, previous, previous.request, script, settings,
-                             note=f"undo to version {current - 1}", on_event=on_event, **backends)
-    # produce added a version; undo moves the pointer back instead of growing the history
-    project.set_current_version(current - 1)
-    _drop_version(project, current)
+    return await _restore(project, current - 1, settings, f"undo to version {current - 1}", on_event, backends)
+
+
+async def switch(folder: Path | str, number: int, settings: Settings | None = None, *,
+                 on_event: EventSink | None = None, **backends: Any) -> Manifest:
+    """Make version ``number`` current again (lesson.mp4 rebuilt from the cache), keeping every version.
+
+    The later versions stay, so one can switch back to them; the next edit continues from ``number``
+    and, like any edit after an undo, replaces them.
+    """
+    project = Project(folder)
+    known = [v.number for v in project.versions()]
+    if number not in known:
+        have = f"{known[0]}-{known[-1]}" if known else "none"
+        raise ConfigError(f"{folder} has no version {number} (versions: {have}); see lessonforge history {folder}")
+    return await _restore(project, number, settings, f"switch to version {number}", on_event, backends)
+
+
+async def _restore(project: Project, number: int, settings: Settings | None, note: str,
+                   on_event: EventSink | None, backends: dict[str, Any]) -> Manifest:
+    """Produce version ``number`` again and point the history at it, leaving the list of versions as it was."""
+    current = project.current_version()
+    later = {path: path.read_text("utf-8") for path in _versions_after(project, current)}
+    kept = project.version_manifest(number)
+    manifest = await produce(project, kept, kept.request, current_script(kept), settings, note=note,
+                             on_event=on_event, **backends)
+    # produce added a version after the current one (dropping any later ones): put the history back
+    for path in _versions_after(project, current):
+        path.unlink()
+    for path, text in later.items():
+        atomic_write_text(path, text)
+    project.set_current_version(number)
     return manifest
 
 
-def _drop_version(project: Project, keep_until: int) -> None:
-    for path in project.versions_dir.glob("*.json"):
-        if path.stem.isdigit() and int(path.stem) > keep_until:
-            path.unlink()
+def _versions_after(project: Project, number: int) -> list[Path]:
+    return [p for p in project.versions_dir.glob("*.json") if p.stem.isdigit() and int(p.stem) > number]

@@ -40,4 +40,6 @@ $PYTHON -c 'import agent.cli' || { echo "setup: LessonForge failed to import" >&
 # The tests of the optional voices run only where these import: make sure they do here.
 $PYTHON -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }
 $PYTHON -c 'import ray.serve, langgraph.checkpoint.postgres' || { echo "setup: the ray extra failed to import" >&2; exit 1; }
+# The web page's tests (gradio_client, Playwright driving Debian's Chromium) run only where these import.
+$PYTHON -c 'import gradio, gradio_client, playwright' || { echo "setup: the ui extra or playwright failed to import" >&2; exit 1; }
 echo "setup: done"

@@ -165,6 +165,11 @@ def _edit_plan(s: Any, message: str, prompt: str) -> Any:
         return s.EditPlan(action="edit", reply="Switched to a British voice.", **plan)
     if n is not None and any(w in text for w in ("delete", "remove", "drop")):
         return s.EditPlan(action="edit", reply=f"Removed scene {n}.", **{**plan, "deletes": [n]})
+    renamed = re.search(r"\b(?:rename|retitle) scene \d+ (?:to|as) [\"']?([^\"']+?)[\"']?\.?\s*$", message, re.I)
+    if n is not None and renamed:
+        edit = s.SceneEdit(scene=n, role=None, title=renamed.group(1), bullets=None, narration=None, key=None,
+                           answer=None, visual=None)
+        return s.EditPlan(action="edit", reply=f"Renamed scene {n}.", **{**plan, "scene_edits": [edit]})
     if n is not None and any(w in text for w in ("simpler", "shorter", "easier")):
         old = next((sc for sc in scenes if sc["scene"] == n), None)
         if old is None:  # let the plan name it: the agent answers that it does not exist
