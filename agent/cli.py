@@ -198,6 +198,8 @@ def _summary(manifest: Any, out: Path) -> None:
     if video is not None:
         table.add_row("video", escape(f"{out / 'lesson.mp4'}  ({video.duration:.1f} s, {video.width}x{video.height})"))
         table.add_row("subtitles", escape(f"{out / 'lesson.srt'}, {out / 'lesson.vtt'}"))
+        if video.storyboard is not None:
+            table.add_row("storyboard", escape(str(out / video.storyboard.path)))
     table.add_row("manifest", escape(str(out / "lesson.json")))
     table.add_row("scenes", str(len(manifest.scenes)))
     below = [s.index for s in manifest.scenes if s.critic == "below_bar"]
@@ -232,6 +234,8 @@ def make(
     lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
     burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the video too."),
     motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
+    builds: str = typer.Option("on", "--builds", help="on: key phrases appear as they are said, the one being "
+                               "said highlighted, a question's answer after a pause; off: one still per scene."),
     script_file: Optional[Path] = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
     ),
@@ -258,9 +262,12 @@ def make(
                 topic, as_topic = from_request.get("topic", "") or script.title, True
             if not out:
                 out = run.default_out(topic)
+        if builds not in ("on", "off"):
+            raise ConfigError(f"--builds must be on or off, got {builds!r}")
         settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
                                  device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
-                                 burn_subtitles=burn_subtitles or None, motion=motion or None)
+                                 burn_subtitles=burn_subtitles or None, motion=motion or None,
+                                 builds=False if builds == "off" else None)
         _check_theme(theme)
         if as_topic:
             request = run.make_request(topic=topic, seed=seed, theme=theme, **flags)

@@ -23,12 +23,14 @@ import prompts
 from tools import (
     aactrack,
     audio,
+    builds,
     captions,
     layouts,
     lexicon,
     loudness,
     motion,
     pictograms,
+    storyboard,
     subtitles,
     video,
 )
@@ -64,6 +66,7 @@ from .schemas import (
 )
 from .state import (
     Attempt,
+    BuildRecord,
     Duration,
     LessonRequest,
     LessonState,
@@ -123,7 +126,12 @@ def word_budgets(targets: Sequence[float], wpm: float, gap: float) -> list[int]:
 def hold_seconds(record: SceneRecord, s: Any) -> float:
     """How long a scene's slide stays up, in whole frames."""
     assert record.speech is not None
-    need = max(record.speech.duration + s.gap_seconds, reading_seconds(record.title, record.bullets, s.reading_wpm))
+    return hold_seconds_for(record.speech.duration, record.title, record.bullets, s)
+
+
+def hold_seconds_for(speech_seconds: float, title: str, bullets: Sequence[str], s: Any) -> float:
+    """How long a slide stays up: its narration and a pause, and at least the time its text takes to read."""
+    need = max(speech_seconds + s.gap_seconds, reading_seconds(title, bullets, s.reading_wpm))
     return math.ceil(need * s.fps - 1e-6) / s.fps
 
 
@@ -665,13 +673,20 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         with project.store.pair(key, ".png") as out:
             save_png(result.image, out.path)
             out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
-                        "picture_box": list(box) if box else None, "degraded": degraded}
+                        "picture_box": list(box) if box else None, "degraded": degraded, "layout": result.layout}
         found = project.store.path(key, ".png"), out.meta
     cached, meta = found
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
     degraded = degraded or meta.get("degraded", "")
     slide_path = link_or_copy(cached, folder / "slide.png")
+    steps: list[BuildRecord] = []
+    speech = state["speech"]
+    if ctx.settings.builds and not ctx.settings.motion and (draft.bullets or speech.answer_at is not None):
+        layout = dict(role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer,
+                      picture=picture, icon=icon, diagram=diagram, footer=footer, index=i, total=state["total"],
+                      aspect=req.aspect, theme=req.theme, language=req.language)
+        steps = await _build_steps(ctx, folder, key, layout, draft, speech)
     if overflow:
         warnings.append(f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})")
     if degraded:
@@ -701,9 +716,39 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         slide_overflow=overflow,
         min_font_px=min_font,
         picture_box=picture_box,
+        layout=meta.get("layout", ""),
+        builds=steps,
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
+
+
+async def _build_steps(ctx: Context, folder: Path, key: str, layout: dict[str, Any], draft: SceneDraft,
+                       speech: SpeechRecord) -> list[BuildRecord]:
+    """The slide's build states (tools.builds): each drawn once (cached) and kept as build-NN.png.
+
+    Phrases appear as the narration reaches them, the one being said highlighted; a question's answer
+    appears when it is spoken. Times are from the scene's start; the last state is the full slide."""
+    hold = hold_seconds_for(speech.duration, draft.title, draft.bullets, ctx.settings)
+    states = builds.plan(draft.bullets, speech.words, speech_end=speech.duration, hold=hold,
+                         answer_at=speech.answer_at)
+    project, out = ctx.project, []
+    for folder_file in folder.glob("build-*.png"):  # states of an earlier version of this scene
+        folder_file.unlink()
+    for n, step in enumerate(states, 1):
+        state_key = content_key("build", key, step.shown, step.highlight, step.reveal_answer)
+
+        def draw(path: Path, step: builds.Step = step) -> dict[str, Any]:
+            result = layouts.compose_scene(**layout, shown=step.shown, highlight=step.highlight,
+                                           reveal_answer=step.reveal_answer)
+            save_png(result.image, path)
+            return {"overflow": result.overflow}
+
+        png, _ = await asyncio.to_thread(project.store.produce, state_key, ".png", draw)
+        placed = link_or_copy(png, folder / f"build-{n:02d}.png")
+        out.append(BuildRecord(start=round(step.start, 3), shown=step.shown, highlight=step.highlight,
+                               reveal_answer=step.reveal_answer, slide=project.ref(placed, state_key)))
+    return out
 
 
 # --------------------------------------------------------------------------- measure
@@ -842,9 +887,14 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     placed = [r.model_copy(update={"hold_seconds": h, "start": st, "end": round(st + h, 3)})
               for r, st, h in zip(records, starts, holds, strict=True)]
     project.prune_scene_dirs({project.root / "scenes" / r.slug for r in placed})
+    board = await asyncio.to_thread(
+        storyboard.contact_sheet,
+        [storyboard.Frame(project.resolve(r.slide), f"{r.index} · {r.role.replace('_', ' ')} · {r.layout or r.kind}")
+         for r in placed if r.slide is not None], project.root / "storyboard.png", theme=req.theme)
     record = VideoRecord(
         file=project.ref(out_mp4),
         srt=project.ref(srt),
+        storyboard=project.ref(board),
         vtt=project.ref(vtt),
         duration=round(info.duration, 3),
         video_duration=round(info.video_duration, 3),
@@ -931,6 +981,25 @@ def _encode_moving(slide: Path, hold: float, seg: Path, fps: int, box: Any, movi
         motion.encode_motion_segment(slide, hold, seg, fps=fps, box=box, motion=moving, captions=layers)
 
 
+def _encode_builds(project: Any, steps: Sequence[BuildRecord], hold: float, seg: Path, fps: int,
+                   cues: list[subtitles.Cue], aspect: str, style: captions.CaptionStyle) -> None:
+    """One segment of still pieces: each build state for its time (whole frames), with captions if burned."""
+    from PIL import Image as PILImage
+
+    times = builds.durations([b.start for b in steps], hold, fps)
+    pieces: list[tuple[Any, float]] = []
+    for b, seconds in zip(steps, times, strict=True):
+        if seconds <= 0:
+            continue
+        with PILImage.open(project.resolve(b.slide)) as img:
+            picture = img.convert("RGB")
+        if cues:
+            pieces += captions.caption_frames(picture, cues, b.start, seconds, aspect=aspect, style=style)
+        else:
+            pieces.append((picture, seconds))
+    captions.encode_captioned_segment(pieces, seg, fps=fps)
+
+
 async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitles.Cue], aspect: str,
                    language: str, *, total: int) -> Path:
     """The scene's video segment (cached): its slide held for ``hold``, with burned captions if asked."""
@@ -938,9 +1007,10 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
     assert r.slide is not None
     style = captions.CaptionStyle(language=language)
     moving = motion.motion_for(r.index) if s.motion else None
+    steps = [] if moving else r.builds
     key = content_key("segment", r.slide.sha256, hold, s.fps, video.VIDEO_CODEC_ARGS,
                       [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None,
-                      moving, r.picture_box if moving else None)
+                      moving, r.picture_box if moving else None, [(b.start, b.slide.sha256) for b in steps])
     seg = project.store.get(key, ".mp4")
     if seg is not None:
         return seg
@@ -949,6 +1019,9 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
     slide = project.resolve(r.slide)
     if moving is not None:  # pan/zoom inside the picture, fades at both ends; text and captions stay still
         await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, r.picture_box, moving, cues, aspect, style)
+        return seg
+    if steps:  # the slide builds: each state held until the next, captions drawn over each
+        await asyncio.to_thread(_encode_builds, project, steps, hold, seg, s.fps, cues, aspect, style)
         return seg
     if not cues:
         await asyncio.to_thread(video.encode_segment, slide, hold, seg, fps=s.fps)

@@ -57,6 +57,7 @@ class VideoRecord(BaseModel):
     chapters: list[tuple[str, float, float]] = Field(default_factory=list)
     loudness: dict[str, Any] = Field(default_factory=dict)  # the narration's EBU R128 measurements
     burned_subtitles: bool = False
+    storyboard: AssetRef | None = None  # storyboard.png: every slide with its role and layout
 
 
 class Manifest(BaseModel):

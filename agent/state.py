@@ -104,6 +104,17 @@ class SpeechRecord(BaseModel):
     answer_at: float | None = None  # a question scene: when its spoken answer starts (after the pause)
 
 
+class BuildRecord(BaseModel):
+    """One build state of a slide: from ``start`` (seconds into the scene), ``shown`` key phrases visible,
+    the one at ``highlight`` highlighted, the question's answer shown or not."""
+
+    start: float
+    shown: int
+    highlight: int | None = None
+    reveal_answer: bool = True
+    slide: AssetRef
+
+
 CriticStatus = Literal["accepted", "below_bar", "unjudged", "no_critic", "no_image"]
 
 
@@ -133,6 +144,8 @@ class SceneRecord(BaseModel):
     slide_overflow: bool = False
     min_font_px: int | None = None  # smallest text size on the slide
     picture_box: tuple[int, int, int, int] | None = None  # where the picture sits (for --motion)
+    builds: list[BuildRecord] = Field(default_factory=list)  # the slide's build states ([]: one still)
+    layout: str = ""  # the slide layout chosen for the scene's role and aspect (tools.layouts)
     hold_seconds: float = 0.0  # how long the slide stays up
     start: float = 0.0
     end: float = 0.0

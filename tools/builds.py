@@ -95,23 +95,25 @@ def plan(phrases: Sequence[str], words: Sequence[tuple[str, float, float]], *, s
 def _merge(steps: list[Step], hold: float, min_step: float) -> list[Step]:
     """Steps at least ``min_step`` apart. A step too close to the one before takes its place and its start
     (the later state wins, so a phrase is never shown highlighted for a blink); a last step too near
-    the end to be seen is folded into the one before."""
+    the end to be seen is dropped, or folded into the one before when it shows something new."""
     out: list[Step] = []
     for s in sorted(steps, key=lambda x: x.start):
         if out and s.start - out[-1].start < min_step:
             s = Step(out.pop().start, s.shown, s.highlight, s.reveal_answer)
         out.append(s)
-    while len(out) > 1 and hold - out[-1].start < min_step:
-        last, prev = out.pop(), out.pop()
-        out.append(Step(prev.start, last.shown, last.highlight, last.reveal_answer))
+    while len(out) > 1 and hold - out[-1].start < min_step:  # too near the end to be seen
+        last = out.pop()
+        if last.shown > out[-1].shown or last.reveal_answer and not out[-1].reveal_answer:  # it must still appear
+            prev = out.pop()
+            out.append(Step(prev.start, last.shown, last.highlight, last.reveal_answer))
     first = out[0]
     out[0] = Step(0.0, first.shown, first.highlight, first.reveal_answer)
     return out
 
 
-def durations(steps: Sequence[Step], hold: float, fps: int) -> list[float]:
-    """How long each step is held, in whole frames, adding up to ``hold`` exactly (in frames)."""
+def durations(starts: Sequence[float], hold: float, fps: int) -> list[float]:
+    """How long each step (by its start) is held, in whole frames, adding up to ``hold`` (in frames)."""
     total = round(hold * fps)
-    marks = [round(s.start * fps) for s in steps] + [total]
+    marks = [min(total, round(t * fps)) for t in starts] + [total]
     frames = [max(0, b - a) for a, b in zip(marks, marks[1:], strict=False)]
     return [f / fps for f in frames]
