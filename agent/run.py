@@ -58,6 +58,9 @@ async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None
             emit({"stage": "check", "message": f"Reaching the critic {backend.name}"})
             await asyncio.to_thread(check)
     inner = _inner(ctx.speech)  # a fallback voice is only loaded if it is needed
+    check_language = getattr(inner, "check_language", None)
+    if check_language is not None and request is not None:  # a voice that cannot speak it is refused now
+        check_language(request.language)
     prepare = getattr(inner, "prepare", None)
     if prepare is not None and request is not None:  # a local voice: fetched and loaded before any work
         voice = request.voice or inner.default_voice(request.language)

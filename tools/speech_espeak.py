@@ -288,6 +288,10 @@ def _cli_synth(text: str, voice: str, rate_wpm: int, tmp: Path) -> _Raw:
 # --------------------------------------------------------------------------- the backend
 
 
+# Languages eSpeak NG has a voice for but whose writing it cannot read aloud.
+_CANNOT_READ = {"ja": "reads every kanji as \"Chinese letter\" (its Japanese voice knows only kana)"}
+
+
 class EspeakSpeech:
     """Speech from eSpeak NG, offline, with the engine's own word timings.
 
@@ -327,6 +331,16 @@ class EspeakSpeech:
             if not want or any(c == want or c.startswith(want + "-") for c in codes):
                 out.append(info.as_voice())
         return sorted(out, key=lambda v: (v.language, v.name))
+
+    def check_language(self, language: str) -> None:
+        """Refuse, before any work, a language eSpeak NG has a voice for but cannot read aloud properly."""
+        base = (language or "").strip().lower().replace("_", "-").split("-")[0]
+        why = _CANNOT_READ.get(base)
+        if why:
+            raise ConfigError(
+                f"espeak-ng cannot narrate {language!r}: it {why}. Use a voice that speaks it: --speech edge: "
+                "(online), or offline --speech kokoro: (Japanese voices, `pip install lessonforge[kokoro]`)."
+            )
 
     def default_voice(self, language: str) -> str:
         """An espeak-ng voice for a BCP-47 language tag: "en" -> "en-us", "en-GB" -> "en", "fr" -> "fr"."""

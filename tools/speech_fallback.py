@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import Speech, SpeechError, SpeechSynth
+from .base import ConfigError, Speech, SpeechError, SpeechSynth
 from .cache import content_key
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,12 @@ class FallbackSpeech:
             try:
                 return await self.primary.speak(text, voice, out)
             except SpeechError as err:  # SpeechUnavailable included; ConfigError is the caller's to fix
+                check = getattr(self.fallback, "check_language", None)
+                if check is not None:  # a fallback that would garble the language is no fallback
+                    try:
+                        check(self.language)
+                    except ConfigError as refused:
+                        raise SpeechError(f"{err} (no fallback: {refused})") from err
                 self._switch(err)
         fallback_voice = self.fallback.default_voice(self.language)
         speech = await self.fallback.speak(text, fallback_voice, out)

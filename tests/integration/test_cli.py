@@ -120,3 +120,33 @@ def test_output_keeps_its_square_brackets(tmp_path):
     code, text = _run(["make", "tides", "--minutes", "0.5", "--out", str(out), "--quiet", *FAKES])
     assert code == 0, text
     assert "tides[draft]/lesson.mp4" in "".join(text.split())  # wrapped, not cut off
+
+
+def test_a_voice_that_cannot_speak_the_language_is_refused_before_any_work(tmp_path):
+    code, out = _run(["make", "tides", "--language", "ja", "--out", str(tmp_path / "o"), "--llm", "fake:",
+                      "--images", "none", "--critic", "none", "--speech", "espeak:"])
+    flat = " ".join(out.split())
+    assert code == 2 and "cannot narrate 'ja'" in flat and "--speech edge:" in flat and "kokoro" in flat
+    assert not (tmp_path / "o" / "lesson.json").exists()
+
+
+def test_a_fallback_voice_that_cannot_speak_the_language_is_not_used():
+    import asyncio
+
+    from tools.base import SpeechError
+    from tools.speech_espeak import EspeakSpeech
+    from tools.speech_fallback import FallbackSpeech
+
+    class Down:
+        name = "edge:"
+
+        def default_voice(self, language):
+            return "ja-JP-NanamiNeural"
+
+        async def speak(self, text, voice, out):
+            raise SpeechError("the service is unreachable")
+
+    speech = FallbackSpeech(Down(), EspeakSpeech(), language="ja")
+    with pytest.raises(SpeechError, match="no fallback: espeak-ng cannot narrate 'ja'"):
+        asyncio.run(speech.speak("こんにちは", "ja-JP-NanamiNeural", __import__("pathlib").Path("/tmp/x.wav")))
+    assert not speech.using_fallback
