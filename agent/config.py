@@ -60,6 +60,8 @@ class Settings(BaseModel):
     builds: bool = Field(True, description="Slides build with the voice: key phrases appear as they are said, the "
                          "one being said highlighted; a question's answer is revealed after a pause. Off: one still "
                          "per scene.")
+    cards: bool = Field(True, description="A title card opens the lesson (over the first seconds of its hook) and "
+                        "an end card closes it (a few silent seconds, counted in the target length).")
     answer_pause: float = Field(3.0, ge=0, le=10, description="Seconds of thinking time between a question and its "
                                 "spoken answer.")
     loudness_lufs: float | None = Field(

@@ -46,7 +46,7 @@ from tools.base import (
     WordTiming,
     expecting,
 )
-from tools.cache import atomic_write_text, content_key, link_or_copy
+from tools.cache import atomic_write_text, content_key, file_hash, link_or_copy
 from tools.cached import save_png
 
 from . import voicestats
@@ -247,9 +247,9 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
     if state.get("script") is not None:
         targets = state.get("targets") or []
         if len(targets) != len(state["script"].scenes):
-            targets = even_targets(req.minutes * 60, len(state["script"].scenes))
+            targets = even_targets(scenes_seconds(req, ctx.settings), len(state["script"].scenes))
         return {"targets": targets}
-    seconds = req.minutes * 60
+    seconds = scenes_seconds(req, ctx.settings)
     n = scene_count(seconds, ctx.settings.scene_seconds)
     wpm = budget_wpm(ctx, req)
     targets = even_targets(seconds, n)
@@ -322,6 +322,19 @@ async def mend_script(ctx: Context, req: LessonRequest, script: Script, budgets:
             notes.append(f"scene {k + 1} could not be written and was left out ({why[k]})")
     kept = [sc for sc in slots if sc is not None]
     return script.model_copy(update={"scenes": kept}), notes
+
+
+END_CARD_SECONDS = 2.5  # the closing card, silent, after the last scene
+TITLE_CARD_SECONDS = 2.5  # the opening card, over the first seconds of the first scene
+
+
+def end_seconds(settings: Any) -> float:
+    return END_CARD_SECONDS if settings.cards else 0.0
+
+
+def scenes_seconds(req: LessonRequest, settings: Any) -> float:
+    """The time the scenes share: the lesson's target less its closing card."""
+    return req.minutes * 60 - end_seconds(settings)
 
 
 def even_targets(seconds: float, n: int) -> list[float]:
@@ -773,7 +786,7 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
     target = req.minutes * 60
     tol = duration_tolerance(target)
     holds = [hold_seconds(r, s) for r in records]
-    actual = round(sum(holds), 3)
+    actual = round(sum(holds) + end_seconds(s), 3)
     tempo = state.get("tempo", 1.0)
     refits = state.get("refits", 0)
     talk = [r for r in records if r.speech and r.speech.answer_at is None]  # no thinking pause inside
@@ -814,7 +827,7 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
         script = state["script"].model_copy(update={"scenes": drafts})
         return out | {"script": script, "refits": refits + 1}
     # 2. speak faster or slower, within ±10%, to close what is left
-    fixed = sum(h - r.speech.duration for h, r in zip(holds, records, strict=True) if r.speech)
+    fixed = sum(h - r.speech.duration for h, r in zip(holds, records, strict=True) if r.speech) + end_seconds(s)
     want = max(1.0, target - fixed)
     new_tempo = min(1.1, max(0.9, spoken / want))
     if abs(new_tempo - tempo) > 0.005 and not state.get("retimed"):
@@ -859,20 +872,27 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     scene_cues = [_scene_cues(ctx, r) for r in records]
     workers = asyncio.Semaphore(os.cpu_count() or 2)  # ffmpeg runs: one per core
 
+    title = state["script"].title
+    opening, closing = (await _cards(ctx, state, records, title)) if s.cards else (None, None)
+    length = round(sum(holds) + end_seconds(s), 6)
+
     async def segment(r: SceneRecord, hold: float, cues: list[subtitles.Cue]) -> Path:
         async with workers:
             return await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
-                                  total=len(records))
+                                  total=len(records), lead=opening if r is records[0] else None)
 
     (track, placed), *segments = await asyncio.gather(
-        _narration_track(ctx, records, starts, sum(holds), workers),
+        _narration_track(ctx, records, starts, length, workers),
         *(segment(r, h, c) for r, h, c in zip(records, holds, scene_cues, strict=True)),
     )
+    if closing is not None:
+        segments.append(await _still_segment(ctx, closing, END_CARD_SECONDS))
     chapters = [(r.title, st, st + h) for r, st, h in zip(records, starts, holds, strict=True)]
+    if closing is not None:  # the last chapter runs to the end of the closing card
+        chapters[-1] = (chapters[-1][0], chapters[-1][1], round(length, 3))
     out_mp4 = project.root / "lesson.mp4"
-    title = state["script"].title
     await asyncio.to_thread(video.assemble, segments, track, out_mp4, chapters=chapters, title=title, fps=s.fps,
-                            audio_length=round(sum(holds), 6))
+                            audio_length=length)
     # cues follow the speech, which starts where its piece of the AAC track was placed
     cues = [subtitles.Cue(round(c.start + at, 3), round(min(c.end + at, st + h), 3), c.text)
             for at, st, h, sc in zip(placed, starts, holds, scene_cues, strict=True) for c in sc]
@@ -1000,14 +1020,57 @@ def _encode_builds(project: Any, steps: Sequence[BuildRecord], hold: float, seg:
     captions.encode_captioned_segment(pieces, seg, fps=fps)
 
 
+async def _cards(ctx: Context, state: LessonState, records: list[SceneRecord], title: str) -> tuple[Path, Path]:
+    """The opening and closing cards (cached): the title with the objectives, and the title with the recap."""
+    req, store = state["request"], ctx.project.store
+    outline = state.get("outline")
+    objectives = list(outline.objectives) if outline is not None else []
+    recap = next((r.bullets for r in reversed(records) if r.role == "recap" and r.bullets), objectives)
+    first = records[0]  # the cards share the opening scene's pictogram
+    icon = first.visual.icon if isinstance(first.visual, Pictogram) else pictograms.suggest(
+        first.illustration_prompt, title=first.title)
+    look = dict(aspect=req.aspect, theme=req.theme, language=req.language)
+
+    def card(draw: Any, **fields: Any) -> Path:
+        def make(path: Path) -> dict[str, Any]:
+            result = draw(**fields, **look)
+            save_png(result.image, path)
+            return {"overflow": result.overflow}
+
+        path, _ = store.produce(content_key("card", SLIDE_LAYOUT_VERSION, draw.__name__, fields, look), ".png", make)
+        return path
+
+    return await asyncio.gather(
+        asyncio.to_thread(card, layouts.title_card, title=title, lines=objectives, icon=icon),
+        asyncio.to_thread(card, layouts.end_card, title=title, lines=recap, icon=icon),
+    )
+
+
+async def _still_segment(ctx: Context, png: Path, seconds: float) -> Path:
+    """A segment showing one picture for ``seconds`` (cached)."""
+    store, fps = ctx.project.store, ctx.settings.fps
+    key = content_key("still", file_hash(png), seconds, fps, video.VIDEO_CODEC_ARGS)
+    seg = store.get(key, ".mp4")
+    if seg is None:
+        seg = await asyncio.to_thread(video.encode_segment, png, seconds, store.path(key, ".mp4"), fps=fps)
+    return seg
+
+
 async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitles.Cue], aspect: str,
-                   language: str, *, total: int) -> Path:
+                   language: str, *, total: int, lead: Path | None = None) -> Path:
     """The scene's video segment (cached): its slide held for ``hold``, with burned captions if asked."""
     project, s = ctx.project, ctx.settings
     assert r.slide is not None
     style = captions.CaptionStyle(language=language)
     moving = motion.motion_for(r.index) if s.motion else None
     steps = [] if moving else r.builds
+    if lead is not None and not moving:  # the opening card, over the first seconds of the first scene
+        first = steps or [BuildRecord(start=0.0, shown=len(r.bullets), slide=r.slide)]
+        until = first[1].start if len(first) > 1 else hold
+        span = min(TITLE_CARD_SECONDS, until - 0.5)
+        if span >= 1.0:
+            card = BuildRecord(start=0.0, shown=0, slide=ctx.project.ref(lead))
+            steps = [card, first[0].model_copy(update={"start": span}), *first[1:]]
     key = content_key("segment", r.slide.sha256, hold, s.fps, video.VIDEO_CODEC_ARGS,
                       [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None,
                       moving, r.picture_box if moving else None, [(b.start, b.slide.sha256) for b in steps])

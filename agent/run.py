@@ -21,7 +21,7 @@ from . import checkpoint as checkpoints
 from .config import Settings
 from .context import Context, EventSink, from_settings
 from .graph import build_graph
-from .nodes import even_targets
+from .nodes import even_targets, scenes_seconds
 from .project import Manifest, Project, VideoRecord, slugify
 from .schemas import Script
 from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
@@ -340,7 +340,7 @@ async def produce(
         manifest.settings = settings.model_dump()
         targets = manifest.targets if len(manifest.targets) == len(script.scenes) else []
         if fit_duration or not targets:
-            targets = even_targets(request.minutes * 60, len(script.scenes))
+            targets = even_targets(scenes_seconds(request, settings), len(script.scenes))
         graph_input = {
             "request": request,
             "outline": manifest.outline,

@@ -67,4 +67,26 @@ def test_key_phrases_appear_as_they_are_said_and_the_answer_after_a_pause(tmp_pa
 def test_builds_off_keeps_one_still_per_scene(tmp_path):
     manifest = _make(tmp_path / "off", builds=False)
     assert all(s.builds == [] for s in manifest.scenes)
-    assert _distinct_pictures(tmp_path / "off" / "lesson.mp4", tmp_path / "frames-off") == len(manifest.scenes)
+    cards = 2  # the opening and the closing card
+    assert _distinct_pictures(tmp_path / "off" / "lesson.mp4", tmp_path / "frames-off") == len(manifest.scenes) + cards
+
+
+def test_a_title_card_opens_and_an_end_card_closes_the_lesson(tmp_path):
+    from agent import nodes
+
+    manifest = _make(tmp_path / "cards")
+    mp4 = tmp_path / "cards" / "lesson.mp4"
+    info = video.probe(mp4)
+    holds = sum(s.hold_seconds for s in manifest.scenes)
+    assert info.duration == pytest.approx(holds + nodes.END_CARD_SECONDS, abs=0.1)  # counted in the length
+    assert info.chapters[-1][2] == pytest.approx(info.duration, abs=0.1)
+    frames = tmp_path / "f"
+    frames.mkdir()
+    subprocess.run([video.ffmpeg_exe(), "-v", "error", "-i", str(mp4), "-fps_mode", "passthrough",
+                    str(frames / "f%05d.png")], check=True)
+    shots = sorted(frames.glob("*.png"))
+    slide1 = np.asarray(Image.open(tmp_path / "cards" / manifest.scenes[0].builds[0].slide.path).convert("L"), float)
+    opening = np.asarray(Image.open(shots[0]).convert("L"), float)
+    closing = np.asarray(Image.open(shots[-1]).convert("L"), float)
+    last = np.asarray(Image.open(tmp_path / "cards" / manifest.scenes[-1].slide.path).convert("L"), float)
+    assert np.abs(opening - slide1).mean() > 10 and np.abs(closing - last).mean() > 10  # cards, not slides

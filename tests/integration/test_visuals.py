@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import run
+from agent import nodes, run
 from agent.config import Settings
 from agent.schemas import SceneDraft, Script
 from agent.state import make_request
@@ -61,4 +61,5 @@ def test_motion_keeps_the_length_and_moves_the_picture(tmp_path):
     mp4 = tmp_path / "w" / "lesson.mp4"
     info = video.probe(mp4)
     assert abs(info.video_duration - info.audio_duration) <= 0.2
-    assert abs(info.duration - sum(s.hold_seconds for s in manifest.scenes)) <= 0.1
+    closing = nodes.END_CARD_SECONDS  # the end card after the last scene
+    assert abs(info.duration - sum(s.hold_seconds for s in manifest.scenes) - closing) <= 0.1
