@@ -145,3 +145,28 @@ def test_lessons_stored_before_the_contract_still_load():
                                          "diagram": {"kind": "cycle", "labels": ["a", "b", "c"], "values": [],
                                                      "columns": [], "rows": [], "caption": ""}})
     assert record.kind == "cycle" and record.diagram.stages == ["a", "b", "c"]
+
+
+@pytest.mark.slow
+def test_a_script_valid_under_the_schema_sent_makes_a_lesson(tmp_path_factory):
+    """Whole lessons from generated scripts (a few: each is a full make): never a failed lesson."""
+    import asyncio
+
+    from agent import run
+    from agent.config import Settings
+    from agent.schemas import sized_script
+    from agent.state import make_request
+    from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+
+    model = sized_script(3, 20)
+
+    @settings(max_examples=4, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(from_schema(local_schema(model)))
+    def run_one(instance):
+        out = tmp_path_factory.mktemp("lesson")
+        llm = FakeLLM(script=[lambda m, s: instance if issubclass(s, Script) else default_answer(m, s)] * 50)
+        manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.75), Settings.load(fit_rounds=0), out,
+                                        llm=llm, images=FakeImages(), speech=FakeSpeech(), critic=FakeCritic()))
+        assert manifest.status == "done" and (out / "lesson.mp4").stat().st_size > 0
+
+    run_one()
