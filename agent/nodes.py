@@ -687,7 +687,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
             save_png(result.image, out.path)
             out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
                         "picture_box": list(box) if box else None, "degraded": degraded, "layout": result.layout}
-        found = project.store.path(key, ".png"), out.meta
+        found = project.store.lookup(key, ".png")
     cached, meta = found
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None

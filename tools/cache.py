@@ -151,30 +151,59 @@ class AssetStore:
     def put_json(self, key: str, value: Any) -> Path:
         return atomic_write_json(self.path(key, ".json"), value)
 
+    def pair_dir(self, key: str) -> Path:
+        """Where an asset produced with its metadata lives: ``root/ab/KEY.pair/{asset.EXT, meta.json}``."""
+        return self.root / key[:2] / f"{key}.pair"
+
     def lookup(self, key: str, suffix: str) -> tuple[Path, Any] | None:
-        """A finished asset and its metadata, or None when either is missing."""
-        path, meta = self.get(key, suffix), self.get_json(key)
-        return (path, meta) if path is not None and meta is not None else None
+        """A finished asset and its metadata (from :meth:`pair`), or None."""
+        folder = self.pair_dir(key)
+        path, meta = folder / f"asset{suffix}", folder / "meta.json"
+        if not (path.is_file() and path.stat().st_size > 0):
+            return None
+        try:
+            return path, json.loads(meta.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
 
     @contextlib.contextmanager
     def pair(self, key: str, suffix: str) -> Iterator[Pending]:
         """Produce an asset and its metadata as one step::
 
             with store.pair(key, ".wav") as out:
-                make(out.path)          # sync or awaited: the file is written under a temporary name
+                make(out.path)          # sync or awaited: written into a temporary folder
                 out.meta = {...}
 
-        The metadata is written first and the file renamed into place last, so an asset under its
-        final name always has its metadata beside it: a run killed between the two leaves nothing that
-        a rerun would take for finished (:meth:`lookup` needs both), and the step is simply redone.
+        Both are written into a temporary folder that is renamed into place in one step, so the pair is
+        atomic: a run killed at any moment leaves either both or neither under the final name (and a
+        temporary folder that the next run sweeps away).
         """
-        with atomic_path(self.path(key, suffix)) as tmp:
-            out = Pending(tmp)
+        final = self.pair_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=final.parent))
+        try:
+            out = Pending(scratch / f"asset{suffix}")
             yield out
             if out.meta is None:
                 raise ValueError(f"no metadata was given for asset {key}{suffix}")
-            self.put_json(key, out.meta)
-
+            meta = scratch / "meta.json"
+            meta.write_text(json.dumps(_canonical(out.meta), ensure_ascii=False), "utf-8")
+            for f in (out.path, meta):
+                with open(f, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.chmod(f, _FILE_MODE)
+            os.chmod(scratch, 0o777 & ~_umask)
+            if final.exists():  # an incomplete leftover (lookup found it wanting)
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.rename(scratch, final)
+            except OSError:  # another producer of the same asset got there first: theirs stands
+                if self.lookup(key, suffix) is None:
+                    raise
+                shutil.rmtree(scratch, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
 
     def produce(self, key: str, suffix: str, make: Callable[[Path], Any]) -> tuple[Path, Any]:
         """The asset ``key`` and its metadata, made first when missing: ``make(path)`` writes the file and
@@ -184,7 +213,8 @@ class AssetStore:
         if found is None:
             with self.pair(key, suffix) as out:
                 out.meta = make(out.path)
-            found = self.path(key, suffix), out.meta
+            found = self.lookup(key, suffix)
+            assert found is not None
         return found
 
 

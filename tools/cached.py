@@ -115,8 +115,10 @@ class CachedSpeech:
                 task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
             else:
                 self.hits += 1
-            meta = await asyncio.shield(task)
-            audio = self.store.path(key, ".wav")
+            await asyncio.shield(task)
+            audio, meta = self.store.lookup(key, ".wav") or (None, None)
+            if audio is None:
+                raise SpeechError(f"{self.name}: the narration for this text was not stored; run again")
         else:
             audio, meta = found
             self.hits += 1

@@ -60,19 +60,21 @@ def test_an_asset_and_its_metadata_land_as_one_step(tmp_path):
     from tools.cache import AssetStore
 
     store = AssetStore(tmp_path)
-    with pytest.raises(KeyboardInterrupt):  # killed after the metadata, before the file is in place
-        with store.pair("ab" * 8, ".bin") as out:
+    key = "ab" * 8
+    with pytest.raises(KeyboardInterrupt):  # killed after the file and its metadata, before they land
+        with store.pair(key, ".bin") as out:
             out.path.write_bytes(b"half")
             out.meta = {"n": 1}
-            store.put_json("ab" * 8, out.meta)
             raise KeyboardInterrupt
-    assert store.lookup("ab" * 8, ".bin") is None  # a rerun redoes the step instead of trusting half of it
-    assert not [p for p in tmp_path.rglob("*.tmp*")]
-    with store.pair("ab" * 8, ".bin") as out:
+    assert store.lookup(key, ".bin") is None and not list(tmp_path.rglob("*.bin"))
+    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.tmp*"))
+    with store.pair(key, ".bin") as out:
         out.path.write_bytes(b"whole")
         out.meta = {"n": 2}
-    path, meta = store.lookup("ab" * 8, ".bin")
-    assert path.read_bytes() == b"whole" and meta == {"n": 2}
+    path, meta = store.lookup(key, ".bin")
+    assert path.read_bytes() == b"whole" and meta == {"n": 2} and path.parent == store.pair_dir(key)
+    calls = []
+    assert store.produce(key, ".bin", lambda p: calls.append(p))[1] == {"n": 2} and calls == []  # reused
     with pytest.raises(ValueError, match="no metadata"), store.pair("cd" * 8, ".bin") as out:
         out.path.write_bytes(b"x")
-    assert store.lookup("cd" * 8, ".bin") is None and store.get("cd" * 8, ".bin") is None
+    assert store.lookup("cd" * 8, ".bin") is None and not store.pair_dir("cd" * 8).exists()
