@@ -172,7 +172,8 @@ class ClipCritic:
                     cache = str(hub_cache_dir())  # the environment's cache, read now
                     tokenizer = CLIPTokenizer.from_pretrained(self.model, cache_dir=cache)
                     image_processor = _image_processor_class().from_pretrained(self.model, cache_dir=cache)
-                    clip = CLIPModel.from_pretrained(self.model, cache_dir=cache)
+                    clip = CLIPModel.from_pretrained(self.model, cache_dir=cache, attn_implementation="sdpa",
+                                                     **{_dtype_kwarg(): self._dtype()})
             except Exception as exc:  # noqa: BLE001 - every cause becomes one clear message
                 raise ConfigError(
                     f"Could not load critic model {self.model!r}{_offline_note()} ({_one_line(exc)}). "
@@ -180,10 +181,27 @@ class ClipCritic:
                     f"id, run once online to download it, or set HF_HOME to the cache that holds it; or "
                     f"pass --critic none to accept every illustration unjudged."
                 ) from exc
-            clip.eval().to(self.device)
-            self._tokenizer, self._image_processor = tokenizer, image_processor
-            self._clip = clip
+            self._use(clip, tokenizer, image_processor)
             log.info("loaded %s on %s", self.name, self.device)
+
+    @classmethod
+    def from_parts(cls, clip: Any, tokenizer: Any, image_processor: Any, model: str, **options: Any) -> ClipCritic:
+        """A critic around a ``CLIPModel`` already built (e.g. from a config), named ``clip:<model>``."""
+        critic = cls(model, **options)
+        with critic._lock:
+            critic._use(clip.to(critic._dtype()), tokenizer, image_processor)
+        return critic
+
+    def _dtype(self) -> Any:
+        """fp16 on CUDA (the scores are cosines; fp16 moves them by about 1e-3), fp32 elsewhere."""
+        import torch
+
+        return torch.float16 if self.device.startswith("cuda") else torch.float32
+
+    def _use(self, clip: Any, tokenizer: Any, image_processor: Any) -> None:
+        clip.eval().to(self.device)
+        self._tokenizer, self._image_processor = tokenizer, image_processor
+        self._clip = clip
 
     @property
     def max_tokens(self) -> int:
@@ -210,7 +228,7 @@ class ClipCritic:
                 out = self._clip(
                     input_ids=text["input_ids"].to(self.device),
                     attention_mask=text["attention_mask"].to(self.device),
-                    pixel_values=pixels["pixel_values"].to(self.device),
+                    pixel_values=pixels["pixel_values"].to(self.device, self._clip.dtype),
                 )
         except Exception as exc:  # noqa: BLE001
             raise CriticError(
@@ -246,6 +264,14 @@ def _image_processor_class() -> Any:
         from transformers import CLIPImageProcessor
 
         return CLIPImageProcessor
+
+
+def _dtype_kwarg() -> str:
+    """transformers 4.56+ takes ``dtype`` (``torch_dtype`` is deprecated); older releases only ``torch_dtype``."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
 def _offline_note() -> str:
