@@ -167,6 +167,7 @@ class Option:
     channels_last: bool | None = None
     compile: bool = False
     critic_batch: int = 32
+    critic_on_device: bool | None = None
     window_s: float = 0.05
     fp32: bool = False
 
@@ -192,7 +193,8 @@ def backends(models: Models, option: Option) -> tuple[Any, Any]:
         pipe, models.model_id, device=models.device, max_batch=option.max_batch, batch_window_s=option.window_s,
         channels_last=option.channels_last, compile=option.compile, tiny_vae="taesd" if option.tiny_vae else "")
     clip, tokenizer, processor = models.clip
-    critic = ClipCritic.from_parts(clip, tokenizer, processor, "clip-vit-base-patch32", device=models.device)
+    critic = ClipCritic.from_parts(clip, tokenizer, processor, "clip-vit-base-patch32", device=models.device,
+                                 device_preprocess=option.critic_on_device)
     return images, BatchedCritic(critic, None, window_s=option.window_s, max_batch=option.critic_batch)
 
 
@@ -255,6 +257,8 @@ def options(device: str, with_compile: bool) -> list[Option]:
         Option("defaults", tiny_vae=default_taesd),
         Option("one picture per pipeline call", tiny_vae=default_taesd, max_batch=1),
         Option("critic: one picture per pass", tiny_vae=default_taesd, critic_batch=1),
+        Option("critic: preprocessing " + ("in PIL on the CPU" if cuda else "in torch"), tiny_vae=default_taesd,
+               critic_on_device=not cuda),
         Option("channels-last " + ("off" if cuda else "on"), tiny_vae=default_taesd, channels_last=not cuda),
         Option("full VAE" if default_taesd else "TAESD decode", tiny_vae=not default_taesd),
         Option("no batch windows (requests already waiting)", tiny_vae=default_taesd, window_s=0.0),

@@ -130,8 +130,22 @@ def is_blank(image: PILImage | np.ndarray) -> bool:
 def _to_pil(array: np.ndarray) -> PILImage:
     from PIL import Image as PILModule
 
-    clean = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
-    return PILModule.fromarray((clean * 255).round().astype(np.uint8)).convert("RGB")
+    if array.dtype != np.uint8:
+        clean = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
+        array = (clean * 255).round().astype(np.uint8)
+    return PILModule.fromarray(array).convert("RGB")
+
+
+def to_uint8(images: Any) -> list[np.ndarray]:
+    """A batch tensor (N, 3, H, W) in 0..1 as N (H, W, 3) uint8 arrays, converted where it lies (the GPU).
+
+    A picture with any NaN or inf value comes back all black, so ``is_blank`` flags it.
+    """
+    import torch
+
+    finite = torch.isfinite(images).flatten(1).all(dim=1)
+    clean = torch.where(finite[:, None, None, None], images.float().clamp(0.0, 1.0), 0.0)
+    return list((clean * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -497,7 +511,7 @@ class DiffusersImages:
             return self._draw_splitting(requests[:half]) + self._draw_splitting(requests[half:])
 
     def _draw(self, requests: list[ImageRequest]) -> list[np.ndarray]:
-        """One pipeline call; images as float arrays (H, W, 3) in 0..1, NaNs kept for ``is_blank``."""
+        """One pipeline call; images as uint8 arrays (H, W, 3), a NaN picture all black (``to_uint8``)."""
         import torch
 
         width, height = requests[0].width, requests[0].height
@@ -509,7 +523,7 @@ class DiffusersImages:
             "height": height,
             # CPU generators: the same seed gives the same picture on any device and in any batch.
             "generator": [torch.Generator("cpu").manual_seed(r.seed) for r in requests],
-            "output_type": "np",
+            "output_type": "pt",  # converted to uint8 on the device: a quarter of the bytes to copy back
             **self.family.call_kwargs,
         }
         if self._accepts_negative and self.guidance_scale > 1.0 and any(r.negative_prompt for r in requests):
@@ -518,8 +532,7 @@ class DiffusersImages:
             self.pipeline_calls += 1
             log.debug("%s: pipeline call with %d prompt(s) at %dx%d", self.name, len(requests), width, height)
             output = self._pipe(**kwargs)
-        images = output.images
-        return [np.asarray(images[i], dtype=np.float32) for i in range(len(requests))]
+            return to_uint8(output.images[: len(requests)])
 
     def _free_memory(self) -> None:
         import gc
