@@ -264,7 +264,7 @@ def options(device: str, with_compile: bool) -> list[Option]:
         Option("no batch windows (requests already waiting)", tiny_vae=default_taesd, window_s=0.0),
     ]
     if cuda:
-        rows.append(Option("fp32 instead of fp16", tiny_vae=default_taesd, fp32=True))
+        rows.append(Option("pictures in fp32 instead of fp16", tiny_vae=default_taesd, fp32=True))
     if with_compile:
         rows.append(Option("torch.compile (UNet)", tiny_vae=default_taesd, compile=True))
     return rows
@@ -357,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="add the torch.compile row (slow warm-up)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()  # casts and the safety-checker notice: expected here
+    transformers_logging.set_verbosity_error()
     result = run(args.real, args.model, args.device, max(1, args.repeats), args.compile,
                  progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
     print("\n".join(result["lines"]))
