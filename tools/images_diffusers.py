@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import logging
 import math
+import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,7 @@ CPU_MAX_BATCH = 4  # pictures per pipeline call on CPU (a setting: a CPU gains l
 BYTES_PER_MEGAPIXEL = 6 * 2**30
 MAX_AUTO_BATCH = 32
 MEMORY_HEADROOM = 0.8  # use at most this share of the free memory
+COMPILE_ENV = "LESSONFORGE_TORCH_COMPILE"  # "1": compile the UNet (pays off over many lessons in one process)
 RESEED_OFFSET = 1_000_003  # a blank picture is drawn again with seed + this (a prime, far from user seeds)
 BLANK_LEVEL = 2 / 255  # a picture whose brightest value is at most this is "all black"
 SIZE_MULTIPLE = 8  # widths and heights are rounded to a multiple of this (and of the VAE's factor)
@@ -266,8 +268,8 @@ class DiffusersImages:
     ``max_batch`` caps the pictures per pipeline call: by default ``CPU_MAX_BATCH`` on CPU and, on
     CUDA, as many as the free GPU memory holds at load (``auto_max_batch``), so a lesson's scenes
     share one call. ``channels_last`` (default: on CUDA) stores the UNet and VAE convolutions in
-    NHWC; ``compile=True`` runs the UNet through ``torch.compile`` (opt-in: its warm-up costs more
-    than it saves on one lesson, see benchmarks/gpu.py).
+    NHWC; ``compile=True`` (or ``LESSONFORGE_TORCH_COMPILE=1``) runs the UNet through ``torch.compile``
+    (opt-in: its warm-up costs more than it saves on one lesson, see benchmarks/gpu.py).
     Returned pictures have the requested size rounded to a multiple of 8 (and of the VAE's scale
     factor), scaled down first for models trained at a smaller size (turbo models: 512 px).
     """
@@ -283,7 +285,7 @@ class DiffusersImages:
         batch_window_s: float = 0.05,
         tiny_vae: str | None = None,
         channels_last: bool | None = None,
-        compile: bool = False,  # noqa: A002 - the option's name for users
+        compile: bool | None = None,  # noqa: A002 - the option's name for users
     ) -> None:
         self.model = model or "stabilityai/sd-turbo"
         self.name = f"diffusers:{self.model}"
@@ -297,7 +299,7 @@ class DiffusersImages:
         self.max_batch = int(max_batch) if max_batch is not None else CPU_MAX_BATCH  # CUDA: sized at load
         self._auto_batch = max_batch is None
         self.channels_last = channels_last
-        self.compile = bool(compile)
+        self.compile = compile if compile is not None else os.environ.get(COMPILE_ENV, "").lower() in ("1", "true", "yes")
         self.batch_window_s = max(0.0, float(batch_window_s))
         self.tiny_vae = tiny_vae
         self.pipeline_calls = 0  # pipeline invocations so far (a batch of N prompts counts once)
