@@ -299,7 +299,8 @@ def report(config: dict[str, Any], throughput: list[Row], rows: list[Row]) -> li
              f"medians of {config['repeats']}"]
     lines += ["", f"{'pipeline call':<14}{'pictures/s':>12}{'seconds':>10}{mem:>18}"]
     for row in throughput:
-        lines.append(f"{row.label:<14}{row.extra['pictures_per_s']:>12.2f}{row.seconds:>10.3f}{_mib(row.peak_bytes):>18}")
+        rate = row.extra["pictures_per_s"]
+        lines.append(f"{row.label:<14}{rate:>12.2f}{row.seconds:>10.3f}{_mib(row.peak_bytes):>18}")
     base = rows[0].seconds
     lines += ["", f"{SCENES} pictures + critic, one lesson",
               f"{'configuration':<46}{'wall s':>9}{'vs defaults':>12}{'image calls':>12}{'critic passes':>14}{mem:>18}"]

@@ -299,7 +299,8 @@ class DiffusersImages:
         self.max_batch = int(max_batch) if max_batch is not None else CPU_MAX_BATCH  # CUDA: sized at load
         self._auto_batch = max_batch is None
         self.channels_last = channels_last
-        self.compile = compile if compile is not None else os.environ.get(COMPILE_ENV, "").lower() in ("1", "true", "yes")
+        opted_in = os.environ.get(COMPILE_ENV, "").lower() in ("1", "true", "yes")
+        self.compile = compile if compile is not None else opted_in
         self.batch_window_s = max(0.0, float(batch_window_s))
         self.tiny_vae = tiny_vae
         self.pipeline_calls = 0  # pipeline invocations so far (a batch of N prompts counts once)
