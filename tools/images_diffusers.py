@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import logging
 import math
+import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CPU_MAX_BATCH = 4  # pictures per pipeline call on CPU (a setting: a CPU gains little from larger batches)
+# On CUDA the batch is sized from free memory: about this many bytes of activations per megapixel of
+# picture in one call (UNet + full VAE decode in fp16, SDPA attention, with headroom; an out-of-memory
+# batch is split in halves anyway), never more than MAX_AUTO_BATCH pictures.
+BYTES_PER_MEGAPIXEL = 6 * 2**30
+MAX_AUTO_BATCH = 32
+MEMORY_HEADROOM = 0.8  # use at most this share of the free memory
+COMPILE_ENV = "LESSONFORGE_TORCH_COMPILE"  # "1": compile the UNet (pays off over many lessons in one process)
 RESEED_OFFSET = 1_000_003  # a blank picture is drawn again with seed + this (a prime, far from user seeds)
 BLANK_LEVEL = 2 / 255  # a picture whose brightest value is at most this is "all black"
 SIZE_MULTIPLE = 8  # widths and heights are rounded to a multiple of this (and of the VAE's factor)
@@ -98,6 +107,12 @@ def fit_size(width: int, height: int, multiple: int, max_side: int | None = None
     return _round(w), _round(h)
 
 
+def auto_max_batch(free_bytes: int, width: int, height: int, cap: int = MAX_AUTO_BATCH) -> int:
+    """Pictures of ``width x height`` one pipeline call can hold in ``free_bytes`` (1..``cap``)."""
+    per_picture = BYTES_PER_MEGAPIXEL * (width * height) / 1e6
+    return int(max(1, min(cap, (free_bytes * MEMORY_HEADROOM) // per_picture)))
+
+
 def is_blank(image: PILImage | np.ndarray) -> bool:
     """True for a picture with a NaN/inf value or nothing brighter than ``BLANK_LEVEL`` (all black).
 
@@ -117,8 +132,22 @@ def is_blank(image: PILImage | np.ndarray) -> bool:
 def _to_pil(array: np.ndarray) -> PILImage:
     from PIL import Image as PILModule
 
-    clean = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
-    return PILModule.fromarray((clean * 255).round().astype(np.uint8)).convert("RGB")
+    if array.dtype != np.uint8:
+        clean = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
+        array = (clean * 255).round().astype(np.uint8)
+    return PILModule.fromarray(array).convert("RGB")
+
+
+def to_uint8(images: Any) -> list[np.ndarray]:
+    """A batch tensor (N, 3, H, W) in 0..1 as N (H, W, 3) uint8 arrays, converted where it lies (the GPU).
+
+    A picture with any NaN or inf value comes back all black, so ``is_blank`` flags it.
+    """
+    import torch
+
+    finite = torch.isfinite(images).flatten(1).all(dim=1)
+    clean = torch.where(finite[:, None, None, None], images.float().clamp(0.0, 1.0), 0.0)
+    return list((clean * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -236,6 +265,11 @@ class DiffusersImages:
     ``steps`` and ``guidance_scale`` default per family (see ``family_defaults``); explicit values win.
     ``tiny_vae`` names an ``AutoencoderTiny`` (e.g. ``madebyollin/taesd``) to decode faster; by default
     turbo models use TAESD on CPU and the full VAE on CUDA (``tiny_vae=""`` keeps the full VAE).
+    ``max_batch`` caps the pictures per pipeline call: by default ``CPU_MAX_BATCH`` on CPU and, on
+    CUDA, as many as the free GPU memory holds at load (``auto_max_batch``), so a lesson's scenes
+    share one call. ``channels_last`` (default: on CUDA) stores the UNet and VAE convolutions in
+    NHWC; ``compile=True`` (or ``LESSONFORGE_TORCH_COMPILE=1``) runs the UNet through ``torch.compile``
+    (opt-in: its warm-up costs more than it saves on one lesson, see benchmarks/gpu.py).
     Returned pictures have the requested size rounded to a multiple of 8 (and of the VAE's scale
     factor), scaled down first for models trained at a smaller size (turbo models: 512 px).
     """
@@ -247,9 +281,11 @@ class DiffusersImages:
         device: str | None = None,
         steps: int | None = None,
         guidance_scale: float | None = None,
-        max_batch: int = 4,
+        max_batch: int | None = None,
         batch_window_s: float = 0.05,
         tiny_vae: str | None = None,
+        channels_last: bool | None = None,
+        compile: bool | None = None,  # noqa: A002 - the option's name for users
     ) -> None:
         self.model = model or "stabilityai/sd-turbo"
         self.name = f"diffusers:{self.model}"
@@ -258,9 +294,13 @@ class DiffusersImages:
         self.guidance_scale = float(guidance_scale) if guidance_scale is not None else self.family.guidance_scale
         if self.steps < 1:
             raise ConfigError(f"steps={self.steps} for {self.name}. Fix: pass steps of 1 or more.")
-        if max_batch < 1:
+        if max_batch is not None and max_batch < 1:
             raise ConfigError(f"max_batch={max_batch} for {self.name}. Fix: pass max_batch of 1 or more.")
-        self.max_batch = int(max_batch)
+        self.max_batch = int(max_batch) if max_batch is not None else CPU_MAX_BATCH  # CUDA: sized at load
+        self._auto_batch = max_batch is None
+        self.channels_last = channels_last
+        opted_in = os.environ.get(COMPILE_ENV, "").lower() in ("1", "true", "yes")
+        self.compile = compile if compile is not None else opted_in
         self.batch_window_s = max(0.0, float(batch_window_s))
         self.tiny_vae = tiny_vae
         self.pipeline_calls = 0  # pipeline invocations so far (a batch of N prompts counts once)
@@ -315,11 +355,41 @@ class DiffusersImages:
                 pipe = self._from_pretrained(dtype)
                 if self.tiny_vae:
                     pipe.vae = self._load_tiny_vae(pipe, dtype)
-            pipe.to(self.device)
-            pipe.set_progress_bar_config(disable=True)
-            self._accepts_negative = "negative_prompt" in inspect.signature(pipe.__call__).parameters
-            self._pipe = pipe
+            self._prepare(pipe)
             log.info("loaded %s on %s (%s)", self.name, self.device, dtype)
+
+    @classmethod
+    def from_pipeline(cls, pipe: Any, model: str, **options: Any) -> DiffusersImages:
+        """A backend around a pipeline already built (e.g. from configs), named ``diffusers:<model>``.
+
+        The pipeline is prepared as a loaded one is (device, channels-last, compile, batch size).
+        """
+        images = cls(model, **options)
+        with images._load_lock:
+            images._prepare(pipe)
+        return images
+
+    def _prepare(self, pipe: Any) -> None:
+        """Move ``pipe`` to the device, apply the speed options, size the batch; then it is the pipeline."""
+        import torch
+
+        cuda = self.device.startswith("cuda")
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        if self.channels_last if self.channels_last is not None else cuda:
+            for part in ("unet", "vae"):
+                module = getattr(pipe, part, None)
+                if isinstance(module, torch.nn.Module):
+                    module.to(memory_format=torch.channels_last)
+        if self.compile and isinstance(getattr(pipe, "unet", None), torch.nn.Module):
+            pipe.unet = torch.compile(pipe.unet)
+        if self._auto_batch and cuda:
+            free, _total = torch.cuda.mem_get_info(torch.device(self.device))
+            side = self.family.max_side or 1024
+            self.max_batch = auto_max_batch(free, side, side)
+            log.info("%s: up to %d pictures per call (%.1f GiB free)", self.name, self.max_batch, free / 2**30)
+        self._accepts_negative = "negative_prompt" in inspect.signature(pipe.__call__).parameters
+        self._pipe = pipe
 
     def _from_pretrained(self, dtype: Any) -> Any:
         from diffusers import AutoPipelineForText2Image
@@ -444,7 +514,7 @@ class DiffusersImages:
             return self._draw_splitting(requests[:half]) + self._draw_splitting(requests[half:])
 
     def _draw(self, requests: list[ImageRequest]) -> list[np.ndarray]:
-        """One pipeline call; images as float arrays (H, W, 3) in 0..1, NaNs kept for ``is_blank``."""
+        """One pipeline call; images as uint8 arrays (H, W, 3), a NaN picture all black (``to_uint8``)."""
         import torch
 
         width, height = requests[0].width, requests[0].height
@@ -456,7 +526,7 @@ class DiffusersImages:
             "height": height,
             # CPU generators: the same seed gives the same picture on any device and in any batch.
             "generator": [torch.Generator("cpu").manual_seed(r.seed) for r in requests],
-            "output_type": "np",
+            "output_type": "pt",  # converted to uint8 on the device: a quarter of the bytes to copy back
             **self.family.call_kwargs,
         }
         if self._accepts_negative and self.guidance_scale > 1.0 and any(r.negative_prompt for r in requests):
@@ -465,8 +535,7 @@ class DiffusersImages:
             self.pipeline_calls += 1
             log.debug("%s: pipeline call with %d prompt(s) at %dx%d", self.name, len(requests), width, height)
             output = self._pipe(**kwargs)
-        images = output.images
-        return [np.asarray(images[i], dtype=np.float32) for i in range(len(requests))]
+            return to_uint8(output.images[: len(requests)])
 
     def _free_memory(self) -> None:
         import gc
