@@ -22,7 +22,26 @@ from rich.text import Text
 
 from tools.base import ConfigError, LessonForgeError
 from tools.cache import atomic_write_text
-from tools.llm_openai import scrub_environment
+from tools.secrets import scrub_environment
+from tools.slides import THEMES
+
+from .config import DEFAULT_LLM
+
+# Only light modules are imported above (no torch, numpy, openai or langgraph): arguments are checked
+# first, and a mistake is answered at once; each command imports the agent when it has work to do.
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("lessonforge")
+        except PackageNotFoundError:
+            found = "unknown (not installed; run scripts/setup.sh)"
+        print(f"lessonforge {found}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     add_completion=False,
@@ -30,6 +49,33 @@ app = typer.Typer(
     help="Turn a topic into a narrated slide lesson video (MP4 + subtitles + chapters). "
     '`lessonforge "a 2-minute video on tides for kids"` is short for `lessonforge make ...`.',
 )
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    pass  # the app's help says what it does; this callback only adds --version
+
+
+def _plain_flags() -> None:
+    """Typer 0.2x prints a "<bool>" value placeholder after every flag in --help, as if a flag took a
+    value; show nothing there, as for any flag (older Typer versions have no such method to mend)."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "plain_flags", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich.plain_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_plain_flags()
 console = Console(stderr=True)
 out_console = Console()
 
@@ -73,6 +119,7 @@ class Progress:
         self.scenes: dict[int, dict[str, Any]] = {}
         self.total = 0
         self.warnings: list[str] = []
+        self.shown: list[str] = []  # warnings already printed as lines (the summary does not repeat them)
         self.live: Live | None = None
         self.lines = Every(self.LINE_EVERY_S)  # plain lines of the frequent stages
         self.download: tuple[float, float] | None = None  # (done, total) of the download under way
@@ -111,7 +158,8 @@ class Progress:
             self.stage, self.message = stage, event.get("message", "")
         if self.mode == "quiet":
             if level != "info":
-                console.print(f"[yellow]warning:[/] {escape(event.get('message', ''))}")
+                _say(f"[yellow]warning:[/] {escape(event.get('message', ''))}")
+                self.shown.append(event.get("message", ""))
             return
         data = event.get("data") or {}
         if stage == "download" and data.get("total"):
@@ -123,7 +171,9 @@ class Progress:
                 return
             where = f" [{scene}/{self.total}]" if scene is not None else ""
             att = f" attempt {event['attempt']}" if event.get("attempt") else ""
-            console.print(f"{elapsed:7.1f}s {stage}{where}{att}: {escape(event.get('message', ''))}", highlight=False)
+            _say(f"{elapsed:7.1f}s {stage}{where}{att}: {escape(event.get('message', ''))}")
+            if level != "info":
+                self.shown.append(event.get("message", ""))
         elif self.live is not None:
             self.live.update(self._render())
 
@@ -154,8 +204,14 @@ def _mode(quiet: bool, as_json: bool) -> str:
     return "live" if console.is_terminal else "plain"
 
 
+def _say(markup: str) -> None:
+    """One message line on stderr. Never wrapped: its text (a path, a command to copy) is the same at
+    any terminal width, in a pipe or a log."""
+    console.print(markup, highlight=False, soft_wrap=True)
+
+
 def _fail(err: BaseException, code: int) -> None:
-    console.print(f"[bold red]error:[/] {escape(scrub(str(err)))}", highlight=False)
+    _say(f"[bold red]error:[/] {escape(scrub(str(err)))}")
     raise typer.Exit(code)
 
 
@@ -165,11 +221,11 @@ def _run(coro: Any, out: Path | None) -> Any:
     except ConfigError as err:
         _fail(err, 2)
     except LessonForgeError as err:
-        if out is not None:
-            console.print(f"[dim]finished work is kept in {escape(str(out))}; run the same command again to resume[/]")
+        if out is not None and out.exists():
+            _say(f"[dim]finished work is kept in {escape(str(out))}; run the same command again to resume[/]")
         _fail(err, 1)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
+        _say("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")
         raise typer.Exit(130) from None
     except OSError as err:  # the disk, not the program: say what and how to go on
         where = f" ({err.filename})" if err.filename else ""
@@ -189,7 +245,8 @@ def _run(coro: Any, out: Path | None) -> Any:
         _fail(RuntimeError(f"unexpected {type(err).__name__}: {err}{where}. Please report it."), 1)
 
 
-def _summary(manifest: Any, out: Path) -> None:
+def _summary(manifest: Any, out: Path, shown: Any = ()) -> None:
+    """The result; a fallback already printed as a warning line (``shown``) is not repeated."""
     video = manifest.video
     title = manifest.script.title if manifest.script else manifest.request.topic
     table = Table(title=escape(title), show_header=False, box=None)
@@ -206,7 +263,8 @@ def _summary(manifest: Any, out: Path) -> None:
     if below:
         table.add_row("below bar", ", ".join(map(str, below)))
     for fb in manifest.fallbacks:
-        table.add_row("fallback", escape(fb))
+        if scrub(fb) not in shown:
+            table.add_row("fallback", escape(fb))
     console.print(table)
 
 
@@ -220,55 +278,66 @@ def make(
     minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Target length in minutes (0.5-30; default 2)."),
     audience: Optional[str] = typer.Option(None, help="Who it is for; sets vocabulary and depth."),
     language: Optional[str] = typer.Option(None, help="Language code for narration, slides and subtitles (default en)."),
-    aspect: Optional[str] = typer.Option(None, help="16:9 (default), 9:16 or 1:1."),
+    aspect: Optional[str] = typer.Option(None, metavar="16:9|9:16|1:1", help="Frame shape (default 16:9)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: a slug of the topic)."),
-    llm: Optional[str] = typer.Option(None, help="LLM backend, e.g. openai:gpt-4.1-mini (env LESSONFORGE_LLM)."),
+    llm: Optional[str] = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
     images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
     speech: Optional[str] = typer.Option(None, help="Speech backend, e.g. edge:en-GB-SoniaNeural or espeak:en-us."),
     critic: Optional[str] = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
-    seed: int = typer.Option(0, help="Base seed for pictures."),
-    theme: str = typer.Option("light", help="Slide theme."),
-    voice: str = typer.Option("", help="Voice name (default: one that fits the language)."),
+    seed: Optional[int] = typer.Option(None, help="Base seed for pictures (default 0)."),
+    theme: Optional[str] = typer.Option(None, metavar="|".join(THEMES),
+                                        help=f"Slide theme: {', '.join(THEMES)} (default light)."),
+    voice: Optional[str] = typer.Option(None, help="Voice name (default: one that fits the language)."),
     max_attempts: Optional[int] = typer.Option(None, help="Picture attempts per scene (default 3)."),
     device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
     lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
     burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the video too."),
     motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
-    builds: str = typer.Option("on", "--builds", help="on: key phrases appear as they are said, the one being "
-                               "said highlighted, a question's answer after a pause; off: one still per scene."),
+    builds: str = typer.Option("on", "--builds", metavar="on|off", help="on: key phrases appear as they are said, "
+                               "the one being said highlighted, a question's answer after a pause; off: one still per scene."),
     script_file: Optional[Path] = typer.Option(
-        None, "--from", help="Use this script (JSON: a lesson.json or a Script) instead of asking an LLM."
+        None, "--from", help="Use this script (JSON: a lesson.json, a Script, or {request, script}) instead of an "
+        "LLM; what it records of the request (minutes, language...) is used unless given here."
     ),
     review: bool = typer.Option(False, "--review", help="Confirm or correct how the prompt was understood, "
                                 "then approve the outline or give notes."),
-    parse: str = typer.Option("auto", "--parse", help="Reading the prompt: auto (patterns; the LLM too when they "
-                              "are unsure and it is a server), offline (patterns only) or llm (always)."),
+    parse: str = typer.Option("auto", "--parse", metavar="auto|offline|llm", help="Reading the prompt: auto "
+                              "(patterns; the LLM too when they are unsure and it is a server), offline (patterns "
+                              "only) or llm (always)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, errors and the result."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
     """Make a lesson video about TOPIC (a topic, or a prompt such as "a 3-minute video on tides for kids")."""
-    from agent import run
     from agent.config import Settings
+    from agent.request import make_request
 
     mode = _mode(quiet, as_json)
     understood = reader = None
-    flags = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "voice": voice or None}
-    try:
-        script = None
-        as_topic = False
-        if script_file is not None:
-            script, from_request = _load_script(script_file)
-            if not topic:  # the script's own topic, taken as it is
-                topic, as_topic = from_request.get("topic", "") or script.title, True
-            if not out:
-                out = run.default_out(topic)
+    flags = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "voice": voice}
+    try:  # the arguments are checked before the agent (torch, langgraph...) is imported: a mistake shows at once
+        script, recorded = _load_script(script_file) if script_file is not None else (None, {})
+        # what a script file records of its request fills what the flags leave open
+        flags = {k: v if v is not None else recorded.get(k) for k, v in flags.items()}
+        flags["voice"] = flags["voice"] or None
+        seed = seed if seed is not None else recorded.get("seed", 0)
+        theme = theme or recorded.get("theme", "light")
+        as_topic = script is not None and not topic  # the script's own topic, taken as it is
+        if as_topic:
+            topic = recorded.get("topic", "") or script.title
         if builds not in ("on", "off"):
             raise ConfigError(f"--builds must be on or off, got {builds!r}")
+        if not topic.strip() and not _interactive():
+            make_request(topic=topic)  # no one to ask: "the topic is empty"
+        make_request(topic=topic if as_topic else "(the prompt)", seed=seed, theme=theme, **flags)  # the flags
+        _check_theme(theme)
         settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
                                  device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
                                  burn_subtitles=burn_subtitles or None, motion=motion or None,
                                  builds=False if builds == "off" else None)
-        _check_theme(theme)
+        from agent import run
+
+        if script_file is not None and not out:
+            out = run.default_out(topic)
         if as_topic:
             request = run.make_request(topic=topic, seed=seed, theme=theme, **flags)
         else:
@@ -288,7 +357,7 @@ def make(
     if mode == "json":
         out_console.file.write(json.dumps({"stage": "result", "out": str(target), "status": manifest.status}) + "\n")
     else:
-        _summary(manifest, target)
+        _summary(manifest, target, progress.shown)
 
 
 def _interactive() -> bool:
@@ -374,7 +443,7 @@ def render(
     with Progress(mode, f"render {folder}") as progress:
         manifest = _run(run.render(folder, settings, on_event=progress), folder)
     if mode != "json":
-        _summary(manifest, folder)
+        _summary(manifest, folder, progress.shown)
 
 
 @app.command()
@@ -471,8 +540,12 @@ def edit(
     if mode == "json":
         out_console.file.write(json.dumps({"stage": "result", "action": result.action, "reply": result.reply,
                                            "changed": result.changed, "version": result.version}) + "\n")
-    else:
+    elif result.action != "refused":
         out_console.print(result.reply, highlight=False, markup=False)
+    if result.action == "refused":  # nothing was changed: say so on stderr and in the exit status
+        if mode != "json":
+            _fail(ConfigError(result.reply), 2)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -633,13 +706,43 @@ def voices(
     except LessonForgeError as err:
         _fail(err, 2)
     if note:
-        console.print(f"[yellow]note:[/] {escape(scrub(note))}", highlight=False)
-    table = Table("voice", "language", "gender", box=None)
+        _say(f"[yellow]note:[/] {escape(scrub(note))}")
+    genders = any(v.gender for v in found)  # a column only where the backend says (eSpeak NG does not)
+    table = Table("voice", "language", *(["gender"] if genders else []), box=None)
     for v in found:
-        table.add_row(v.name, v.language, v.gender)
+        table.add_row(v.name, v.language, *([v.gender] if genders else []))
     out_console.print(table)
     if not found:
         console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'", markup=False)
+
+
+@app.command()
+def doctor(
+    llm: Optional[str] = typer.Option(None, help="Check this LLM backend instead of the configured one."),
+    speech: Optional[str] = typer.Option(None, help="Check this speech backend instead of the configured one."),
+    images: Optional[str] = typer.Option(None, help="Check this image backend instead of the configured one."),
+    critic: Optional[str] = typer.Option(None, help="Check this critic backend instead of the configured one."),
+) -> None:
+    """Check this machine: ffmpeg, eSpeak NG, fonts, GPU and memory, model cache, keys, services; each
+    problem with its fix. Exits 1 when something needed is missing."""
+    from agent import doctor as checks
+    from agent.config import Settings
+
+    try:
+        settings = Settings.load(llm=llm, speech=speech, images=images, critic=critic)
+    except ConfigError as err:
+        _fail(err, 2)
+    findings = checks.diagnose(settings)
+    for f in findings:
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}[f.status]
+        fix = f" -> fix: {f.fix}" if f.fix and f.status != "ok" else ""
+        out_console.print(f"[{colour}]{f.status:<4}[/] {escape(f.area)}: {escape(scrub(f.found + fix))}",
+                          highlight=False, soft_wrap=True)
+    failed = sum(f.status == "fail" for f in findings)
+    warned = sum(f.status == "warn" for f in findings)
+    _say(f"{len(findings)} checks: {failed} failed, {warned} warnings")
+    if failed:
+        raise typer.Exit(1)
 
 
 models_app = typer.Typer(help="The local models the defaults use: sizes, what is cached, downloading ahead.",
@@ -654,7 +757,11 @@ def models_list(ctx: typer.Context) -> None:
         return
     from tools import models
 
-    table = Table("model", "used for", "size", "cached", box=None)
+    table = Table(box=None)
+    table.add_column("model", no_wrap=True)  # ids are copied from here: never cut or folded
+    table.add_column("used for", ratio=1, overflow="fold")
+    table.add_column("size", no_wrap=True)
+    table.add_column("cached", ratio=1, overflow="fold")
     for rec in models.model_records():
         missing = ", ".join(name.rsplit("/", 1)[-1] for name in rec.missing)
         table.add_row(escape(rec.id), escape(rec.info.purpose), rec.info.size_text,
@@ -662,7 +769,7 @@ def models_list(ctx: typer.Context) -> None:
     out_console.print(table)
     offline = " (HF_HUB_OFFLINE is set: nothing will be downloaded)" if models.hf_offline() else ""
     console.print(f"cache: {models.hub_cache_dir()}{offline}; `lessonforge models pull` downloads them ahead of time",
-                  markup=False)
+                  markup=False, soft_wrap=True)
 
 
 @models_app.command("pull")
@@ -706,14 +813,13 @@ def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids 
 
 
 def _check_theme(theme: str) -> None:
-    from tools.slides import THEMES
-
     if theme not in THEMES:
         raise ConfigError(f"unknown theme {theme!r}; choose one of {', '.join(sorted(THEMES))}")
 
 
 def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
-    """A script from a lesson.json (its scenes) or from a bare Script JSON."""
+    """A script from a lesson.json, a ``{"request": ..., "script": ...}`` file or a bare Script JSON, and
+    what the file records of the request (``{}`` for a bare Script)."""
     from pydantic import ValidationError
 
     from agent.config import describe_validation
@@ -725,7 +831,8 @@ def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(f"--from {path}: no such file") from None
     except ValueError as err:
         raise ConfigError(f"--from {path} is not valid JSON ({err})") from None
-    request = data.get("request", {}) if isinstance(data, dict) else {}
+    request = data.get("request") if isinstance(data, dict) else None
+    request = request if isinstance(request, dict) else {}
     body = data.get("script", data) if isinstance(data, dict) else data
     try:
         return Script.model_validate(body), request
@@ -735,8 +842,10 @@ def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
 
 def _mount_eval() -> None:
     from evals.cli import app as eval_app
+    from evals.cli import shipped_sets
 
-    app.add_typer(eval_app, name="eval", help="Make and score lessons over a topic set; compare runs.")
+    app.add_typer(eval_app, name="eval",
+                  short_help=f"Make and score lessons over a topic set (shipped: {shipped_sets()}); compare runs.")
 
 
 _mount_eval()
@@ -745,7 +854,7 @@ _mount_eval()
 def route(args: list[str]) -> list[str]:
     """`lessonforge PROMPT ...` is `lessonforge make PROMPT ...` (a first word that is no command, or an
     option of make's: `lessonforge --minutes 3 "tides"`)."""
-    if not args or args[0] in ("--help", "-h"):
+    if not args or args[0] in ("--help", "-h", "--version"):
         return args
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     return args if args[0] in commands else ["make", *args]

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tools import registry
 from tools.base import ConfigError
+from tools.defaults import OPENAI_LLM
 
-DEFAULT_LLM = "openai:gpt-4.1-mini"
+DEFAULT_LLM = f"openai:{OPENAI_LLM}"  # with OPENAI_API_KEY or OPENAI_BASE_URL set; else a local model
 DEFAULT_IMAGES = "diffusers:stabilityai/sd-turbo"
 DEFAULT_SPEECH = "edge:"  # the voice follows the language; espeak-ng takes over offline
 DEFAULT_CRITIC = "clip:openai/clip-vit-base-patch32"
@@ -22,9 +23,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     llm: str = Field(
-        DEFAULT_LLM,
-        description="LLM backend, BACKEND:MODEL (env LESSONFORGE_LLM); by default openai: when OPENAI_API_KEY or "
-        "OPENAI_BASE_URL is set, else a local model.",
+        "",
+        description="LLM backend, BACKEND:MODEL (env LESSONFORGE_LLM); empty: chosen when an LLM is needed "
+        "(llm_spec), openai: when OPENAI_API_KEY or OPENAI_BASE_URL is set, else a local model.",
     )
     images: str = Field(DEFAULT_IMAGES, description="Image backend or 'none' (env LESSONFORGE_IMAGES).")
     speech: str = Field(DEFAULT_SPEECH, description="Speech backend (env LESSONFORGE_SPEECH).")
@@ -72,6 +73,8 @@ class Settings(BaseModel):
     @classmethod
     def _spec(cls, v: str, info: Any) -> str:
         kind = {"llm": "llm", "images": "images", "speech": "speech", "critic": "critic"}[info.field_name]
+        if kind == "llm" and not v.strip():  # the default, chosen when an LLM is needed
+            return ""
         registry.parse(kind, v)  # raises ConfigError naming the known backends
         return v.strip()
 
@@ -84,14 +87,21 @@ class Settings(BaseModel):
             if env is not None and env != "":
                 values[name] = env
         values.update({k: v for k, v in explicit.items() if v is not None})
-        if "llm" not in values:  # OpenAI when a key or server is set, else a local model (tools.models)
-            from tools.models import default_llm_spec
-
-            values["llm"] = default_llm_spec()
         try:
             return cls(**values)
         except ValidationError as err:
             raise ConfigError(describe_validation(err, prefix="setting")) from None
+
+
+    def llm_spec(self) -> str:
+        """The LLM to use: the one chosen, else the default for this environment and machine: OpenAI when
+        a key or server is set, else a local model (`tools.models`; the CUDA probe imports torch, so it
+        runs only when an LLM is really needed and a run without one records none)."""
+        if self.llm:
+            return self.llm
+        from tools.models import default_llm_spec
+
+        return default_llm_spec()
 
 
 def describe_validation(err: ValidationError, prefix: str = "") -> str:

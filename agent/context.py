@@ -126,7 +126,7 @@ def from_settings(
     store = project.store
     fallbacks: list[str] = []
     if need_llm:
-        llm = CachedLLM(llm or create("llm", settings.llm, device=settings.device, on_tokens=_token_progress(emit)),
+        llm = CachedLLM(llm or create("llm", settings.llm_spec(), device=settings.device, on_tokens=_token_progress(emit)),
                         store)
     else:
         llm = None

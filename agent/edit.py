@@ -37,7 +37,7 @@ class PlanError(ConfigError):
 @dataclass
 class EditResult:
     reply: str
-    action: str  # edit | clarify | answer | none
+    action: str  # edit | clarify | answer | none | refused (the plan names what does not exist)
     changed: list[str] = field(default_factory=list)
     manifest: Manifest | None = None
     version: int = 0
@@ -135,7 +135,7 @@ async def edit(
         return EditResult(reply="Tell me what to change, e.g. \"make scene 2 simpler\".", action="none")
     if settings is None:
         settings = Settings.load(**{k: v for k, v in manifest.settings.items() if k in Settings.model_fields})
-    llm = backends.pop("llm", None) or create("llm", settings.llm)
+    llm = backends.pop("llm", None) or create("llm", settings.llm_spec())
     speech_spec = settings.speech
     req = manifest.request
     system, user = prompts.messages(
@@ -164,7 +164,7 @@ async def edit(
             if not changed:
                 early = EditResult(reply="That leaves the lesson as it is; nothing to change.", action="none")
         except PlanError as err:
-            early = EditResult(reply=f"I can't do that: {err}.", action="answer")
+            early = EditResult(reply=f"I can't do that: {err}.", action="refused")
     if early is not None:
         await close_backends(llm)
         return early

@@ -112,7 +112,7 @@ async def prepare(executor: Executor, settings: Settings, emit: EventSink, **giv
     owned = []
     check_llm = llm
     if check_llm is None:  # each lesson builds its own; this one proves the settings work
-        check_llm = create_backend("llm", settings.llm)  # no key and no server: a ConfigError here
+        check_llm = create_backend("llm", settings.llm_spec())  # no key and no server: a ConfigError here
         owned.append(check_llm)
     if executor.shares_objects:
         await run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
@@ -128,7 +128,7 @@ async def prepare(executor: Executor, settings: Settings, emit: EventSink, **giv
 
     backends = {"llm": llm, "images": images, "speech": given.get("speech"), "critic": critic}
     names = {
-        "llm": _name(llm) if llm is not None else settings.llm,
+        "llm": _name(llm) if llm is not None else settings.llm_spec(),
         "images": _name(images) if images is not None else built_there("images", settings.images),
         "speech": _name(backends["speech"]) if backends["speech"] is not None else settings.speech,
         "critic": _name(critic) if critic is not None else built_there("critic", settings.critic),

@@ -50,6 +50,7 @@ from tools.cache import atomic_write_text, content_key, file_hash, link_or_copy
 from tools.cached import save_png
 
 from . import voicestats
+from .config import DEFAULT_LLM
 from .context import Context
 from .project import Manifest, VideoRecord, now
 from .schemas import (
@@ -191,7 +192,7 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         req = make_request(**req)
     if runtime.context is None:
         raise ConfigError(
-            'this graph needs a context, e.g. {"out": "lessons/tides", "llm": "openai:gpt-4.1-mini"}; '
+            f'this graph needs a context, e.g. {{"out": "lessons/tides", "llm": "{DEFAULT_LLM}"}}; '
             "or run it with lessonforge make"
         )
     feedback = state.get("feedback", "")

@@ -162,6 +162,15 @@ class Project:
         finally:
             os.close(fd)
 
+    def discard_if_unused(self) -> None:
+        """Remove the folder when it holds nothing but the run lock (a run that stopped before any work),
+        so a failed start leaves no empty lesson behind. Called after the lock is released."""
+        if not self.root.is_dir():
+            return
+        files = [p for p in self.root.rglob("*") if not p.is_dir()]
+        if all(p == self.meta / "lock" for p in files):
+            shutil.rmtree(self.root, ignore_errors=True)
+
     def sweep_temp(self) -> None:
         """Remove temporary files a killed run left behind (only called while holding the lock)."""
         for path in self.root.rglob(".*.tmp*"):

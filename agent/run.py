@@ -264,7 +264,18 @@ async def make(
     """
     emit = on_event or (lambda e: None)
     project = Project(out if out is not None else default_out(request.topic))
+    fresh = not project.root.exists()
     project.prepare()
+    try:
+        return await _make(project, request, settings, script, emit, on_review, **backends)
+    except BaseException:
+        if fresh:  # a start that failed before any work (no LLM, a model missing...) leaves no folder
+            project.discard_if_unused()
+        raise
+
+
+async def _make(project: Project, request: LessonRequest, settings: Settings, script: Script | None,
+                emit: EventSink, on_review: ReviewHook | None, **backends: Any) -> Manifest:
     with project.lock():
         ctx = await build_context(
             settings, project, request, need_llm=script is None or "llm" in backends, emit=emit, **backends
@@ -362,15 +373,16 @@ async def voices(language: str | None = None, speech: str | None = None) -> tupl
 
     settings = Settings.load(speech=speech)
     backend = create("speech", settings.speech)
-    note = ""
     try:
         listed = backend.voices(language)
         if _inspect.isawaitable(listed):
             listed = await listed
+        note = getattr(backend, "voices_note", "")
     except SpeechError as err:
         if not settings.speech_fallback:
             raise
         fallback = create("speech", settings.speech_fallback)
         note = f"{backend.name} is unreachable ({err}); these are the offline {fallback.name} voices"
+        note += f". {fallback.voices_note}" if getattr(fallback, "voices_note", "") else ""
         listed = fallback.voices(language)
     return list(listed), note

@@ -950,7 +950,8 @@ def understanding_llm(settings: Any, mode: ParseMode) -> Any:
 
     from .context import create
 
-    parsed = registry.parse("llm", settings.llm)
+    spec = settings.llm_spec()
+    parsed = registry.parse("llm", spec)
     if parsed is None or (mode == "auto" and parsed.backend != "openai"):
         return None
-    return create("llm", settings.llm, device=settings.device)
+    return create("llm", spec, device=settings.device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from agent.config import DEFAULT_LLM
 from tools.base import ConfigError, LessonForgeError
-from tools.llm_openai import scrub_environment
+from tools.secrets import scrub_environment
 
 
 EXECUTOR_HELP = ("Where lessons are made: local (this machine), ray (a local Ray) or ray:ADDRESS (a Ray cluster; "
@@ -42,13 +44,23 @@ class DefaultRunGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+def shipped_sets() -> str:
+    """The topic sets shipped in evals/datasets with their sizes, e.g. "smoke (3 topics), core (33 topics)"."""
+    found = []
+    for path in sorted((Path(__file__).parent / "datasets").glob("*.yaml")):
+        count = len(re.findall(r"^\s*- topic:", path.read_text("utf-8"), re.MULTILINE))
+        found.append(f"{path.stem} ({count} topics)")
+    return ", ".join(found)
+
+
 app = typer.Typer(
     cls=DefaultRunGroup,
     add_completion=False,
     no_args_is_help=True,
     help=(
-        "Make and score a lesson per topic of a topic set (`lessonforge eval TOPICS.yaml` runs the `run` "
-        "command), or compare two eval runs."
+        "Make and score a lesson per topic of a topic set (`lessonforge eval TOPICS` runs the `run` "
+        f"command), or compare two eval runs. TOPICS is a topic-set YAML file or a shipped set: {shipped_sets()}; "
+        "e.g. `lessonforge eval smoke --out eval-runs/a`."
     ),
 )
 console = Console(stderr=True)
@@ -148,7 +160,7 @@ def run_cmd(
     topics_file: str = typer.Argument(..., metavar="TOPICS", help="A topic-set YAML file, or a shipped set: smoke, core."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: eval-runs/<topic set>)."),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Lessons made at the same time."),
-    llm: str | None = typer.Option(None, help="LLM backend, e.g. openai:gpt-4.1-mini (env LESSONFORGE_LLM)."),
+    llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
     images: str | None = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
     speech: str | None = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
     critic: str | None = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),

@@ -20,11 +20,19 @@ from pydantic import BaseModel, Field, model_validator
 from tools.base import LLM, Message
 from tools.contract import Contract, items, text
 
-from . import prompts
+from . import fakejudge, prompts
 
 
 class _Strict(Contract):
     """Judge outputs follow the same contract as the lesson's: what the schema allows is accepted."""
+
+
+class _Judged(_Strict):
+    """A judge's output; with the fake LLM as judge (an offline dry run) it answers for itself."""
+
+    @classmethod
+    def fake_answer(cls, messages: Sequence[Any]) -> Any:
+        return cls.model_validate(fakejudge.answer(cls.__name__, messages))
 
 
 class Criterion(_Strict):
@@ -40,7 +48,7 @@ class Criterion(_Strict):
         return self
 
 
-class Rubric(_Strict):
+class Rubric(_Judged):
     """A judge's review of one lesson."""
 
     accuracy: Criterion = Field(description="Every statement is correct; nothing important is wrong or misleading.")
@@ -57,7 +65,7 @@ class QuizItem(_Strict):
     answer: str = text(300, "Its short reference answer: a word, a number or one sentence.")
 
 
-class QuizQuestions(_Strict):
+class QuizQuestions(_Judged):
     """A quiz written from the topic alone."""
 
     questions: list[QuizItem] = items(1, 20, "The questions, as many as asked for.")
@@ -68,7 +76,7 @@ class QuizAnswer(_Strict):
     answer: str = text(400, "The answer found in the lesson, or 'not covered'.")
 
 
-class QuizAnswers(_Strict):
+class QuizAnswers(_Judged):
     """Answers taken from the lesson alone."""
 
     answers: list[QuizAnswer] = items(0, 20, "One answer per question, by number.")
@@ -80,7 +88,7 @@ class Grade(_Strict):
     reason: str = text(300, "One sentence: why it is right or wrong.")
 
 
-class QuizGrades(_Strict):
+class QuizGrades(_Judged):
     """Each answer graded against its reference."""
 
     grades: list[Grade] = items(0, 20, "One grade per question, by number.")

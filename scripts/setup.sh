@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Install everything LessonForge needs on a Debian/Ubuntu machine: system packages, then Python packages.
-# Safe to run again: it only installs what is missing.
+# Install everything LessonForge needs on a Debian/Ubuntu machine: system packages with apt, then the
+# Python packages into the project's own virtual environment (.venv), so the system Python (which
+# Debian and Ubuntu mark "externally managed", PEP 668) is never touched.
+#
+#   PYTHON=/usr/bin/python3 bash scripts/setup.sh    # the interpreter the venv is made from (default python3)
+#   VENV=.venv                                         # where the venv lives
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu   # optional: where to take torch from (the CPU build)
+#
+# Safe to run again: with nothing changed (pyproject.toml, this script, the interpreter) it only checks
+# the system packages and a stamp, and finishes in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 fonts-dejavu-core fonts-noto-core fonts-noto-cjk libraqm0 chromium)
+VENV=${VENV:-.venv}
+STAMP="$VENV/.lessonforge-setup"
+APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 fonts-dejavu-core fonts-noto-core fonts-noto-cjk libraqm0 chromium
+              python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -22,24 +33,61 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# torch first, pinned, so nothing else pulls a different build.
-if ! $PYTHON -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
-  echo "setup: installing torch 2.13.0"
-  $PYTHON -m pip install -q torch==2.13.0
-fi
-echo "setup: installing LessonForge, its Python dependencies, the offline voices (piper, kokoro) and Ray"
-log=$(mktemp)
-if ! $PYTHON -m pip install -q -e ".[dev]" >"$log" 2>&1; then
-  grep -v -E "^(WARNING: (Running pip|Location)|\[notice\])" "$log" >&2
-  rm -f "$log"
-  echo "setup: pip failed (above)" >&2
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "setup: $PYTHON not found; install Python 3.11 or newer, or pass PYTHON=/path/to/python3" >&2
   exit 1
 fi
-rm -f "$log"
-$PYTHON -c 'import agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "setup: LessonForge needs Python 3.11 or newer; $PYTHON is $("$PYTHON" -V 2>&1). Pass PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+
+# The stamp names what the venv was built from; the same inputs again mean there is nothing to do.
+key=$( { cat pyproject.toml scripts/setup.sh; "$PYTHON" -c 'import sys; print(sys.version)'; echo "${TORCH_INDEX_URL:-}"; } \
+       | sha256sum | cut -d' ' -f1)
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$key" ]; then
+  echo "setup: up to date ($VENV)"
+  exit 0
+fi
+
+use_uv=""
+command -v uv >/dev/null 2>&1 && use_uv=1
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating the virtual environment $VENV from $PYTHON ($("$PYTHON" -V 2>&1))${use_uv:+ with uv}"
+  if [ -n "$use_uv" ]; then
+    uv venv -q --python "$PYTHON" "$VENV"
+  elif ! "$PYTHON" -m venv "$VENV"; then
+    rm -rf "$VENV"
+    echo "setup: $PYTHON cannot make a virtual environment; install python3-venv (apt install python3-venv)" >&2
+    exit 1
+  fi
+fi
+VPY="$VENV/bin/python"
+pip_install() {
+  if [ -n "$use_uv" ]; then uv pip install -q --python "$VPY" "$@"; else "$VPY" -m pip install -q "$@"; fi
+}
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+run_logged() {  # run quietly; on failure show what went wrong, without pip's routine notices
+  if ! "$@" >"$log" 2>&1; then
+    grep -v -E "^(WARNING: (Running pip|Location)|\[notice\])" "$log" >&2
+    echo "setup: failed: $*" >&2
+    exit 1
+  fi
+}
+# torch first, pinned, so nothing else pulls a different build.
+if ! "$VPY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
+  echo "setup: installing torch 2.13.0 into $VENV"
+  run_logged pip_install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+fi
+echo "setup: installing LessonForge, its Python dependencies, the offline voices (piper, kokoro) and Ray into $VENV"
+run_logged pip_install -e ".[dev]"
+"$VPY" -c 'import agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
 # The tests of the optional voices run only where these import: make sure they do here.
-$PYTHON -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }
-$PYTHON -c 'import ray.serve, langgraph.checkpoint.postgres' || { echo "setup: the ray extra failed to import" >&2; exit 1; }
+"$VPY" -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }
+"$VPY" -c 'import ray.serve, langgraph.checkpoint.postgres' || { echo "setup: the ray extra failed to import" >&2; exit 1; }
 # The web page's tests (gradio_client, Playwright driving Debian's Chromium) run only where these import.
-$PYTHON -c 'import gradio, gradio_client, playwright' || { echo "setup: the ui extra or playwright failed to import" >&2; exit 1; }
-echo "setup: done"
+"$VPY" -c 'import gradio, gradio_client, playwright' || { echo "setup: the ui extra or playwright failed to import" >&2; exit 1; }
+echo "$key" >"$STAMP"
+echo "setup: done; run lessonforge as $VENV/bin/lessonforge (or: source $VENV/bin/activate)"

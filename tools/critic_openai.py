@@ -1,7 +1,7 @@
 """``openai:<model>``: a vision model judges a picture (or a composed slide) as a viewer would.
 
 Where the CLIP critic measures embedding similarity, this one asks an OpenAI-compatible vision model
-(``gpt-4.1-mini`` by default; any server that takes ``image_url`` content parts and json_schema
+(``gpt-6-luna`` by default, `tools.defaults`; any server that takes ``image_url`` content parts and json_schema
 output: vLLM, Ollama with a vision model, LM Studio) three questions a learner would: does the
 picture show what this scene says, can its text (if any) be read, and could it just as well belong
 to another scene of the lesson. The answer is a strict-JSON-schema :class:`VisionVerdict`, mapped to
@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ConfigError, CriticError, Message, Verdict
 from .critic_clip import check_targets
-from .llm_openai import DEFAULT_MODEL, OpenAILLM, UsageTotals, display_url
+from .defaults import OPENAI_CRITIC as DEFAULT_MODEL
+from .llm_openai import OpenAILLM, UsageTotals, display_url
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

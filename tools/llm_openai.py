@@ -1,6 +1,6 @@
 """LLM backend for OpenAI and every server that speaks its chat completions API.
 
-``openai:gpt-4.1-mini`` talks to api.openai.com with ``OPENAI_API_KEY``; with ``OPENAI_BASE_URL``
+``openai:gpt-6-luna`` (the default, `tools.defaults`) talks to api.openai.com with ``OPENAI_API_KEY``; with ``OPENAI_BASE_URL``
 (or ``base_url``) it talks to a local server instead — Ollama (http://localhost:11434/v1), vLLM,
 llama.cpp's server, LM Studio — which usually needs no key.
 
@@ -27,10 +27,12 @@ from pydantic import BaseModel, ValidationError
 
 from .base import ConfigError, LLMError, Message, ProviderError, T
 from .cached import PerLoop
+from .defaults import OPENAI_LLM, OPENAI_LLM_STRONGER, retired_hint
+from .secrets import SECRET_VARS, scrub_environment, scrub_secrets  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_MODEL = OPENAI_LLM
 OPENAI_URL = "https://api.openai.com/v1"
 NO_KEY = "not-needed"  # local servers ignore the key, the client insists on one
 CHECK_TIMEOUT_S = 5.0
@@ -359,6 +361,9 @@ class OpenAILLM:
             return
         ids = [m.id for m in page.data]
         if ids and self.model not in ids and f"{self.model}:latest" not in ids:
+            replaced = retired_hint(self.model, self.flag)
+            if replaced:  # not served, and known to be retired: say what replaces it before any work
+                raise ConfigError(self._scrub(f"The {self.role} server at {url} does not serve {self.model!r}. {replaced}"))
             log.warning("LLM check: model %r is not among the %d models %s lists", self.model, len(ids), url)
 
     async def structured(self, messages: list[Message], schema: type[T]) -> T:
@@ -402,7 +407,7 @@ class OpenAILLM:
             if repairs >= self.max_repairs:
                 raise self.error(self._scrub(
                     f"{self.name} did not return a valid {schema.__name__} after {repairs + 1} attempt(s); "
-                    f"last error:\n{error}\nUse a stronger model (e.g. {self.flag} openai:gpt-4.1), or check that the "
+                    f"last error:\n{error}\nUse a stronger model (e.g. {self.flag} openai:{OPENAI_LLM_STRONGER}), or check that the "
                     f"server at {display_url(self.base_url)} supports json_schema structured output."
                 ))
             repairs += 1
@@ -483,9 +488,11 @@ class OpenAILLM:
                 f"OPENAI_API_KEY may use this model, or choose another with {self.flag}."
             ))
         if isinstance(err, openai.NotFoundError):
+            replaced = retired_hint(self.model, self.flag)
             return ConfigError(self._scrub(
                 f"Model {self.model!r} is unknown to the server at {url} (HTTP 404: {status_detail(err)}). "
-                f"List the models it serves (GET {url}/models, or `ollama list`) and pass one as "
+                + (f"{replaced} " if replaced else "")
+                + f"List the models it serves (GET {url}/models, or `ollama list`) and pass one as "
                 f"{self.flag} openai:MODEL; also check the base URL ends in /v1."
             ))
         if isinstance(err, openai.RateLimitError):
@@ -513,26 +520,6 @@ class OpenAILLM:
     def _scrub(self, text: str) -> str:
         """``text`` with the API key (and the base URL's password, if any) replaced by ***."""
         return scrub_secrets(text, self._api_key, urlsplit(self.base_url).password)
-
-
-SECRET_VARS = ("OPENAI_API_KEY",)
-
-
-def scrub_environment(text: str) -> str:
-    """``text`` with the API keys set in the environment replaced by *** (for anything shown to a user)."""
-    return scrub_secrets(text, *(os.environ.get(v) for v in SECRET_VARS))
-
-
-def scrub_secrets(text: str, *secrets: str | None) -> str:
-    """``text`` with every whole occurrence of each secret replaced by ***.
-
-    Only whole occurrences (not inside a longer word) are replaced, so a short key such as "local"
-    does not garble the rest of a message.
-    """
-    for secret in secrets:
-        if secret:
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
-    return text
 
 
 def network_cause(err: BaseException) -> str:

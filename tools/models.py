@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .base import ConfigError
+from .defaults import OPENAI_LLM
 
-OPENAI_DEFAULT = "openai:gpt-4.1-mini"
+OPENAI_DEFAULT = f"openai:{OPENAI_LLM}"
 LOCAL_LLM = "Qwen/Qwen3-1.7B"
 LOCAL_LLM_LIGHT = "Qwen/Qwen2.5-1.5B-Instruct"
 LOCAL_LLM_GPU = "Qwen/Qwen3-4B-Instruct-2507"

@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from .base import ConfigError
+from .defaults import OPENAI_LLM
 
 Kind = Literal["llm", "images", "speech", "critic"]
 KINDS: tuple[Kind, ...] = ("llm", "images", "speech", "critic")
@@ -122,7 +123,7 @@ def _flag(kind: Kind) -> str:
 
 def _example(kind: Kind) -> str:
     return {
-        "llm": "openai:gpt-4.1-mini",
+        "llm": f"openai:{OPENAI_LLM}",
         "images": "diffusers:stabilityai/sd-turbo",
         "speech": "espeak:en-us",
         "critic": "clip:openai/clip-vit-base-patch32",

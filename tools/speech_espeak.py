@@ -183,9 +183,9 @@ class _Library:
         i = 0
         while table and table[i]:
             v = table[i].contents
-            gender = {1: "male", 2: "female"}.get(v.gender, "")
             title = (v.name or b"").decode("utf-8", "replace").strip()
-            found.append(_VoiceInfo(v.identifier.decode(), title, _languages(v.languages), gender))
+            # no gender: every language voice reports "male" (the engine's default, not the voice's own)
+            found.append(_VoiceInfo(v.identifier.decode(), title, _languages(v.languages)))
             i += 1
         return found
 
@@ -267,11 +267,10 @@ def _cli_voices() -> list[_VoiceInfo]:
         cols = line.split()
         if len(cols) < 5 or cols[4].startswith("mb/"):  # mbrola voices need separate databases
             continue
-        pty, lang, age_gender, title, ident = cols[:5]
+        pty, lang, _age_gender, title, ident = cols[:5]  # "--/M" for every voice: not the voice's own
         langs = [(int(pty) if pty.isdigit() else 5, lang.lower())]
         langs += [(int(p), code.lower()) for code, p in re.findall(r"\((\S+) (\d+)\)", " ".join(cols[5:]))]
-        gender = {"M": "male", "F": "female"}.get(age_gender.rsplit("/", 1)[-1], "")
-        found.append(_VoiceInfo(ident, title.replace("_", " "), tuple(langs), gender))
+        found.append(_VoiceInfo(ident, title.replace("_", " "), tuple(langs)))
     return found
 
 
@@ -298,6 +297,10 @@ class EspeakSpeech:
     ``model`` is a default voice (``en-us``, ``fr``, ``de``, ``en-us+f3``...); ``rate_wpm`` the
     speaking rate in words per minute (espeak accepts 80..450).
     """
+
+    # shown under `lessonforge voices`: a voice here is a language; a variant gives another sound
+    voices_note = ("eSpeak NG's voices are languages, all with one default sound; add a variant for another, "
+                   "e.g. en-us+f3 (higher) or en-us+m3 (lower)")
 
     def __init__(self, model: str = "", *, rate_wpm: int = 160) -> None:
         if not 80 <= int(rate_wpm) <= 450:

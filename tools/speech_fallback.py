@@ -86,6 +86,8 @@ class FallbackSpeech:
             f"Speech backend {self.primary.name} failed ({err}); narrating the rest of this run with "
             f"{self.fallback.name} in {self.language!r} instead. The lesson manifest records which scenes."
         )
-        log.warning(message)
-        if self.on_fallback is not None:
+        if self.on_fallback is not None:  # the caller shows it (once); the log keeps it quietly
+            log.info(message)
             self.on_fallback(message)
+        else:
+            log.warning(message)

@@ -59,6 +59,7 @@ import openai
 from .audio import check_audio, read_wav_pcm, to_wav, write_wav
 from .base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
 from .cached import PerLoop
+from .defaults import OPENAI_TTS, retired_hint
 from .llm_openai import (
     NO_KEY,
     OPENAI_URL,
@@ -71,7 +72,7 @@ from .wordtiming import bare as _strip_punct
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gpt-4o-mini-tts"
+DEFAULT_MODEL = OPENAI_TTS
 DEFAULT_VOICE = "alloy"  # available in every OpenAI TTS model
 # Built-in voices; every one speaks every language the model knows.
 VOICES: tuple[str, ...] = (
@@ -299,9 +300,11 @@ class OpenAISpeech:
                 "this model, or choose another backend with --speech."
             ))
         if isinstance(err, openai.NotFoundError):
+            replaced = retired_hint(self.model, "--speech")
             return ConfigError(self._scrub(
                 f"{url} has no text-to-speech model {self.model!r} or no /audio/speech endpoint (HTTP 404: "
-                f"{status_detail(err)}). Use a TTS model (gpt-4o-mini-tts, tts-1) with a server that speaks, "
+                f"{status_detail(err)}). " + (f"{replaced} " if replaced else "")
+                + f"Use a TTS model ({OPENAI_TTS}, tts-1) with a server that speaks, "
                 "and check that the base URL ends in /v1."
             ))
         if isinstance(err, openai.RateLimitError):

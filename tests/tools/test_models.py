@@ -29,8 +29,8 @@ def fake_cache(hub, repo_id: str, files: dict[str, bytes]) -> None:
     [
         ({}, False, "local:Qwen/Qwen3-1.7B"),
         ({}, True, "local:Qwen/Qwen3-4B-Instruct-2507"),
-        ({"OPENAI_API_KEY": "sk-test"}, False, "openai:gpt-4.1-mini"),
-        ({"OPENAI_BASE_URL": "http://localhost:11434/v1"}, True, "openai:gpt-4.1-mini"),
+        ({"OPENAI_API_KEY": "sk-test"}, False, "openai:gpt-6-luna"),
+        ({"OPENAI_BASE_URL": "http://localhost:11434/v1"}, True, "openai:gpt-6-luna"),
         ({"OPENAI_API_KEY": "  "}, False, "local:Qwen/Qwen3-1.7B"),
         ({"LESSONFORGE_LLM": "local:Qwen/Qwen2.5-1.5B-Instruct", "OPENAI_API_KEY": "sk-test"}, False,
          "local:Qwen/Qwen2.5-1.5B-Instruct"),
@@ -46,7 +46,7 @@ def test_default_llm_spec_reads_os_environ(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     assert models.default_llm_spec(cuda=False) == "local:Qwen/Qwen3-1.7B"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    assert models.default_llm_spec(cuda=False) == "openai:gpt-4.1-mini"
+    assert models.default_llm_spec(cuda=False) == "openai:gpt-6-luna"
 
 
 def test_hub_cache_dir_follows_the_environment(tmp_path):

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import Settings
+from agent.config import DEFAULT_LLM, Settings
 from agent.state import make_request
 from tools.base import ConfigError
 
 
 def test_explicit_beats_env_beats_default(monkeypatch):
-    assert Settings.load().llm.startswith("local:")  # no key, no server: a local model
+    assert Settings.load().llm == ""  # not chosen: picked when an LLM is needed, not recorded before
+    assert Settings.load().llm_spec().startswith("local:")  # no key, no server: a local model
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
-    assert Settings.load().llm == "openai:gpt-4.1-mini"
+    assert Settings.load().llm_spec() == DEFAULT_LLM == "openai:gpt-6-luna"
     monkeypatch.setenv("LESSONFORGE_LLM", "fake:from-env")
     monkeypatch.setenv("LESSONFORGE_SPEECH", "espeak:en-gb")
     s = Settings.load(llm="fake:explicit")
