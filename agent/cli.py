@@ -820,17 +820,17 @@ def _check_theme(theme: str) -> None:
 def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
     """A script from a lesson.json, a ``{"request": ..., "script": ...}`` file or a bare Script JSON, and
     what the file records of the request (``{}`` for a bare Script)."""
-    from pydantic import ValidationError
-
-    from agent.config import describe_validation
-    from agent.schemas import Script
-
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"--from {path}: no such file") from None
     except ValueError as err:
         raise ConfigError(f"--from {path} is not valid JSON ({err})") from None
+    from pydantic import ValidationError
+
+    from agent.config import describe_validation
+    from agent.schemas import Script  # (imports the drawing code: only once there is a file to check)
+
     request = data.get("request") if isinstance(data, dict) else None
     request = request if isinstance(request, dict) else {}
     body = data.get("script", data) if isinstance(data, dict) else data

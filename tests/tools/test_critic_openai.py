@@ -224,7 +224,7 @@ def test_invalid_replies_beyond_max_repairs_raise_a_critic_error(fake_openai):  
     critic = OpenAICritic("gpt-4.1-mini", base_url=fake_openai.url, max_repairs=1)
     with pytest.raises(CriticError, match="openai:gpt-4.1-mini did not return a valid VisionVerdict") as info:
         critic.judge([picture()], PROMPTS, [0])
-    assert "2 attempt" in str(info.value) and "--critic openai:gpt-4.1" in str(info.value)
+    assert "2 attempt" in str(info.value) and "--critic openai:gpt-6.1-terra" in str(info.value)
     assert len(fake_openai.chat_requests) == 2
 
 
@@ -256,7 +256,7 @@ def test_neither_key_nor_server_is_a_config_error_naming_the_critic_option(monke
     with pytest.raises(ConfigError) as info:
         OpenAICritic()
     text = str(info.value)
-    assert "vision critic openai:gpt-4.1-mini" in text
+    assert "vision critic openai:gpt-6-luna" in text  # the default (tools.defaults)
     assert "OPENAI_API_KEY" in text and "OPENAI_BASE_URL" in text and "--critic / LESSONFORGE_CRITIC" in text
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     critic = OpenAICritic("gpt-4o", floor=4)

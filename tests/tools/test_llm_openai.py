@@ -381,7 +381,7 @@ def test_registry_builds_it_by_name(fake_openai):  # noqa: F811
     llm = registry.create("llm", "openai:llama3.2", base_url=fake_openai.url, max_repairs=1)
     assert isinstance(llm, OpenAILLM)
     assert llm.name == "openai:llama3.2" and llm.max_repairs == 1
-    assert OpenAILLM("", base_url=fake_openai.url).name == "openai:gpt-4.1-mini"
+    assert OpenAILLM("", base_url=fake_openai.url).name == "openai:gpt-6-luna"  # the default (tools.defaults)
 
 
 @pytest.mark.parametrize(

@@ -413,7 +413,7 @@ def test_configuration_errors_come_before_any_request(monkeypatch):
         OpenAISpeech(api_key="k", timeout_s=0)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     tts = OpenAISpeech("")
-    assert tts.model == "gpt-4o-mini-tts" and tts.official and "sk-env" not in repr(tts)
+    assert tts.model == "gpt-4o-mini-tts-2025-12-15" and tts.official and "sk-env" not in repr(tts)
 
 
 async def test_voices_and_their_checks(fake_openai, make_tts, tmp_path):  # noqa: F811
