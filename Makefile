@@ -2,7 +2,7 @@
 # project's virtual environment .venv; a second run with nothing changed takes about a second).
 #   make demo        renders the example lesson offline into out/photosynthesis/
 #   make test        runs the whole test suite (slow: see README)
-#   make test-fast   the quick tests for development (no end-to-end runs)
+#   make test-fast   the unit tests, for development (seconds; no end-to-end runs)
 PYTHON ?= python3
 VENV ?= .venv
 export PYTHON VENV
@@ -20,4 +20,4 @@ test: setup
 	$(VENV)/bin/python -m pytest -q
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not slow and not real_models" tests/unit tests/tools
+	$(VENV)/bin/python -m pytest -q -m "not slow and not real_models" tests/unit
