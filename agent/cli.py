@@ -541,7 +541,7 @@ def edit(
         out_console.file.write(json.dumps({"stage": "result", "action": result.action, "reply": result.reply,
                                            "changed": result.changed, "version": result.version}) + "\n")
     elif result.action != "refused":
-        out_console.print(result.reply, highlight=False, markup=False)
+        out_console.print(result.reply, highlight=False, markup=False, soft_wrap=True)
     if result.action == "refused":  # nothing was changed: say so on stderr and in the exit status
         if mode != "json":
             _fail(ConfigError(result.reply), 2)
@@ -557,7 +557,7 @@ def history(folder: Path = typer.Argument(..., help="A lesson folder.")) -> None
     project = Project(folder)
     if not project.exists():
         _fail(ConfigError(f"no lesson in {folder}; make one with lessonforge make TOPIC --out {folder}"), 2)
-    out_console.print(history_lines(project), highlight=False, markup=False)
+    out_console.print(history_lines(project), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -572,7 +572,7 @@ def undo(
     with Progress(_mode(quiet, False), f"undo {folder}") as progress:
         manifest = _run(editing.undo(folder, on_event=progress), folder)
     out_console.print(f"Back to version {Project(folder).current_version()}: {folder / 'lesson.mp4'} "
-                      f"({manifest.video.duration:.0f} s)", highlight=False)
+                      f"({manifest.video.duration:.0f} s)", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -713,7 +713,7 @@ def voices(
         table.add_row(v.name, v.language, *([v.gender] if genders else []))
     out_console.print(table)
     if not found:
-        console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'", markup=False)
+        console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -866,7 +866,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        console.print("[yellow]interrupted[/]", soft_wrap=True)
         sys.exit(130)
 
 

@@ -73,7 +73,7 @@ def scrub(text: str) -> str:
 
 
 def _fail(err: BaseException, code: int) -> None:
-    console.print(f"[bold red]error:[/] {scrub(str(err))}", highlight=False)
+    console.print(f"[bold red]error:[/] {scrub(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -98,13 +98,14 @@ class EvalProgress:
             if self.mode == "verbose" or (event.get("level") == "warning" and self.mode != "quiet"):
                 scene = f" scene {event['scene']}" if event.get("scene") else ""
                 console.print(f"[dim]{elapsed:7.1f}s {event.get('topic', '')} {event.get('stage', '')}{scene}: "
-                              f"{event.get('message', '')}[/]", highlight=False)
+                              f"{event.get('message', '')}[/]", highlight=False, soft_wrap=True)
             return
         status = event.get("status", "")
         where = f"[{event['index']}/{event['total']}] " if event.get("index") else ""
         topic = event.get("topic", "")
         if status == "failed":
-            console.print(f"{elapsed:7.1f}s {where}[bold red]failed[/] {topic}: {event.get('message', '')}", highlight=False)
+            console.print(f"{elapsed:7.1f}s {where}[bold red]failed[/] {topic}: {event.get('message', '')}",
+                          highlight=False, soft_wrap=True)
         elif self.mode == "quiet":
             return
         elif status == "done":
@@ -114,10 +115,11 @@ class EvalProgress:
                 ("content.quiz_score", "quiz", ".0%"), ("content.rubric_mean", "rubric", ".2f"),
             ) if key in m]
             console.print(f"{elapsed:7.1f}s {where}[green]done[/] {topic} in {event.get('seconds', 0):.1f} s"
-                          + (f" ({', '.join(bits)})" if bits else ""), highlight=False)
+                          + (f" ({', '.join(bits)})" if bits else ""), highlight=False, soft_wrap=True)
         elif status in ("start", "skipped", "report"):
             label = {"start": "start", "skipped": "[cyan]resumed[/]", "report": "report"}[status]
-            console.print(f"{elapsed:7.1f}s {where}{label} {topic} {event.get('message', '')}", highlight=False)
+            console.print(f"{elapsed:7.1f}s {where}{label} {topic} {event.get('message', '')}", highlight=False,
+                          soft_wrap=True)
 
 
 def _mode(quiet: bool, verbose: bool, as_json: bool) -> str:
@@ -144,15 +146,16 @@ def _summary(report: Any, out: Path) -> None:
     console.print(table)
     for r in report.lessons:
         if r.status == "failed":
-            console.print(f"[red]failed[/] {r.slug}: {scrub(r.error)}", highlight=False)
+            console.print(f"[red]failed[/] {r.slug}: {scrub(r.error)}", highlight=False, soft_wrap=True)
     unmeasured: dict[str, list[str]] = {}
     for r in report.lessons:
         for err in r.metrics.errors if r.metrics else []:
             unmeasured.setdefault(err, []).append(r.slug.split("-", 1)[0])
     for err, where in unmeasured.items():
-        console.print(f"[yellow]not measured[/] (lessons {', '.join(where)}): {scrub(err)}", highlight=False)
+        console.print(f"[yellow]not measured[/] (lessons {', '.join(where)}): {scrub(err)}", highlight=False, soft_wrap=True)
     price = f", about ${s.price_usd:.4f}" if s.price_usd is not None else ""
-    console.print(f"tokens {s.total_tokens}{price}; reports: {out / 'report.json'}, {out / 'report.html'}", highlight=False)
+    console.print(f"tokens {s.total_tokens}{price}; reports: {out / 'report.json'}, {out / 'report.html'}",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -206,7 +209,8 @@ def run_cmd(
     except LessonForgeError as err:
         _fail(err, 1)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished topics are kept in {target}; run the same command to resume")
+        console.print(f"[yellow]interrupted[/]: finished topics are kept in {target}; run the same command to resume",
+                      soft_wrap=True)
         raise typer.Exit(130) from None
     if mode == "json":
         out_console.file.write(json.dumps({"stage": "result", "out": str(target), "done": report.summary.done,
@@ -254,15 +258,15 @@ def compare_cmd(
                 if changed or lc.status_a != lc.status_b:
                     out_console.print(f"{lc.slug_b} ({lc.status_a} -> {lc.status_b}): " + ", ".join(
                         f"{d.label} {fmt(METRIC_BY_KEY[d.key], d.a)} -> {fmt(METRIC_BY_KEY[d.key], d.b)}" for d in changed
-                    ), highlight=False)
+                    ), highlight=False, soft_wrap=True)
         for name, only in (("A", cmp.only_in_a), ("B", cmp.only_in_b)):
             if only:
-                out_console.print(f"only in {name}: {', '.join(only)}", highlight=False)
+                out_console.print(f"only in {name}: {', '.join(only)}", highlight=False, soft_wrap=True)
         if cmp.regressions:
-            out_console.print(f"[bold red]{len(cmp.regressions)} regression(s):[/]")
+            out_console.print(f"[bold red]{len(cmp.regressions)} regression(s):[/]", soft_wrap=True)
             for line in cmp.regressions:
-                out_console.print(f"  {line}", highlight=False)
+                out_console.print(f"  {line}", highlight=False, soft_wrap=True)
         else:
-            out_console.print("[green]no regressions[/]")
+            out_console.print("[green]no regressions[/]", soft_wrap=True)
     if fail_on_regression and cmp.has_regressions:
         raise typer.Exit(1)

@@ -1,8 +1,8 @@
 """LLM backend for OpenAI and every server that speaks its chat completions API.
 
-``openai:gpt-6-luna`` (the default, `tools.defaults`) talks to api.openai.com with ``OPENAI_API_KEY``; with ``OPENAI_BASE_URL``
-(or ``base_url``) it talks to a local server instead — Ollama (http://localhost:11434/v1), vLLM,
-llama.cpp's server, LM Studio — which usually needs no key.
+``openai:gpt-6-luna`` (the default, see `tools.defaults`) talks to api.openai.com with
+``OPENAI_API_KEY``; with ``OPENAI_BASE_URL`` (or ``base_url``) it talks to a local server instead —
+Ollama (http://localhost:11434/v1), vLLM, llama.cpp's server, LM Studio — which usually needs no key.
 
 ``structured`` asks for JSON-schema output (strict), validates it with the pydantic model and,
 on a validation error, sends the error back and asks again (bounded by ``max_repairs``). Transport
@@ -407,7 +407,8 @@ class OpenAILLM:
             if repairs >= self.max_repairs:
                 raise self.error(self._scrub(
                     f"{self.name} did not return a valid {schema.__name__} after {repairs + 1} attempt(s); "
-                    f"last error:\n{error}\nUse a stronger model (e.g. {self.flag} openai:{OPENAI_LLM_STRONGER}), or check that the "
+                    f"last error:\n{error}\nUse a stronger model (e.g. {self.flag} openai:{OPENAI_LLM_STRONGER}), "
+                    "or check that the "
                     f"server at {display_url(self.base_url)} supports json_schema structured output."
                 ))
             repairs += 1
