@@ -827,8 +827,11 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
             drafts[i] = drafts[i].model_copy(update={"narration": r.narration})
         script = state["script"].model_copy(update={"scenes": drafts})
         return out | {"script": script, "refits": refits + 1}
-    # 2. speak faster or slower, within ±10%, to close what is left
-    fixed = sum(h - r.speech.duration for h, r in zip(holds, records, strict=True) if r.speech) + end_seconds(s)
+    # 2. speak faster or slower, within ±10%, to close what is left; what tempo does not scale is fixed
+    # (gaps, reading time, the end card, and a scene with a thinking pause, which `spoken` leaves out too)
+    scaled = {id(r) for r in talk}
+    fixed = sum(h - (r.speech.duration if id(r) in scaled else 0.0) for h, r in zip(holds, records, strict=True))
+    fixed += end_seconds(s)
     want = max(1.0, target - fixed)
     new_tempo = min(1.1, max(0.9, spoken / want))
     if abs(new_tempo - tempo) > 0.005 and not state.get("retimed"):

@@ -22,7 +22,7 @@ from evals import judge as J
 from evals import report as reporting
 from evals.cli import app as eval_app
 from evals.runner import run_eval
-from tools.base import Message
+from tools.base import LLMError, Message
 from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
 
 pytestmark = pytest.mark.slow
@@ -260,10 +260,24 @@ def test_settings_that_cannot_work_stop_the_run_before_any_lesson(tmp_path):
     assert not (tmp_path / "run" / "lessons").exists()
 
 
+def test_the_fake_llm_judges_offline(tmp_path):
+    dataset = topic_set(tmp_path, "tides")
+    # no judge given: the lesson LLM judges; the fake answers the judge's schemas by rule (evals.fakejudge)
+    report = asyncio.run(run_eval(dataset, tmp_path / "run", settings=SETTINGS, **fakes()))
+    [lesson] = report.lessons
+    content = lesson.metrics.content
+    assert lesson.status == "done" and not lesson.metrics.errors
+    assert content.rubric is not None and content.quiz is not None and 0 <= content.quiz_score <= 1
+
+
 def test_a_judge_that_fails_leaves_the_lesson_done_with_the_reason(tmp_path):
     dataset = topic_set(tmp_path, "tides")
-    # no judge given: the lesson LLM judges, and the fake has no answers for the judge's schemas
-    report = asyncio.run(run_eval(dataset, tmp_path / "run", settings=SETTINGS, **fakes()))
+
+    def refuse(messages: list[Message], schema: type) -> dict:
+        raise LLMError(f"the judge gave no valid {schema.__name__}")
+
+    report = asyncio.run(run_eval(dataset, tmp_path / "run", settings=SETTINGS,
+                                  judge_llm=FakeLLM(script=[refuse] * 10), **fakes()))
     [lesson] = report.lessons
     assert lesson.status == "done" and lesson.metrics.content.concept_coverage is not None
     assert lesson.metrics.content.rubric is None and lesson.metrics.content.quiz is None
