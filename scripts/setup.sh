@@ -7,8 +7,8 @@
 #   VENV=.venv                                         # where the venv lives
 #   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu   # optional: where to take torch from (the CPU build)
 #
-# Safe to run again: with nothing changed (pyproject.toml, this script, the interpreter) it only checks
-# the system packages and a stamp, and finishes in about a second.
+# Safe to run again: with nothing changed (pyproject.toml, this script) it only checks the system
+# packages and a stamp, and finishes in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,8 +43,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 fi
 
 # The stamp names what the venv was built from; the same inputs again mean there is nothing to do.
-key=$( { cat pyproject.toml scripts/setup.sh; "$PYTHON" -c 'import sys; print(sys.version)'; echo "${TORCH_INDEX_URL:-}"; } \
-       | sha256sum | cut -d' ' -f1)
+# (PYTHON matters only when the venv is made: to change the interpreter, remove $VENV first.)
+key=$( { cat pyproject.toml scripts/setup.sh; echo "${TORCH_INDEX_URL:-}"; } | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$key" ]; then
   echo "setup: up to date ($VENV)"
   exit 0
