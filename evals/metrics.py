@@ -312,9 +312,12 @@ def concept_coverage(concepts: Sequence[str], texts: Iterable[str], language: st
 # --------------------------------------------------------------------------- cost
 
 # USD per million tokens (input, output), OpenAI list prices for standard (non-batch) requests as
-# published in 2025. Dated snapshots match by prefix ("gpt-4.1-mini-2025-04-14"). A model that is
-# not listed (a local server, a fake) gets no price rather than a guess.
+# published in 2025 (the gpt-6 rows: OpenAI's model pages, November 2026). Dated snapshots match by
+# prefix ("gpt-4.1-mini-2025-04-14"). A model that is not listed (a local server, a fake) gets no price
+# rather than a guess.
 PRICES: dict[str, tuple[float, float]] = {
+    "gpt-6-luna": (0.10, 0.50),
+    "gpt-6.1-terra": (1.00, 5.00),
     "gpt-5": (1.25, 10.00),
     "gpt-5-mini": (0.25, 2.00),
     "gpt-5-nano": (0.05, 0.40),

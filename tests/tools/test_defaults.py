@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from agent.config import DEFAULT_LLM, Settings
+from evals.metrics import estimate_price
 from tests.fake_openai import Error, fake_openai  # noqa: F401
 from tools import defaults
 from tools.base import ConfigError, Message
@@ -37,6 +38,7 @@ def test_no_default_is_a_retired_model(monkeypatch):
     for retired in defaults.RETIRED.values():  # a replacement is never itself retired
         assert retired.replacement not in defaults.RETIRED
     assert Settings.load().llm_spec() == DEFAULT_LLM == OPENAI_DEFAULT == f"openai:{defaults.OPENAI_LLM}"
+    assert estimate_price(DEFAULT_LLM, 1_000_000, 1_000_000) == pytest.approx(0.10 + 0.50)  # evals can price it
 
 
 def test_the_hint_says_shut_down_or_scheduled():
