@@ -376,7 +376,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
     def missing(err: Any) -> str:
         if not ask:
             raise err
-        console.print(f"[yellow]{escape(str(err))}[/]", highlight=False)
+        console.print(f"[yellow]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
         return console.input("[bold]What should the lesson teach?[/] ").strip()
 
     try:
@@ -398,7 +398,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
             try:
                 understood = u.correct(understood, answer)
             except ConfigError as err:
-                console.print(f"[yellow]{escape(str(err))}[/]", highlight=False)
+                console.print(f"[yellow]{escape(str(err))}[/]", highlight=False, soft_wrap=True)
                 continue
             _show_understood(understood, mode)
     return understood, reader
@@ -413,14 +413,14 @@ def _show_understood(understood: Any, mode: str) -> None:
         out_console.file.flush()
         return
     via = " [dim](read by the LLM)[/]" if understood.via == "llm" else ""
-    console.print(f"[bold]Understood:[/] {escape(understood.summary())}{via}", highlight=False)
+    console.print(f"[bold]Understood:[/] {escape(understood.summary())}{via}", highlight=False, soft_wrap=True)
     for conflict in understood.conflicts:
-        console.print(f"[yellow]flag wins:[/] {escape(conflict)}", highlight=False)
+        console.print(f"[yellow]flag wins:[/] {escape(conflict)}", highlight=False, soft_wrap=True)
     for note in understood.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if understood.unsure and understood.via == "offline" and mode != "quiet":
         console.print(f"[dim]note: {escape('; '.join(understood.unsure))}; check the reading above (--review "
-                      "corrects it; an LLM server reads such prompts too)[/]", highlight=False)
+                      "corrects it; an LLM server reads such prompts too)[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -462,7 +462,7 @@ def batch(
     seed: Optional[int] = typer.Option(None, help="Base seed for pictures."),
     theme: Optional[str] = typer.Option(None, help="Slide theme."),
     voice: Optional[str] = typer.Option(None, help="Voice name."),
-    llm: Optional[str] = typer.Option(None, help="LLM backend, e.g. openai:gpt-4.1-mini (env LESSONFORGE_LLM)."),
+    llm: Optional[str] = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
     images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
     speech: Optional[str] = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
     critic: Optional[str] = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
@@ -503,9 +503,9 @@ def batch(
     else:
         for r in report.lessons:
             if r.status == "failed":
-                console.print(f"[red]failed[/] {escape(r.slug)}: {escape(scrub(r.error))}", highlight=False)
+                console.print(f"[red]failed[/] {escape(r.slug)}: {escape(scrub(r.error))}", highlight=False, soft_wrap=True)
         console.print(f"{report.done} of {len(report.lessons)} lessons done ({len(report.resumed)} from an earlier "
-                      f"run) in {report.seconds:.0f} s; {escape(str(target / 'batch.json'))}", highlight=False)
+                      f"run) in {report.seconds:.0f} s; {escape(str(target / 'batch.json'))}", highlight=False, soft_wrap=True)
     if report.failed:
         raise typer.Exit(1)
 
@@ -668,9 +668,9 @@ def ui(
         _fail(err, 2)
     except OSError as err:
         _fail(RuntimeError(f"cannot serve on {host}:{port or 7860} ({err.strerror or err}); choose another --port"), 2)
-    console.print(f"LessonForge is serving {escape(str(workspace))} at [bold]{demo.local_url}[/]", highlight=False)
+    console.print(f"LessonForge is serving {escape(str(workspace))} at [bold]{demo.local_url}[/]", highlight=False, soft_wrap=True)
     if token:
-        console.print(f"Sign in with any name and the token [bold]{escape(token)}[/] as the password.", highlight=False)
+        console.print(f"Sign in with any name and the token [bold]{escape(token)}[/] as the password.", highlight=False, soft_wrap=True)
     console.print("[dim]Ctrl+C stops it.[/]")
     try:
         demo.block_thread()

@@ -267,7 +267,7 @@ async def make(
     fresh = not project.root.exists()
     project.prepare()
     try:
-        return await _make(project, request, settings, script, emit, on_review, **backends)
+        return await _make(project, request, settings, script, emit, on_review, understood, checkpoint, **backends)
     except BaseException:
         if fresh:  # a start that failed before any work (no LLM, a model missing...) leaves no folder
             project.discard_if_unused()
@@ -275,7 +275,8 @@ async def make(
 
 
 async def _make(project: Project, request: LessonRequest, settings: Settings, script: Script | None,
-                emit: EventSink, on_review: ReviewHook | None, **backends: Any) -> Manifest:
+                emit: EventSink, on_review: ReviewHook | None, understood: Understanding | None,
+                checkpoint: bool | str | None, **backends: Any) -> Manifest:
     with project.lock():
         ctx = await build_context(
             settings, project, request, need_llm=script is None or "llm" in backends, emit=emit, **backends
