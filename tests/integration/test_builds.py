@@ -23,7 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "photosynthesis.jso
 
 
 def _make(out: Path, **settings):
-    script = Script.model_validate(json.loads(EXAMPLE.read_text("utf-8")))
+    script = Script.model_validate(json.loads(EXAMPLE.read_text("utf-8"))["script"])  # beside its "request"
     return asyncio.run(run.make(make_request(topic="photosynthesis", minutes=1.5), Settings.load(
         fit_rounds=0, images="none", critic="none", **settings), out, script=script, speech=FakeSpeech()))
 

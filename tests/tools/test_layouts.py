@@ -139,7 +139,7 @@ def test_the_question_answer_is_drawn_only_when_revealed(choices, aspect):
 
 def demo_frames(aspect: str, theme: str):
     """The bundled example as `make --images none` composes it: pictures fall back to pictograms."""
-    script = json.loads((ROOT / "examples" / "photosynthesis.json").read_text())
+    script = json.loads((ROOT / "examples" / "photosynthesis.json").read_text())["script"]  # beside its "request"
     scenes = script["scenes"]
     for i, sc in enumerate(scenes, 1):
         visual = sc["visual"]
