@@ -731,6 +731,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         min_font_px=min_font,
         picture_box=picture_box,
         layout=meta.get("layout", ""),
+        pictogram=icon or "",
         builds=steps,
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
@@ -919,6 +920,7 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         file=project.ref(out_mp4),
         srt=project.ref(srt),
         storyboard=project.ref(board),
+        credits=[pictograms.LICENCE] if any(r.pictogram for r in placed) else [],
         vtt=project.ref(vtt),
         duration=round(info.duration, 3),
         video_duration=round(info.video_duration, 3),

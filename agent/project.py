@@ -58,6 +58,7 @@ class VideoRecord(BaseModel):
     loudness: dict[str, Any] = Field(default_factory=dict)  # the narration's EBU R128 measurements
     burned_subtitles: bool = False
     storyboard: AssetRef | None = None  # storyboard.png: every slide with its role and layout
+    credits: list[str] = Field(default_factory=list)  # licences of third-party assets shown (icon sets)
 
 
 class Manifest(BaseModel):

@@ -89,6 +89,7 @@ class SceneRecord(BaseModel):
     picture_box: tuple[int, int, int, int] | None = None  # where the picture sits (for --motion)
     builds: list[BuildRecord] = Field(default_factory=list)  # the slide's build states ([]: one still)
     layout: str = ""  # the slide layout chosen for the scene's role and aspect (tools.layouts)
+    pictogram: str = ""  # the icon drawn on the slide (its own, or standing in for a picture not drawn)
     hold_seconds: float = 0.0  # how long the slide stays up
     start: float = 0.0
     end: float = 0.0

@@ -62,6 +62,9 @@ def test_key_phrases_appear_as_they_are_said_and_the_answer_after_a_pause(tmp_pa
     frames = _distinct_pictures(tmp_path / "on" / "lesson.mp4", tmp_path / "frames-on")
     assert frames >= len(scenes) + sum(len(s.builds) - 1 for s in built)
     assert (tmp_path / "on" / "storyboard.png").is_file() and manifest.video.storyboard is not None
+    icons = [s.pictogram for s in scenes]
+    assert icons[:3] == ["tree", "sun", "leaf"]  # its own pictogram, or one standing in for a picture
+    assert any("Font Awesome Free" in c and "CC BY 4.0" in c for c in manifest.video.credits)
 
 
 def test_builds_off_keeps_one_still_per_scene(tmp_path):
