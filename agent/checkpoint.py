@@ -49,7 +49,7 @@ def check_spec(spec: bool | str | None) -> None:
         )
 
 
-STATE_MODULES = ("agent.state", "agent.schemas", "tools.diagrams")
+STATE_MODULES = ("agent.request", "agent.state", "agent.schemas", "tools.diagrams")
 
 
 def serializer() -> Any:
