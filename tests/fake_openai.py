@@ -17,6 +17,14 @@ Endpoints (with or without the ``/v1`` prefix):
 - ``POST /v1/audio/speech``: the ``speech`` attribute, the audio bytes to send (``bytes``), an
   :class:`Error`, a :class:`Hang` or a callable ``(request_json) -> bytes | Error | Hang``; unset, a
   500 (not retried) saying so.
+- ``POST /v1/images/generations``: the ``images`` attribute, picture bytes (PNG) sent back as
+  ``b64_json`` with a ``usage`` of :data:`IMAGE_USAGE`, an :class:`Error`, or a callable
+  ``(request_json) -> bytes | dict | Error``; unset, a 500 (not retried).
+- The Videos API: ``POST /v1/videos`` (a multipart form, recorded as a dict) starts a job;
+  ``GET /v1/videos/{id}`` answers ``in_progress`` ``video_polls`` times, then ``completed`` (or
+  ``failed`` when ``video_error`` is set); ``GET /v1/videos/{id}/content`` sends the ``videos``
+  attribute (MP4 bytes). ``videos`` may also be an :class:`Error` (for the create call) or a
+  callable ``(form) -> bytes | Error``.
 
 A script item is a ``str`` (the assistant message content), a ``dict`` (a full response body, e.g.
 from :func:`completion`), a callable ``(request_json) -> str | dict | Error | Hang``, an
@@ -26,6 +34,8 @@ from :func:`completion`), a callable ``(request_json) -> str | dict | Error | Ha
 
 from __future__ import annotations
 
+import base64
+import email.parser
 import itertools
 import json
 import socket
@@ -143,9 +153,18 @@ class FakeOpenAIServer:
         models: list[str] | Error | None = None,
         api_key: str | None = None,
         speech: bytes | Error | Hang | Callable[[dict[str, Any]], bytes | Error | Hang] | None = None,
+        images: bytes | Error | Callable[[dict[str, Any]], bytes | dict[str, Any] | Error] | None = None,
+        videos: bytes | Error | Callable[[dict[str, Any]], bytes | Error] | None = None,
+        video_polls: int = 1,
+        video_error: str | None = None,
     ) -> None:
         self.default = default
         self.speech = speech
+        self.images = images
+        self.videos = videos
+        self.video_polls = video_polls
+        self.video_error = video_error
+        self.jobs: dict[str, dict[str, Any]] = {}
         self.models: list[str] | Error = models if models is not None else ["gpt-4.1-mini", "gpt-4.1"]
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
@@ -212,7 +231,59 @@ class FakeOpenAIServer:
     def speech_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/audio/speech")]
 
+    @property
+    def image_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/images/generations")]
+
+    @property
+    def video_requests(self) -> list[RecordedRequest]:
+        """Every Videos API request (create, retrieve, download)."""
+        return [r for r in self.requests if "/videos" in r.path]
+
     # ----------------------------------------------------------------- answering (server thread)
+
+    def _image_reply(self, request: dict[str, Any]) -> dict[str, Any] | Error:
+        item = self.images
+        if item is None:
+            return _unset("images", "no picture set; assign server.images = <PNG bytes or callable>")
+        reply = item(request) if callable(item) else item
+        if isinstance(reply, bytes):
+            return {"created": 1700000000, "data": [{"b64_json": base64.b64encode(reply).decode("ascii")}],
+                    "usage": dict(IMAGE_USAGE)}
+        return reply
+
+    def _video_create(self, form: dict[str, Any]) -> dict[str, Any] | Error:
+        item = self.videos
+        if item is None:
+            return _unset("videos", "no video set; assign server.videos = <MP4 bytes or callable>")
+        reply = item(form) if callable(item) else item
+        if isinstance(reply, Error):
+            return reply
+        with self._lock:
+            job_id = f"video_fake{len(self.jobs) + 1}"
+            self.jobs[job_id] = {"content": reply, "polls": self.video_polls, "form": form}
+        return self._video_body(job_id, "queued")
+
+    def _video_body(self, job_id: str, status: str) -> dict[str, Any]:
+        form = self.jobs[job_id]["form"]
+        body: dict[str, Any] = {
+            "id": job_id, "object": "video", "model": form.get("model", "sora-2"), "status": status,
+            "progress": 100 if status == "completed" else 0, "created_at": 1700000000,
+            "seconds": form.get("seconds", "4"), "size": form.get("size", "1280x720")}
+        if status == "failed":
+            body["error"] = {"code": "generation_failed", "message": self.video_error}
+        return body
+
+    def _video_retrieve(self, job_id: str) -> dict[str, Any] | Error:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return _not_found(f"/v1/videos/{job_id}")
+            job["polls"] -= 1
+            waiting = job["polls"] >= 0
+        if waiting:
+            return self._video_body(job_id, "in_progress")
+        return self._video_body(job_id, "failed" if self.video_error else "completed")
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -279,7 +350,10 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             denied = server._auth_error(headers)
             if denied is not None:
                 return self._send_error(denied)
-            if self._route() != "/models":
+            route = self._route()
+            if route.startswith("/videos/"):
+                return self._answer_video_get(route.removeprefix("/videos/"))
+            if route != "/models":
                 return self._send_error(_not_found(self.path))
             models = server.models
             if isinstance(models, Error):
@@ -291,7 +365,8 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
-                body = json.loads(raw) if raw else None
+                body = (_form(headers.get("content-type", ""), raw)
+                        if headers.get("content-type", "").startswith("multipart/") else json.loads(raw) if raw else None)
             except ValueError:
                 body = None
             server._record(RecordedRequest("POST", self.path, headers, body))
@@ -299,13 +374,16 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if denied is not None:
                 return self._send_error(denied)
             route = self._route()
-            if route not in ("/chat/completions", "/audio/speech"):
+            if route not in ("/chat/completions", "/audio/speech", "/images/generations", "/videos"):
                 return self._send_error(_not_found(self.path))
             if not isinstance(body, dict):
                 return self._send_error(Error(400, body={"error": {
                     "message": "request body is not a JSON object", "type": "invalid_request_error"}}))
             if route == "/audio/speech":
                 return self._answer_speech(body)
+            if route in ("/images/generations", "/videos"):
+                answer = server._image_reply(body) if route == "/images/generations" else server._video_create(body)
+                return self._send_error(answer) if isinstance(answer, Error) else self._send_json(200, answer)
             if body.get("stream"):
                 return self._send_error(Error(400, body={"error": {
                     "message": "FakeOpenAIServer does not stream", "type": "invalid_request_error"}}))
@@ -332,6 +410,16 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 str(body.get("response_format", "mp3")), "application/octet-stream")
             self._send(200, bytes(reply), {}, content_type=kind)
 
+        def _answer_video_get(self, rest: str) -> None:
+            job_id, _, tail = rest.partition("/")
+            if tail == "content":
+                job = server.jobs.get(job_id)
+                if job is None:
+                    return self._send_error(_not_found(self.path))
+                return self._send(200, job["content"], {}, content_type="video/mp4")
+            answer = server._video_retrieve(job_id)
+            return self._send_error(answer) if isinstance(answer, Error) else self._send_json(200, answer)
+
         def _route(self) -> str:
             path = self.path.split("?", 1)[0].rstrip("/")
             return path.removeprefix("/v1")
@@ -357,6 +445,26 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the client gave up (timeout); nothing to answer
 
     return Handler
+
+
+IMAGE_USAGE = {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210,
+               "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}}
+
+
+def _unset(what: str, message: str) -> Error:
+    return Error(500, body={"error": {"message": f"FakeOpenAIServer: {message}", "type": "fake_server_error",
+                                      "param": None, "code": f"no_{what}"}}, headers={"x-should-retry": "false"})
+
+
+def _form(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The fields of a multipart/form-data body (text values as str, files as bytes)."""
+    message = email.parser.BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.get_payload() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        fields[str(name)] = data if part.get_filename() else data.decode("utf-8")
+    return fields
 
 
 def _not_found(path: str) -> Error:

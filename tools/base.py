@@ -16,7 +16,8 @@ Errors, all raised with a message that names the cause and the fix:
      │    ├── ImageError
      │    ├── SpeechError
      │    │    └── SpeechUnavailable   the service cannot be reached (a fallback may take over)
-     │    └── CriticError
+     │    ├── CriticError
+     │    └── ClipError            a motion clip failed, was refused or timed out (the scene gets a picture)
      └── RenderError            ffmpeg or the typesetter failed
 """
 
@@ -70,6 +71,10 @@ class SpeechUnavailable(SpeechError):
 
 class CriticError(ProviderError):
     pass
+
+
+class ClipError(ProviderError):
+    """A motion clip could not be had (failed, refused by the cost cap or the service, timed out)."""
 
 
 class RenderError(LessonForgeError):

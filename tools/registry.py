@@ -20,8 +20,8 @@ from typing import Any, Literal
 from .base import ConfigError
 from .defaults import OPENAI_LLM
 
-Kind = Literal["llm", "images", "speech", "critic"]
-KINDS: tuple[Kind, ...] = ("llm", "images", "speech", "critic")
+Kind = Literal["llm", "images", "speech", "critic", "clips"]
+KINDS: tuple[Kind, ...] = ("llm", "images", "speech", "critic", "clips")
 
 _BUILTIN: dict[Kind, dict[str, str]] = {
     "llm": {
@@ -31,6 +31,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
     },
     "images": {
         "diffusers": "tools.images_diffusers:DiffusersImages",
+        "openai": "tools.images_openai:OpenAIImages",
         "fake": "tools.fakes:FakeImages",
         "ray": "tools.ray_serve:ServedImages",
     },
@@ -48,10 +49,14 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "fake": "tools.fakes:FakeCritic",
         "ray": "tools.ray_serve:ServedCritic",
     },
+    "clips": {
+        "veo": "tools.clips:VeoClips",
+        "videos": "tools.clips:OpenAIVideoClips",
+    },
 }
 
 # "none" switches a capability off where that is meaningful.
-_OPTIONAL: set[Kind] = {"images", "critic"}
+_OPTIONAL: set[Kind] = {"images", "critic", "clips"}
 
 
 @dataclass(frozen=True)
@@ -127,4 +132,5 @@ def _example(kind: Kind) -> str:
         "images": "diffusers:stabilityai/sd-turbo",
         "speech": "espeak:en-us",
         "critic": "clip:openai/clip-vit-base-patch32",
+        "clips": "veo:veo-3.1-generate-preview",
     }[kind]
