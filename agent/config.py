@@ -65,14 +65,23 @@ class Settings(BaseModel):
                         "an end card closes it (a few silent seconds, counted in the target length).")
     answer_pause: float = Field(3.0, ge=0, le=10, description="Seconds of thinking time between a question and its "
                                 "spoken answer.")
+    clips: str = Field("none", description="Motion clips for scenes that need motion, BACKEND:MODEL (veo:MODEL, "
+                       "videos:MODEL) or 'none' (env LESSONFORGE_CLIPS).")
+    clip_budget: float = Field(2.0, ge=0, description="Most dollars one lesson may spend on clips; a clip that would "
+                               "go over it is not requested (the scene gets a picture).")
+    clip_price: float | None = Field(None, ge=0, description="Dollars per second of clip, for a model whose list "
+                                     "price is not known (default: the list price).")
+    image_quality: str = Field("auto", pattern="^(low|medium|high|auto)$",
+                               description="Quality of hosted pictures (openai:gpt-image-1): low, medium, high, auto.")
     loudness_lufs: float | None = Field(
         -16.0, ge=-40, le=-5, description="Integrated loudness of the narration (EBU R128); null leaves it as spoken."
     )
 
-    @field_validator("llm", "images", "speech", "critic")
+    @field_validator("llm", "images", "speech", "critic", "clips")
     @classmethod
     def _spec(cls, v: str, info: Any) -> str:
-        kind = {"llm": "llm", "images": "images", "speech": "speech", "critic": "critic"}[info.field_name]
+        kind = {"llm": "llm", "images": "images", "speech": "speech", "critic": "critic",
+                "clips": "clips"}[info.field_name]
         if kind == "llm" and not v.strip():  # the default, chosen when an LLM is needed
             return ""
         registry.parse(kind, v)  # raises ConfigError naming the known backends

@@ -37,6 +37,7 @@ class Context:
     images: ImageGenerator | str | None = None  # None: text-first slides
     critic: Critic | str | None = None  # None: pictures are not judged
     lexicon: Lexicon | None = None  # pronunciations, applied to speech only
+    clips: Any = None  # a clip generator under the lesson's cost cap (tools.clips); None: clips are off
     out: str = ""  # output folder, for a context given as JSON
     fallbacks: list[str] = field(default_factory=list)
     is_ready: bool = False
@@ -53,7 +54,7 @@ class Context:
         objects = {k: v for k, v in (("llm", self.llm), ("images", self.images), ("speech", self.speech),
                                      ("critic", self.critic)) if v is not None and not isinstance(v, str)}
         built = from_settings(settings, project, request.language, need_llm=True, **objects)
-        for name in ("project", "settings", "speech", "llm", "images", "critic", "lexicon", "fallbacks"):
+        for name in ("project", "settings", "speech", "llm", "images", "critic", "lexicon", "fallbacks", "clips"):
             setattr(self, name, getattr(built, name))
         self.is_ready = True
         return self
@@ -131,7 +132,7 @@ def from_settings(
     else:
         llm = None
     if images is None:
-        images = create("images", settings.images, device=settings.device)
+        images = create("images", settings.images, device=settings.device, quality=settings.image_quality)
     if critic is None and images is not None:
         critic = create_critic(settings)
     if speech is None:
@@ -160,5 +161,14 @@ def from_settings(
         images=CachedImages(images, store) if images is not None else None,
         critic=BatchedCritic(critic, store) if critic is not None else None,
         fallbacks=fallbacks,
+        clips=create_clips(settings),
         is_ready=True,
     )
+
+
+def create_clips(settings: Settings) -> Any:
+    """The clip generator --clips names, under a fresh per-lesson cost cap (None when clips are off)."""
+    from tools.clips import BudgetedClips, ClipBudget
+
+    clips = create("clips", settings.clips, price_per_second=settings.clip_price)
+    return BudgetedClips(clips, ClipBudget(settings.clip_budget)) if clips is not None else None

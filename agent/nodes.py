@@ -49,7 +49,7 @@ from tools.base import (
 from tools.cache import atomic_write_text, content_key, file_hash, link_or_copy
 from tools.cached import save_png
 
-from . import voicestats
+from . import scene_clips, voicestats
 from .config import DEFAULT_LLM
 from .context import Context
 from .project import Manifest, VideoRecord, now
@@ -260,7 +260,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
     script: Script = await ask(
         ctx,
         "write",
-        sized_script(n, max(budgets)),
+        sized_script(n, max(budgets), ctx.clips is not None),
         expect_words=sum(budgets) + SCENE_EXTRA_WORDS * n,
         topic=req.topic,
         audience=req.audience,
@@ -519,8 +519,17 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     req, i = state["request"], state["index"]
     ctx = runtime.context.ready(req)
     draft = state["draft"]
-    if ctx.images is None or draft.kind != "picture":
-        return {"critic": "no_image"}
+    fallback: dict[str, Any] = {}
+    if draft.kind == "clip" and ctx.clips is not None and not state.get("clip_tried"):
+        emit("illustrate", f"{draft.title} (a {draft.visual.seconds} s clip)", scene=i, total=state["total"])
+        clip, why = await scene_clips.make(ctx, state, _scene_dir(ctx, state))
+        if clip is not None:
+            return {"clip": clip, "clip_tried": True}
+        note = f"no clip ({why}); a picture is drawn instead"
+        emit("illustrate", note, scene=i, total=state["total"], level="warning")
+        fallback = {"clip_tried": True, "warnings": [f"scene {i}: {note}"]}
+    if ctx.images is None or draft.kind not in ("picture", "clip"):
+        return fallback | {"critic": "no_image"}
     attempt = state["attempt"] + 1
     prompt = state["prompt"]
     revised = state["revised"]
@@ -544,12 +553,15 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     seed = derive_seed(req.seed, draft.picture_prompt, attempt)
     emit("illustrate", draft.title, scene=i, total=state["total"], attempt=attempt)
     size = ctx.settings.image_size
-    [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=size, height=size)])
+    width, height = await _picture_shape(ctx, state, size) if getattr(ctx.images, "shaped", False) else (size, size)
+    [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=width, height=height)])
     path = _scene_dir(ctx, state) / "attempts" / f"{attempt:02d}-seed{seed}.png"
     meta = {"lessonforge:prompt": prompt, "lessonforge:seed": str(image.seed), "lessonforge:model": image.model}
     await asyncio.to_thread(save_png, image.image, path, **meta)
-    record = Attempt(n=attempt, prompt=prompt, seed=image.seed, image=ctx.project.ref(path), seconds=round(now() - t, 3))
-    return {
+    cost = image.image.info.get("lessonforge:cost")  # a hosted picture's price (tools.images_openai)
+    record = Attempt(n=attempt, prompt=prompt, seed=image.seed, image=ctx.project.ref(path), seconds=round(now() - t, 3),
+                     cost=float(cost) if cost else None)
+    return fallback | {
         "attempt": attempt,
         "prompt": prompt,
         "revised": revised,
@@ -558,10 +570,36 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     }
 
 
+async def _picture_shape(ctx: Context, state: SceneState, size: int) -> tuple[int, int]:
+    """The shape the slide's layout gives the picture, ``size`` on its long side (for a backend that draws
+    to shape, such as a hosted gpt-image model)."""
+    from PIL import Image as PILImage
+
+    req, draft = state["request"], state["draft"]
+    probe = await asyncio.to_thread(
+        layouts.compose_scene, role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key,
+        answer=draft.answer, picture=PILImage.new("RGB", (size, size)), footer=state["lesson_title"],
+        index=state["index"], total=state["total"], aspect=req.aspect, theme=req.theme, language=req.language)
+    x0, y0, x1, y1 = probe.boxes.get("picture") or (0, 0, size, size)
+    w, h = max(1, x1 - x0), max(1, y1 - y0)
+    return (size, max(64, round(size * h / w))) if w >= h else (max(64, round(size * w / h)), size)
+
+
 async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Judge the newest picture against its own prompt and, contrastively, every other scene's."""
     i = state["index"]
     ctx = runtime.context.ready(state["request"])
+    clip = state.get("clip")
+    if clip is not None and clip.accepted is None and not state["attempts"]:  # frames sampled from the clip
+        if ctx.critic is None:
+            return {"critic": "no_critic"}
+        judged = await scene_clips.judge(ctx, state, clip)
+        emit("critique", f"clip {'accepted' if judged.accepted else 'rejected'} ({judged.reason})", scene=i,
+             total=state["total"])
+        out: dict[str, Any] = {"clip": judged, "critic": "accepted" if judged.accepted else "below_bar"}
+        if not judged.accepted:
+            out["warnings"] = [f"scene {i}: the critic rejected the clip ({judged.reason}); pictures are tried"]
+        return out
     if state.get("critic") == "no_image" or not state["attempts"]:
         return {}
     if ctx.critic is None:
@@ -646,7 +684,12 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     illustration_ref = None
     picture = None
     chosen = state.get("chosen")
-    if chosen is not None:
+    clip = state.get("clip")
+    if clip is not None and clip.accepted is False and chosen is not None:
+        clip = None  # the critic rejected it and a picture was drawn instead
+    if clip is not None:  # the slide is composed with a frame of the clip; the clip plays there
+        picture = await asyncio.to_thread(scene_clips.still, project.resolve(clip.file))
+    elif chosen is not None:
         src = project.resolve(state["attempts"][chosen].image)
         dst = link_or_copy(src, folder / "illustration.png")
         illustration_ref = project.ref(dst)
@@ -654,17 +697,18 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
 
         with PILImage.open(dst) as img:
             picture = img.convert("RGB")
-    elif (folder / "illustration.png").exists():
+    if chosen is None and (folder / "illustration.png").exists():
         (folder / "illustration.png").unlink()
     footer = state["lesson_title"]
     diagram = draft.diagram
     icon = draft.visual.icon if isinstance(draft.visual, Pictogram) else None
-    if picture is None and draft.kind == "picture":  # no picture was drawn: a pictogram keeps a visual anchor
+    if picture is None and draft.kind in ("picture", "clip"):  # nothing was drawn: a pictogram keeps an anchor
         icon = pictograms.suggest(draft.picture_prompt, title=draft.title)
     degraded = draft.degraded
     warnings: list[str] = []
     key = content_key(
-        "slide", SLIDE_LAYOUT_VERSION, draft.title, draft.bullets, illustration_ref.sha256 if illustration_ref else None,
+        "slide", SLIDE_LAYOUT_VERSION, draft.title, draft.bullets,
+        illustration_ref.sha256 if illustration_ref else ("clip", clip.file.sha256) if clip else None,
         diagram.model_dump() if diagram else None, icon, footer, i, state["total"], req.aspect, req.theme,
         req.language, draft.role, draft.key, draft.answer,
     )
@@ -688,15 +732,20 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
             save_png(result.image, out.path)
             out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
                         "picture_box": list(box) if box else None, "degraded": degraded, "layout": result.layout}
+            if clip is not None:
+                out.meta["clip_box"] = scene_clips.clip_box(result.boxes)
         found = project.store.lookup(key, ".png")
     cached, meta = found
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
+    if clip is not None:
+        clip = clip.model_copy(update={"box": tuple(meta["clip_box"]) if meta.get("clip_box") else None})
     degraded = degraded or meta.get("degraded", "")
     slide_path = link_or_copy(cached, folder / "slide.png")
     steps: list[BuildRecord] = []
     speech = state["speech"]
-    if ctx.settings.builds and not ctx.settings.motion and (draft.bullets or speech.answer_at is not None):
+    if (ctx.settings.builds and not ctx.settings.motion and clip is None
+            and (draft.bullets or speech.answer_at is not None)):
         layout = dict(role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer,
                       picture=picture, icon=icon, diagram=diagram, footer=footer, index=i, total=state["total"],
                       aspect=req.aspect, theme=req.theme, language=req.language)
@@ -733,6 +782,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         layout=meta.get("layout", ""),
         pictogram=icon or "",
         builds=steps,
+        clip=clip,
     )
     emit("scene_done", draft.title, scene=i, total=state["total"])
     return {"scenes": {i: record}, "timings": {"compose": now() - t}, "warnings": warnings}
@@ -876,6 +926,7 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         starts.append(round(starts[-1] + h, 3))
     scene_cues = [_scene_cues(ctx, r) for r in records]
     workers = asyncio.Semaphore(os.cpu_count() or 2)  # ffmpeg runs: one per core
+    with_clips = any(r.clip is not None and r.clip.box for r in records)
 
     title = state["script"].title
     opening, closing = (await _cards(ctx, state, records, title)) if s.cards else (None, None)
@@ -884,7 +935,8 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     async def segment(r: SceneRecord, hold: float, cues: list[subtitles.Cue]) -> Path:
         async with workers:
             return await _segment(ctx, r, hold, cues if s.burn_subtitles else [], req.aspect, req.language,
-                                  total=len(records), lead=opening if r is records[0] else None)
+                                  total=len(records), lead=opening if r is records[0] else None,
+                                  with_clips=with_clips)
 
     (track, placed), *segments = await asyncio.gather(
         _narration_track(ctx, records, starts, length, workers),
@@ -984,7 +1036,8 @@ def _scene_cues(ctx: Context, r: SceneRecord) -> list[subtitles.Cue]:
 
 
 def _encode_moving(slide: Path, hold: float, seg: Path, fps: int, box: Any, moving: Any,
-                   cues: list[subtitles.Cue], aspect: str, style: captions.CaptionStyle) -> None:
+                   cues: list[subtitles.Cue], aspect: str, style: captions.CaptionStyle, *,
+                   clip: Path | None = None, fades: bool = True) -> None:
     """A moving slide's segment, with its captions drawn as layers over the motion."""
     import tempfile
 
@@ -1004,7 +1057,8 @@ def _encode_moving(slide: Path, hold: float, seg: Path, fps: int, box: Any, movi
                 overlay.save(png)
                 drawn[text] = (png, (region[0], region[1]))
             layers.append((*drawn[text], start, end))
-        motion.encode_motion_segment(slide, hold, seg, fps=fps, box=box, motion=moving, captions=layers)
+        motion.encode_motion_segment(slide, hold, seg, fps=fps, box=box, motion=moving, captions=layers, clip=clip,
+                                     fade_in=fades, fade_out=fades)
 
 
 def _encode_builds(project: Any, steps: Sequence[BuildRecord], hold: float, seg: Path, fps: int,
@@ -1063,14 +1117,21 @@ async def _still_segment(ctx: Context, png: Path, seconds: float) -> Path:
 
 
 async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitles.Cue], aspect: str,
-                   language: str, *, total: int, lead: Path | None = None) -> Path:
-    """The scene's video segment (cached): its slide held for ``hold``, with burned captions if asked."""
+                   language: str, *, total: int, lead: Path | None = None, with_clips: bool = False) -> Path:
+    """The scene's video segment (cached): its slide held for ``hold``, with burned captions if asked.
+
+    A scene with a clip plays it (looped or trimmed to ``hold``) in its box; in a lesson with clips
+    every scene is encoded as moving segments are, without builds (tools.motion: they join only each
+    other exactly).
+    """
     project, s = ctx.project, ctx.settings
     assert r.slide is not None
     style = captions.CaptionStyle(language=language)
     moving = motion.motion_for(r.index) if s.motion else None
-    steps = [] if moving else r.builds
-    if lead is not None and not moving:  # the opening card, over the first seconds of the first scene
+    clip = r.clip if r.clip is not None and r.clip.box else None
+    as_moving = moving is not None or with_clips
+    steps = [] if as_moving else r.builds
+    if lead is not None and not as_moving:  # the opening card, over the first seconds of the first scene
         first = steps or [BuildRecord(start=0.0, shown=len(r.bullets), slide=r.slide)]
         until = first[1].start if len(first) > 1 else hold
         span = min(TITLE_CARD_SECONDS, until - 0.5)
@@ -1079,13 +1140,19 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
             steps = [card, first[0].model_copy(update={"start": span}), *first[1:]]
     key = content_key("segment", r.slide.sha256, hold, s.fps, video.VIDEO_CODEC_ARGS,
                       [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None,
-                      moving, r.picture_box if moving else None, [(b.start, b.slide.sha256) for b in steps])
+                      moving, r.picture_box if moving else None, [(b.start, b.slide.sha256) for b in steps],
+                      *([("clip", clip.file.sha256, clip.box)] if clip else [("as-moving",)] if with_clips else []))
     seg = project.store.get(key, ".mp4")
     if seg is not None:
         return seg
     emit("encode", r.title, scene=r.index, total=total)
     seg = project.store.path(key, ".mp4")
     slide = project.resolve(r.slide)
+    if clip is not None or with_clips:  # the clip plays in its box; other scenes encoded to join it
+        await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, clip.box if clip else r.picture_box if moving
+                                else None, moving or motion.MOTIONS[0], cues, aspect, style,
+                                clip=project.resolve(clip.file) if clip else None, fades=moving is not None)
+        return seg
     if moving is not None:  # pan/zoom inside the picture, fades at both ends; text and captions stay still
         await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, r.picture_box, moving, cues, aspect, style)
         return seg

@@ -150,7 +150,7 @@ async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, em
         async with checkpoints.open_saver(checkpoint, ctx.project) as saver:
             return await _run_graph(graph_input, ctx, manifest, emit, note, on_review, saver)
     finally:
-        await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic)
+        await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic, ctx.clips)
 
 
 async def close_backends(*backends: Any) -> None:
@@ -238,6 +238,7 @@ def _backends(settings: Settings, ctx: Context) -> dict[str, str]:
         "speech": ctx.speech.name,
         "speech_fallback": settings.speech_fallback,
         "critic": ctx.critic.name if ctx.critic is not None else "none",
+        "clips": ctx.clips.name if ctx.clips is not None else "none",
     }
 
 

@@ -112,7 +112,30 @@ class TextOnly(Contract):
     kind: Literal["text"]
 
 
-Visual = Annotated[Picture | Pictogram | TextOnly | Steps | Cycle | Comparison | BarChart, Field(discriminator="kind")]
+class Clip(Contract):
+    """A short motion clip (4-8 s) from a hosted video model, for a scene that needs motion (--clips)."""
+
+    kind: Literal["clip"]
+    prompt: str = text(PROMPT_CHARS, "A text-to-video prompt for one short shot that shows this scene's idea in "
+                       "motion (a process, an experiment): subject, action, camera, style; no text or letters; at "
+                       "most 60 words.")
+    seconds: int = Field(description="How long the clip runs, 4 to 8 seconds.",
+                         json_schema_extra={"minimum": 4, "maximum": 8})
+
+    @model_validator(mode="after")
+    def _repair(self) -> Clip:
+        self.fit_text("prompt", PROMPT_CHARS)
+        if not 4 <= self.seconds <= 8:  # a server that does not enforce the bounds
+            self.note(f"clip seconds {self.seconds} brought within 4-8")
+            object.__setattr__(self, "seconds", min(8, max(4, self.seconds)))
+        return self
+
+
+Visual = Annotated[Picture | Pictogram | TextOnly | Steps | Cycle | Comparison | BarChart | Clip,
+                   Field(discriminator="kind")]
+# What the writer is offered: a clip only when clips are on (sized_script(..., clips=True)).
+OfferedVisual = Annotated[Picture | Pictogram | TextOnly | Steps | Cycle | Comparison | BarChart,
+                          Field(discriminator="kind")]
 VISUAL_KINDS: tuple[str, ...] = ("picture", "pictogram", "text", *DIAGRAM_KINDS)
 VISUAL_HELP = (
     "What the slide shows beside its text, one object whose 'kind' says which: 'picture' (a drawn picture, "
@@ -120,6 +143,8 @@ VISUAL_HELP = (
     "by arrows), 'cycle' (stages that repeat), 'comparison' (a small table), 'bar_chart' (numbers to compare), "
     "drawn crisply with their labels; 'text' (a text-only slide: objectives, recap, question)."
 )
+CLIP_HELP = (" 'clip' (a short motion clip, 4-8 seconds, give its prompt and length): only for a scene whose idea "
+             "needs motion, such as a process or an experiment; at most one scene in four.")
 
 
 def old_visual(data: dict[str, Any]) -> dict[str, Any]:
@@ -227,8 +252,9 @@ class SceneDraft(Contract):
 
     @property
     def picture_prompt(self) -> str:
-        """The picture prompt ('' when the visual is not a picture)."""
-        return self.visual.prompt if isinstance(self.visual, Picture) else ""
+        """The picture prompt ('' when the visual is not a picture); a clip's prompt stands in for one when
+        the clip falls back to a picture."""
+        return self.visual.prompt if isinstance(self.visual, Picture | Clip) else ""
 
     @property
     def diagram(self) -> Steps | Cycle | Comparison | BarChart | None:
@@ -305,17 +331,21 @@ CHARS_PER_WORD = 8  # generous: German compounds, French elisions; CJK counts ~2
 
 
 @functools.cache
-def sized_script(scenes: int, words: int) -> type[Script]:
+def sized_script(scenes: int, words: int, clips: bool = False) -> type[Script]:
     """The Script schema for one request: exactly ``scenes`` scenes, each narration within about
     ``words`` words (as ``maxLength``). A small model under constrained decoding then cannot write
-    more than was asked for (or ramble until its token cap). Replies are plain :class:`Script`
-    objects again after :func:`unsized`."""
+    more than was asked for (or ramble until its token cap). The visual kinds offered include
+    'clip' only with ``clips`` (--clips). Replies are plain :class:`Script` objects again after
+    :func:`unsized`."""
     chars = min(NARRATION_CHARS, max(120, round(words * CHARS_PER_WORD * 1.5)))
+    visual = (Visual, Field(description=VISUAL_HELP + CLIP_HELP)) if clips else (
+        OfferedVisual, Field(description=VISUAL_HELP))
     scene = create_model(
         "SceneDraft", __base__=SceneDraft,
         narration=(str, text(chars, f"What the narrator says while the slide is shown, about {words} words at most: "
                              "written for the ear, short sentences, conversational 'you', terms defined on first use. "
                              "For a 'question' scene: the question only (the answer is read after a pause).")),
+        visual=visual,
     )
     return create_model(
         "Script", __base__=Script,

@@ -34,6 +34,21 @@ class Attempt(BaseModel):
     accepted: bool | None = None
     reason: str = ""
     seconds: float = 0.0
+    cost: float | None = None  # dollars, for a hosted image model that reports or lists its price
+
+
+class ClipRecord(BaseModel):
+    """A scene's motion clip (--clips): what made it, how long it runs, what it cost, the critic's view."""
+
+    file: AssetRef
+    model: str  # the full "backend:model" spec
+    prompt: str
+    seconds: float  # as generated
+    cost: float  # dollars
+    score: float | None = None  # the critic's mean score over the sampled frames
+    accepted: bool | None = None
+    reason: str = ""
+    box: tuple[int, int, int, int] | None = None  # where it plays on the slide (below the title band)
 
 
 class SpeechRecord(BaseModel):
@@ -90,6 +105,7 @@ class SceneRecord(BaseModel):
     builds: list[BuildRecord] = Field(default_factory=list)  # the slide's build states ([]: one still)
     layout: str = ""  # the slide layout chosen for the scene's role and aspect (tools.layouts)
     pictogram: str = ""  # the icon drawn on the slide (its own, or standing in for a picture not drawn)
+    clip: ClipRecord | None = None  # the motion clip shown in the picture's place (--clips)
     hold_seconds: float = 0.0  # how long the slide stays up
     start: float = 0.0
     end: float = 0.0
@@ -199,6 +215,8 @@ class SceneState(TypedDict, total=False):
     prompt: str
     attempts: list[Attempt]
     revised: int
+    clip: ClipRecord | None  # the scene's motion clip, once made (--clips)
+    clip_tried: bool  # a clip was asked for (made, failed or refused): the next attempts draw pictures
     # results
     speech: SpeechRecord
     chosen: int | None  # index into attempts of the picture to use

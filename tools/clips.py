@@ -135,6 +135,11 @@ def _price(name: str, model: str, price_per_second: float | None) -> float:
     return float(price)
 
 
+def _wait(poll_s: float, polls: int) -> float:
+    """Seconds before the next status check: from half a second, doubling up to ``poll_s``."""
+    return min(poll_s, 0.5 * 2**polls)
+
+
 def _write(out: Path, data: bytes, name: str) -> None:
     if not data:
         raise ClipError(f"{name} sent an empty video. Try again, or turn clips off (--clips none).")
@@ -193,11 +198,13 @@ class VeoClips:
         try:
             op = await client.aio.models.generate_videos(
                 model=self.model, source=types.GenerateVideosSource(prompt=request.prompt), config=config)
+            polls = 0
             while not op.done:
                 if time.monotonic() - started > self.timeout_s:
                     raise ClipError(f"{self.name} did not finish the clip within {self.timeout_s:g} s; the scene "
                                     "falls back to a picture. Raise the wait with the timeout_s option.")
-                await asyncio.sleep(self.poll_s)
+                await asyncio.sleep(_wait(self.poll_s, polls))
+                polls += 1
                 op = await client.aio.operations.get(op)
             if op.error:
                 raise ClipError(f"{self.name} failed the clip: {op.error.get('message', op.error)}")
@@ -259,11 +266,13 @@ class OpenAIVideoClips:
         try:
             job = await api.create(model=self.model, prompt=request.prompt, seconds=seconds,  # type: ignore[arg-type]
                                    size=_videos_size(request.aspect))
+            polls = 0
             while job.status not in ("completed", "failed"):
                 if time.monotonic() - started > self.timeout_s:
                     raise ClipError(f"{self.name} did not finish the clip within {self.timeout_s:g} s (job {job.id} "
                                     f"{job.status}, {job.progress}%); the scene falls back to a picture.")
-                await asyncio.sleep(self.poll_s)
+                await asyncio.sleep(_wait(self.poll_s, polls))
+                polls += 1
                 job = await api.retrieve(job.id)
             if job.status == "failed":
                 why = job.error.message if job.error is not None else "no reason given"

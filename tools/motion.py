@@ -107,7 +107,7 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
                           box: Sequence[int] | None = None, motion: Motion = "zoom_in", zoom: float = ZOOM,
                           fade_in: bool = True, fade_out: bool = True, fade_s: float = FADE_S,
                           background: Sequence[int] | None = None,
-                          captions: Sequence[Caption] = ()) -> Path:
+                          captions: Sequence[Caption] = (), clip: Path | None = None) -> Path:
     """A video-only segment like ``video.encode_segment``'s, with the picture in ``box`` moving gently.
 
     ``box`` (left, top, right, bottom; ``SlideResult.boxes["picture"]``) is the only region that
@@ -119,6 +119,9 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
     ``captions`` are laid over the frames, still while the picture moves: each is a transparent
     PNG (``tools.captions.caption_overlay``), where its top-left corner goes, and the seconds from
     the segment's start when it shows and stops showing (rounded to frames); they fade with the slide.
+
+    ``clip`` (a video file, --clips) plays in ``box`` instead of the still picture moving: scaled to
+    cover the box (centre-cropped), looped when shorter than the segment and cut when longer.
     """
     slide_png, out = Path(slide_png), Path(out)
     video.check_segment(slide_png, duration, fps)
@@ -141,6 +144,9 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         moving = _even_box(box, size)
         if moving[2] - moving[0] < 16 or moving[3] - moving[1] < 16:
             moving = None  # too small to move visibly
+    if clip is not None and (moving is None or not Path(clip).is_file()):
+        raise RenderError(f"the clip {clip} needs a picture box of at least 16x16 pixels and a readable file. "
+                          "Fix: compose the slide again, or make the clip again.")
     colour = _hex(bg)
     for png, _, start, end in captions:
         if not (0 <= start < end) or not Path(png).is_file():
@@ -153,7 +159,15 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         "setpts=N",
     ]
     graph: list[str] = []
-    if moving is not None:
+    if clip is not None and moving is not None:
+        x0, y0, x1, y1 = moving
+        w, h = x1 - x0, y1 - y0
+        graph.append(",".join(chain) + "[base]")
+        graph.append(f"[{len(captions) + 1}:v]fps={fps},scale=w={w}:h={h}:force_original_aspect_ratio=increase:"
+                     f"flags=bicubic,crop={w}:{h},scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,setsar=1,"
+                     f"trim=end_frame={n},setpts=N[clip]")
+        head = f"[base][clip]overlay=x={x0}:y={y0}:format=yuv420:eval=init:eof_action=repeat"
+    elif moving is not None:
         x0, y0, x1, y1 = moving
         corners = _corners(motion, n, zoom)
         persp = ":".join(f"{key}='{expr}'" for key, expr in corners.items())
@@ -188,6 +202,7 @@ def encode_motion_segment(slide_png: Path, duration: float, out: Path, *, fps: i
         video.run_ffmpeg([
             "-framerate", str(fps), "-i", str(slide_png),
             *[arg for png, *_ in captions for arg in ("-i", str(png))],
+            *(["-stream_loop", "-1", "-i", str(clip)] if clip is not None else []),
             "-filter_complex", ";".join(graph), "-map", "[v]",
             "-fps_mode", "passthrough", "-enc_time_base", f"1/{fps}",
             *video_codec_args(),

@@ -22,6 +22,7 @@ from agent.schemas import (
     SceneDraft,
     SceneReplacement,
     Script,
+    sized_script,
 )
 from agent.state import LessonRequest, SceneRecord
 from agent.understand import Reading, resolve
@@ -35,6 +36,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "outline": Outline, "script": Script, "scene": SceneReplacement, "rewrite": NarrationRewrite,
     "edit": EditPlan, "revision": PromptRevision, "quiz": QuizQuestions, "quiz_answers": QuizAnswers,
     "quiz_grades": QuizGrades, "judge": Rubric, "reading": Reading,
+    "sized_script": sized_script(3, 30), "sized_script_clips": sized_script(3, 30, clips=True),
 }
 EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -170,3 +172,19 @@ def test_a_script_valid_under_the_schema_sent_makes_a_lesson(tmp_path_factory):
         assert manifest.status == "done" and (out / "lesson.mp4").stat().st_size > 0
 
     run_one()
+
+
+def test_the_writer_is_offered_a_clip_only_when_clips_are_on():
+    import json
+
+    def kinds(schema: type[BaseModel]) -> set[str]:
+        text = json.dumps(openai_json_schema(schema))
+        return {k for k in ("clip", "picture") if f'"const": "{k}"' in text or f'"enum": ["{k}"]' in text}
+
+    assert kinds(sized_script(3, 30)) == {"picture"}
+    assert kinds(sized_script(3, 30, clips=True)) == {"clip", "picture"}
+    scene = {"role": "process", "title": "Water boils", "bullets": [], "narration": "Watch it boil.", "key": "",
+             "answer": "", "visual": {"kind": "clip", "prompt": "a pot of water boiling", "seconds": 12}}
+    script = sized_script(1, 30, clips=True).model_validate({"title": "T", "scenes": [scene]})
+    assert script.scenes[0].visual.seconds == 8  # outside the bounds (an unconstrained server): repaired
+    assert "clip seconds 12 brought within 4-8" in script.repairs
