@@ -295,6 +295,11 @@ def make(
     motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
     builds: str = typer.Option("on", "--builds", metavar="on|off", help="on: key phrases appear as they are said, "
                                "the one being said highlighted, a question's answer after a pause; off: one still per scene."),
+    clips: Optional[str] = typer.Option(None, help="Short motion clips for scenes that need motion, e.g. "
+                                        "veo:veo-3.1-generate-preview or videos:sora-2 (default none)."),
+    clip_budget: Optional[float] = typer.Option(None, help="Most dollars a lesson may spend on clips (default 2)."),
+    clip_price: Optional[float] = typer.Option(None, help="Dollars per second of clip for a model with no list price."),
+    image_quality: Optional[str] = typer.Option(None, help="Hosted picture quality: low, medium, high or auto."),
     script_file: Optional[Path] = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json, a Script, or {request, script}) instead of an "
         "LLM; what it records of the request (minutes, language...) is used unless given here."
@@ -333,7 +338,8 @@ def make(
         settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,
                                  device=device, lexicon=str(lexicon.resolve()) if lexicon else None,
                                  burn_subtitles=burn_subtitles or None, motion=motion or None,
-                                 builds=False if builds == "off" else None)
+                                 builds=False if builds == "off" else None, clips=clips, clip_budget=clip_budget,
+                                 clip_price=clip_price, image_quality=image_quality)
         from agent import run
 
         if script_file is not None and not out:

@@ -78,20 +78,19 @@ def still(path: Path) -> Any:
 
 
 def clip_box(boxes: Mapping[str, Any]) -> tuple[int, int, int, int] | None:
-    """Where the clip plays: the picture's box, cut to stop short of any text laid over it."""
+    """Where the clip plays: the tallest band of the picture's box that no text laid over it crosses."""
     if boxes.get("picture") is None:
         return None
     x0, y0, x1, y1 = (int(v) for v in boxes["picture"])
-    for name, box in boxes.items():
-        if not any(name.startswith(t) for t in TEXT_BOXES) or box is None:
-            continue
-        bx0, by0, bx1, by1 = (int(v) for v in box)
-        if bx1 <= x0 or bx0 >= x1 or by1 <= y0 or by0 >= y1:
-            continue  # beside the picture
-        if by0 - y0 >= y1 - by1:  # text in the lower part: the clip ends above it
-            y1 = min(y1, by0)
-        else:
-            y0 = max(y0, by1)
-    if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
+    spans = sorted((int(b[1]), int(b[3])) for name, b in boxes.items()
+                   if b is not None and name.startswith(TEXT_BOXES) and int(b[0]) < x1 and int(b[2]) > x0
+                   and int(b[1]) < y1 and int(b[3]) > y0)
+    bands, top = [], y0
+    for start, end in spans:
+        bands.append((top, min(start, y1)))
+        top = max(top, end)
+    bands.append((top, y1))
+    top, bottom = max(bands, key=lambda b: b[1] - b[0])
+    if x1 - x0 < MIN_SIDE or bottom - top < MIN_SIDE:
         return None
-    return x0, y0, x1, y1
+    return x0, top, x1, bottom
