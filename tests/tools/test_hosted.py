@@ -182,3 +182,39 @@ def test_veo_needs_a_key(monkeypatch):
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
         VeoClips("veo-3.1-generate-preview")
+
+
+def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_cap(monkeypatch, tmp_path, tiny_mp4):
+    from agent.config import Settings
+    from agent.context import create_clips
+    from tools import registry
+    from tools.clips import Clip
+
+    class MyClips:  # the README's example, answering from a file instead of a service
+        def __init__(self, model: str, **options):
+            self.name, self.model, self.price_per_second = f"myvideo:{model}", model, 0.05
+            self.calls = 0
+
+        async def generate(self, request: ClipRequest, out):
+            self.calls += 1
+            out.write_bytes(tiny_mp4)
+            return Clip(path=out, seconds=request.seconds, model=self.name,
+                        cost=request.seconds * self.price_per_second, prompt=request.prompt)
+
+    class EP:
+        name = "clips.myvideo"
+
+        def load(self):
+            return MyClips
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EP()])
+    clips = create_clips(Settings.load(llm="fake:", clips="myvideo:v1", clip_budget=0.5))
+    assert clips.name == "myvideo:v1"
+    clip = asyncio.run(clips.generate(ClipRequest("a pendulum swinging", 8), tmp_path / "a.mp4"))  # $0.40
+    assert clip.cost == pytest.approx(0.4) and clip.path.read_bytes() == tiny_mp4
+    with pytest.raises(ClipError, match="--clip-budget"):
+        asyncio.run(clips.generate(ClipRequest("a pendulum swinging", 4), tmp_path / "b.mp4"))  # $0.20 more
+    assert clips.inner.calls == 1
+    assert create_clips(Settings.load(llm="fake:")) is None  # off by default
+    with pytest.raises(ConfigError, match="Unknown clips backend"):
+        Settings.load(llm="fake:", clips="sora:2")
