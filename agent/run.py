@@ -238,8 +238,7 @@ def _backends(settings: Settings, ctx: Context) -> dict[str, str]:
         "speech": ctx.speech.name,
         "speech_fallback": settings.speech_fallback,
         "critic": ctx.critic.name if ctx.critic is not None else "none",
-        "clips": ctx.clips.name if ctx.clips is not None else "none",
-    }
+    } | ({"clips": ctx.clips.name} if ctx.clips is not None else {})
 
 
 async def make(

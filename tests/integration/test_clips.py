@@ -74,6 +74,7 @@ def test_a_clip_plays_in_the_picture_box_under_the_title(tmp_path, monkeypatch, 
     assert scene.clip is not None and scene.attempts == []  # no picture was drawn for it
     saved = json.loads((tmp_path / "lesson" / "lesson.json").read_text())["scenes"][1]["clip"]
     assert (saved["model"], saved["seconds"], saved["cost"]) == ("videos:sora-2", 8.0, 0.8)
+    assert manifest.backends["clips"] == "videos:sora-2"
     # the clip plays in its box below the title, looping through the whole scene; the title stays still
     x0, y0, x1, y1 = scene.clip.box
     assert scene.hold_seconds > 4  # longer than the 2-second clip
