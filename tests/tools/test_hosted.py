@@ -146,7 +146,6 @@ def test_the_cost_cap_refuses_before_the_first_paid_call(tmp_path, tiny_mp4):
 
 
 def test_a_veo_clip_runs_the_operation_and_downloads_the_video(tmp_path, tiny_mp4):
-    pytest.importorskip("google.genai")
     with FakeGeminiServer(video=tiny_mp4, polls=2) as server:
         clips = VeoClips("veo-3.1-fast-generate-preview", api_key="gem-secret", base_url=server.url, poll_s=0.01)
         clip = asyncio.run(clips.generate(ClipRequest("a seed sprouting", 5), tmp_path / "v.mp4"))
@@ -168,7 +167,6 @@ def test_a_veo_clip_runs_the_operation_and_downloads_the_video(tmp_path, tiny_mp
     ({"start": 400}, "fake refusal"),
 ])
 def test_a_failed_veo_operation_is_a_clip_error_without_the_key(tmp_path, tiny_mp4, options, message):
-    pytest.importorskip("google.genai")
     with FakeGeminiServer(video=tiny_mp4, polls=0, **options) as server:
         clips = VeoClips("veo-3.1-generate-preview", api_key="gem-secret", base_url=server.url, poll_s=0.01)
         with pytest.raises(ClipError, match=message) as err:
