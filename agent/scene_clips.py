@@ -44,7 +44,7 @@ async def make(ctx: Context, state: SceneState, folder: Path) -> tuple[ClipRecor
             with store.pair(key, ".mp4") as out:
                 made = await ctx.clips.generate(request, out.path)
                 out.meta = {"model": made.model, "seconds": made.seconds, "cost": made.cost}
-            found = store.path(key, ".mp4"), out.meta
+            found = store.lookup(key, ".mp4")
     except ClipError as err:
         return None, str(err)
     path, meta = found
