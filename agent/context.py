@@ -1,11 +1,12 @@
-"""The graph's runtime context: the backends and the project a run works with.
+"""The live objects a run works with: the project, the settings and the backends.
 
-Nodes receive backends through this context (LangGraph `Runtime[Context]`), never by importing a
-concrete class, so a test or a dry run swaps in fakes without touching the graph.
+Nodes receive backends through the graph's runtime context (LangGraph `Runtime`), never by importing
+a concrete class, so a test or a dry run swaps in fakes without touching the graph. Each node asks
+``await runtime.context.ready(request)`` for this `Context`:
 
-`agent.run` builds a ready context (and checks every backend before any work). A context can also
-arrive as plain JSON, as `langgraph dev` sends it — `{"out": "lessons/tides", "llm": "fake:"}`:
-strings name backends as `backend:model`, and `ready()` builds what is missing from the settings.
+- `agent.run` passes a `Context` it built and checked itself (``ready`` returns it as it is);
+- LangGraph's server, Studio and ``graph.ainvoke(..., context={...})`` pass the plain JSON of
+  `agent.graph_context.LessonContext`, which builds a `Context` once per run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tools.lexicon import Lexicon
 from tools.speech_fallback import FallbackSpeech
 
 from .config import Settings
-from .project import Project, slugify
+from .project import Manifest, Project
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -32,31 +33,19 @@ EventSink = Callable[[dict[str, Any]], None]
 class Context:
     project: Project | None = None
     settings: Settings | None = None
-    speech: SpeechSynth | str | None = None
-    llm: LLM | str | None = None  # None in a ready context: no LLM may be called (render)
-    images: ImageGenerator | str | None = None  # None: text-first slides
-    critic: Critic | str | None = None  # None: pictures are not judged
+    speech: SpeechSynth | None = None
+    llm: LLM | None = None  # None: no LLM may be called (render)
+    images: ImageGenerator | None = None  # None: text-first slides
+    critic: Critic | None = None  # None: pictures are not judged
     lexicon: Lexicon | None = None  # pronunciations, applied to speech only
     clips: Any = None  # a clip generator under the lesson's cost cap (tools.clips); None: clips are off
-    out: str = ""  # output folder, for a context given as JSON
     fallbacks: list[str] = field(default_factory=list)
-    is_ready: bool = False
+    manifest: Manifest | None = None  # lesson.json as the run began; the graph's last node completes it
+    note: str = ""  # what the finished lesson's version is called ("make 'tides'", "render lesson.json")
+    owned: bool = False  # built by the graph itself, which closes the backends when the lesson is recorded
 
-    def ready(self, request: Any) -> Context:
-        """This context with every backend built (once), for a context that arrived as JSON."""
-        if self.is_ready:
-            return self
-        specs = {k: v for k, v in (("llm", self.llm), ("images", self.images), ("speech", self.speech),
-                                   ("critic", self.critic)) if isinstance(v, str)}
-        settings = self.settings or Settings.load(**specs)
-        project = self.project or Project(self.out or slugify(request.topic))
-        project.prepare()
-        objects = {k: v for k, v in (("llm", self.llm), ("images", self.images), ("speech", self.speech),
-                                     ("critic", self.critic)) if v is not None and not isinstance(v, str)}
-        built = from_settings(settings, project, request.language, need_llm=True, **objects)
-        for name in ("project", "settings", "speech", "llm", "images", "critic", "lexicon", "fallbacks", "clips"):
-            setattr(self, name, getattr(built, name))
-        self.is_ready = True
+    async def ready(self, request: Any) -> Context:
+        """This context: built and checked before the run."""
         return self
 
 
@@ -162,7 +151,6 @@ def from_settings(
         critic=BatchedCritic(critic, store) if critic is not None else None,
         fallbacks=fallbacks,
         clips=create_clips(settings),
-        is_ready=True,
     )
 
 
@@ -172,3 +160,14 @@ def create_clips(settings: Settings) -> Any:
 
     clips = create("clips", settings.clips, price_per_second=settings.clip_price)
     return BudgetedClips(clips, ClipBudget(settings.clip_budget)) if clips is not None else None
+
+
+async def close_backends(*backends: Any) -> None:
+    """Close network clients while their event loop still runs (else they complain when collected)."""
+    for backend in backends:
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - closing must never hide the run's own outcome
+                pass

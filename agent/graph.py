@@ -1,6 +1,6 @@
 """Wiring only: the lesson graph and its per-scene subgraph.
 
-    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> END
+    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> record -> END
               ^         |                          ^                    |
               +-(notes)-+ (--review only)          +-- (rewritten or retimed scenes; bounded)
 
@@ -16,13 +16,13 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import nodes
-from agent.context import Context
-from agent.state import LessonState, SceneOutput, SceneState
+from agent import nodes, record
+from agent.graph_context import LessonContext
+from agent.state import LessonInput, LessonOutput, LessonState, SceneOutput, SceneState
 
 
 def build_scene_graph() -> Any:
-    g = StateGraph(SceneState, context_schema=Context, output_schema=SceneOutput)
+    g = StateGraph(SceneState, context_schema=LessonContext, output_schema=SceneOutput)
     g.add_node("narrate", nodes.narrate)
     g.add_node("illustrate", nodes.illustrate)
     g.add_node("critique", nodes.critique)
@@ -37,8 +37,10 @@ def build_scene_graph() -> Any:
     return g.compile(name="scene")
 
 
-def build_graph(checkpointer: Any = None) -> Any:
-    g = StateGraph(LessonState, context_schema=Context)
+def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) -> Any:
+    """The lesson graph. `agent.run` gives it any part of the state (a script to produce, targets...);
+    the server's copy below takes `LessonInput`, so Studio's input form asks for the request only."""
+    g = StateGraph(LessonState, context_schema=LessonContext, input_schema=input_schema, output_schema=LessonOutput)
     g.add_node("plan", nodes.plan)
     g.add_node("review", nodes.review)
     g.add_node("write", nodes.write)
@@ -46,6 +48,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("scene", build_scene_graph())
     g.add_node("measure", nodes.measure)
     g.add_node("assemble", nodes.assemble)
+    g.add_node("record", record.record)
     g.add_edge(START, "plan")
     g.add_edge("plan", "review")
     g.add_conditional_edges("review", nodes.after_review, ["plan", "write"])
@@ -53,9 +56,10 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_conditional_edges("fit", nodes.fan_out, ["scene"])
     g.add_edge("scene", "measure")
     g.add_conditional_edges("measure", nodes.after_measure, ["scene", "assemble"])
-    g.add_edge("assemble", END)
+    g.add_edge("assemble", "record")
+    g.add_edge("record", END)
     return g.compile(checkpointer=checkpointer, name="lessonforge")
 
 
-# `langgraph dev` loads this (see langgraph.json); runs pass a Context built by agent.run.
-graph = build_graph()
+# `langgraph dev` and Studio load this (see langgraph.json); a run's context is a LessonContext (JSON).
+graph = build_graph(input_schema=LessonInput)

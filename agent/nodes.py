@@ -46,12 +46,12 @@ from tools.base import (
     WordTiming,
     expecting,
 )
-from tools.cache import atomic_write_text, content_key, file_hash, link_or_copy
+from tools.cache import atomic_write_text, content_key, file_hash, link_or_copy, thread_to_end
 from tools.cached import save_png
 
 from . import scene_clips, voicestats
-from .config import DEFAULT_LLM
 from .context import Context
+from .graph_context import CONTEXT_HELP, ContextError
 from .project import Manifest, VideoRecord, now
 from .schemas import (
     NarrationRewrite,
@@ -161,7 +161,7 @@ async def ask(ctx: Context, template: str, schema: type[BaseModel], *, expect_wo
             "this step needs an LLM but none is configured; pass --llm BACKEND:MODEL or set "
             "OPENAI_API_KEY / OPENAI_BASE_URL"
         )
-    system, user = prompts.messages(template, **values)
+    system, user = await asyncio.to_thread(prompts.messages, template, **values)  # read once, from disk
     with expecting(expect_words):
         return await ctx.llm.structured([Message("system", system), Message("user", user)], schema)
 
@@ -171,15 +171,32 @@ def style_line(req: LessonRequest) -> str:
     return f"Notes from the person who asked for this lesson, to follow: {req.style}" if req.style else ""
 
 
-def _save_progress(ctx: Context, request: Any, **fields: Any) -> None:
+async def _save_progress(ctx: Context, request: Any, **fields: Any) -> None:
     """Keep lesson.json current as stages finish, so partial work is visible and resumable."""
+    await asyncio.to_thread(_write_progress, ctx, request, **fields)
+
+
+def _write_progress(ctx: Context, request: Any, **fields: Any) -> None:
     project = ctx.project
     manifest = project.load() if project.exists() else Manifest(request=request)
     if manifest.request != request:
         manifest = Manifest(request=request)
+    if ctx.manifest is not None:  # this run's backends and settings, from its first step on
+        manifest.backends, manifest.settings = ctx.manifest.backends, ctx.manifest.settings
     for k, v in fields.items():
         setattr(manifest, k, v)
     project.save(manifest)
+
+
+def _load_rgb(path: Path) -> Any:
+    """A picture from disk as RGB, keeping its text metadata (prompt, seed, model)."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as img:
+        img.load()
+        picture = img.convert("RGB")
+        picture.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
+    return picture
 
 
 # --------------------------------------------------------------------------- lesson nodes
@@ -191,14 +208,11 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     if not isinstance(req, LessonRequest):  # input sent as JSON (langgraph dev)
         req = make_request(**req)
     if runtime.context is None:
-        raise ConfigError(
-            f'this graph needs a context, e.g. {{"out": "lessons/tides", "llm": "{DEFAULT_LLM}"}}; '
-            "or run it with lessonforge make"
-        )
+        raise ContextError(f"this graph needs a context. {CONTEXT_HELP}")
     feedback = state.get("feedback", "")
     if (state.get("outline") is not None and not feedback) or state.get("script") is not None:
         return {"request": req}
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     seconds = req.minutes * 60
     n = scene_count(seconds, ctx.settings.scene_seconds)
     emit("plan", f"Planning a {req.minutes:g}-minute lesson on {req.topic!r}")
@@ -218,7 +232,7 @@ async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
                   f"{state['outline'].model_dump_json()}" if feedback and state.get("outline") else "(none)"),
         style=style_line(req),
     )
-    _save_progress(ctx, req, outline=outline, status="planned")
+    await _save_progress(ctx, req, outline=outline, status="planned")
     return {"request": req, "outline": outline, "feedback": "", "timings": {"plan": now() - t}}
 
 
@@ -244,7 +258,7 @@ def after_review(state: LessonState) -> Literal["plan", "write"]:
 async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """LLM: the scenes (title, bullets, narration, illustration prompt, visual kind)."""
     req = state["request"]
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     if state.get("script") is not None:
         targets = state.get("targets") or []
         if len(targets) != len(state["script"].scenes):
@@ -252,7 +266,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
         return {"targets": targets}
     seconds = scenes_seconds(req, ctx.settings)
     n = scene_count(seconds, ctx.settings.scene_seconds)
-    wpm = budget_wpm(ctx, req)
+    wpm = await asyncio.to_thread(budget_wpm, ctx, req)  # reads the measured voice rates
     targets = even_targets(seconds, n)
     emit("write", f"Writing {n} scenes")
     t = now()
@@ -274,7 +288,7 @@ async def write(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]
     script, notes = await mend_script(ctx, req, unsized(script), budgets)
     if len(script.scenes) != n:  # the model chose another count: share the time among its scenes
         targets = even_targets(seconds, len(script.scenes))
-    _save_progress(ctx, req, outline=state["outline"], script=script, targets=targets, status="written")
+    await _save_progress(ctx, req, outline=state["outline"], script=script, targets=targets, status="written")
     return {"script": script, "targets": targets, "timings": {"write": now() - t}, "warnings": notes}
 
 
@@ -345,13 +359,13 @@ def even_targets(seconds: float, n: int) -> list[float]:
 async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Narration is the clock: rewrite scenes whose word count is off their budget (bounded)."""
     req = state["request"]
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     s = ctx.settings
     script, targets = state["script"], state["targets"]
-    if ctx.llm is None or s.fit_rounds == 0 or not state.get("fit_duration", False):
+    if ctx.llm is None or s.fit_rounds == 0 or not state.get("fit_duration", True):
         return {}
     scenes = list(script.scenes)
-    wpm = budget_wpm(ctx, req)
+    wpm = await asyncio.to_thread(budget_wpm, ctx, req)  # reads the measured voice rates
     t = now()
     for round_no in range(1, s.fit_rounds + 1):
         budgets = word_budgets(targets, wpm, s.gap_seconds)
@@ -389,7 +403,7 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
             scenes[i] = scenes[i].model_copy(update={"narration": r.narration})
     new_script = script.model_copy(update={"scenes": scenes})
     if new_script != script:
-        _save_progress(ctx, req, outline=state.get("outline"), script=new_script, targets=targets, status="written")
+        await _save_progress(ctx, req, outline=state.get("outline"), script=new_script, targets=targets, status="written")
     return {"script": new_script, "timings": {"fit": now() - t}}
 
 
@@ -434,7 +448,7 @@ def _scene_dir(ctx: Context, state: SceneState):
 async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """TTS: narration audio and word timings."""
     req, i = state["request"], state["index"]
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     voice = req.voice or ctx.speech.default_voice(req.language)
     out = _scene_dir(ctx, state) / "narration.wav"
     emit("narrate", state["draft"].title, scene=i, total=state["total"])
@@ -452,20 +466,20 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     if answer_at is not None:
         answer_at = round(answer_at / tempo, 3)
     if abs(tempo - 1.0) > 1e-3:  # sped up or slowed down to fit the lesson's length
-        key = content_key("tempo", ctx.project.ref(speech.path).sha256, round(tempo, 4))
-        timed = ctx.project.store.get(key, ".wav")
+        key = content_key("tempo", (await asyncio.to_thread(ctx.project.ref, speech.path)).sha256, round(tempo, 4))
+        timed = await asyncio.to_thread(ctx.project.store.get, key, ".wav")
         if timed is None:
-            timed = await asyncio.to_thread(audio.to_wav, speech.path, ctx.project.store.path(key, ".wav"),
-                                            audio.wav_rate(speech.path), tempo=tempo)
-        link_or_copy(timed, out)
-        duration = audio.wav_duration(out)
+            timed = await asyncio.to_thread(lambda: audio.to_wav(speech.path, ctx.project.store.path(key, ".wav"),
+                                                                 audio.wav_rate(speech.path), tempo=tempo))
+        await asyncio.to_thread(link_or_copy, timed, out)
+        duration = await asyncio.to_thread(audio.wav_duration, out)
         words = [(w, round(a / tempo, 3), round(b / tempo, 3)) for w, a, b in words]
     level: dict[str, Any] = {}
     if ctx.settings.loudness_lufs is not None:  # per scene, so an edit re-measures only its own scene
-        level = await _normalise(ctx, out, ctx.settings.loudness_lufs)
-        duration = audio.wav_duration(out)
+        level = await asyncio.to_thread(_normalise, ctx, out, ctx.settings.loudness_lufs)
+        duration = await asyncio.to_thread(audio.wav_duration, out)
     record = SpeechRecord(
-        audio=ctx.project.ref(out),
+        audio=await asyncio.to_thread(ctx.project.ref, out),
         duration=duration,
         voice=speech.voice,
         backend=speech.backend,
@@ -486,11 +500,16 @@ async def _with_answer(ctx: Context, question: Speech, answer: str, voice: str, 
     """The question's narration, ``answer_pause`` seconds of silence, then the answer spoken: one WAV at
     ``out``, with the answer's word times moved to where it starts. Returns it and that start."""
     spoken = await ctx.speech.speak(answer, voice, out.with_name("answer.wav"))
+    return await asyncio.to_thread(_join_answer, ctx, question, spoken, out)
+
+
+def _join_answer(ctx: Context, question: Speech, spoken: Speech, out: Path) -> tuple[Speech, float]:
+    """The question and its answer joined with the pause between; cached. (File work: in a thread.)"""
     store, pause = ctx.project.store, ctx.settings.answer_pause
     key = content_key("question+answer", ctx.project.ref(question.path).sha256, ctx.project.ref(spoken.path).sha256,
                       pause)
     rate = audio.wav_rate(question.path)
-    joined, meta = await asyncio.to_thread(store.produce, key, ".wav", lambda p: {"answer_at": video.concat_wavs(
+    joined, meta = store.produce(key, ".wav", lambda p: {"answer_at": video.concat_wavs(
         [question.path, spoken.path], p, gap_s=[pause, 0.0], sample_rate=rate)[1]})
     link_or_copy(joined, out)
     at = float(meta["answer_at"])
@@ -499,8 +518,8 @@ async def _with_answer(ctx: Context, question: Speech, answer: str, voice: str, 
                   backend=question.backend), at
 
 
-async def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
-    """Bring one narration to ``lufs`` integrated loudness (EBU R128), in place; cached."""
+def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
+    """Bring one narration to ``lufs`` integrated loudness (EBU R128), in place; cached. (File work: in a thread.)"""
     store = ctx.project.store
     key = content_key("loudness", ctx.project.ref(wav).sha256, lufs)
 
@@ -509,7 +528,7 @@ async def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
 
-    done, report = await asyncio.to_thread(store.produce, key, ".wav", make)
+    done, report = store.produce(key, ".wav", make)
     link_or_copy(done, wav)
     return report
 
@@ -517,7 +536,7 @@ async def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
 async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Draw one picture: first the scene's prompt, then a new seed, then an LLM-revised prompt."""
     req, i = state["request"], state["index"]
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     draft = state["draft"]
     fallback: dict[str, Any] = {}
     if draft.kind == "clip" and ctx.clips is not None and not state.get("clip_tried"):
@@ -559,7 +578,8 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     meta = {"lessonforge:prompt": prompt, "lessonforge:seed": str(image.seed), "lessonforge:model": image.model}
     await asyncio.to_thread(save_png, image.image, path, **meta)
     cost = image.image.info.get("lessonforge:cost")  # a hosted picture's price (tools.images_openai)
-    record = Attempt(n=attempt, prompt=prompt, seed=image.seed, image=ctx.project.ref(path), seconds=round(now() - t, 3),
+    ref = await asyncio.to_thread(ctx.project.ref, path)
+    record = Attempt(n=attempt, prompt=prompt, seed=image.seed, image=ref, seconds=round(now() - t, 3),
                      cost=float(cost) if cost else None)
     return fallback | {
         "attempt": attempt,
@@ -588,7 +608,7 @@ async def _picture_shape(ctx: Context, state: SceneState, size: int) -> tuple[in
 async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Judge the newest picture against its own prompt and, contrastively, every other scene's."""
     i = state["index"]
-    ctx = runtime.context.ready(state["request"])
+    ctx = await runtime.context.ready(state["request"])
     clip = state.get("clip")
     if clip is not None and clip.accepted is None and not state["attempts"]:  # frames sampled from the clip
         if ctx.critic is None:
@@ -604,17 +624,12 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
         return {}
     if ctx.critic is None:
         return {"critic": "no_critic"}
-    from PIL import Image as PILImage
-
     last = state["attempts"][-1]
     prompts_all = list(state["prompts"])
     prompts_all[i - 1] = last.prompt
     t = now()
     try:
-        with PILImage.open(ctx.project.resolve(last.image)) as img:
-            img.load()
-            picture = img.convert("RGB")
-            picture.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
+        picture = await asyncio.to_thread(lambda: _load_rgb(ctx.project.resolve(last.image)))
         if getattr(ctx.critic, "judges", "picture") == "slide":  # judged as the viewer will see it
             req, draft = state["request"], state["draft"]
             preview = await asyncio.to_thread(
@@ -650,9 +665,10 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
     }
 
 
-def after_critique(state: SceneState, runtime: Runtime[Context]) -> Literal["illustrate", "choose"]:
+async def after_critique(state: SceneState, runtime: Runtime[Context]) -> Literal["illustrate", "choose"]:
     """Loop until accepted or the attempt counter (kept in state) reaches --max-attempts."""
-    if state.get("critic") == "below_bar" and state["attempt"] < runtime.context.settings.max_attempts:
+    ctx = await runtime.context.ready(state["request"])
+    if state.get("critic") == "below_bar" and state["attempt"] < ctx.settings.max_attempts:
         return "illustrate"
     return "choose"
 
@@ -677,7 +693,7 @@ def choose(state: SceneState) -> dict[str, Any]:
 async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Typeset the slide (title, bullets, picture) and record the finished scene."""
     req, i = state["request"], state["index"]
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     draft, project = state["draft"], ctx.project
     folder = _scene_dir(ctx, state)
     t = now()
@@ -688,17 +704,14 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     if clip is not None and clip.accepted is False and chosen is not None:
         clip = None  # the critic rejected it and a picture was drawn instead
     if clip is not None:  # the slide is composed with a frame of the clip; the clip plays there
-        picture = await asyncio.to_thread(scene_clips.still, project.resolve(clip.file))
+        picture = await asyncio.to_thread(lambda: scene_clips.still(project.resolve(clip.file)))
     elif chosen is not None:
-        src = project.resolve(state["attempts"][chosen].image)
-        dst = link_or_copy(src, folder / "illustration.png")
-        illustration_ref = project.ref(dst)
-        from PIL import Image as PILImage
-
-        with PILImage.open(dst) as img:
-            picture = img.convert("RGB")
-    if chosen is None and (folder / "illustration.png").exists():
-        (folder / "illustration.png").unlink()
+        src = await asyncio.to_thread(project.resolve, state["attempts"][chosen].image)
+        dst = await asyncio.to_thread(link_or_copy, src, folder / "illustration.png")
+        illustration_ref = await asyncio.to_thread(project.ref, dst)
+        picture = await asyncio.to_thread(_load_rgb, dst)
+    if chosen is None:
+        await asyncio.to_thread((folder / "illustration.png").unlink, missing_ok=True)
     footer = state["lesson_title"]
     diagram = draft.diagram
     icon = draft.visual.icon if isinstance(draft.visual, Pictogram) else None
@@ -713,7 +726,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         req.language, draft.role, draft.key, draft.answer,
     )
     emit("compose", draft.title, scene=i, total=state["total"])
-    found = project.store.lookup(key, ".png")
+    found = await asyncio.to_thread(project.store.lookup, key, ".png")
     if found is None:
         layout = dict(role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer,
                       picture=picture, icon=icon, footer=footer, index=i, total=state["total"], aspect=req.aspect,
@@ -728,8 +741,8 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         if result is None:
             result = await asyncio.to_thread(layouts.compose_scene, **layout)
         box = result.boxes.get("picture") if picture is not None or diagram is not None or icon else None
-        with project.store.pair(key, ".png") as out:
-            save_png(result.image, out.path)
+        async with project.store.apair(key, ".png") as out:
+            await thread_to_end(save_png, result.image, out.path)
             out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
                         "picture_box": list(box) if box else None, "degraded": degraded, "layout": result.layout}
             if clip is not None:
@@ -741,7 +754,9 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
     if clip is not None:
         clip = clip.model_copy(update={"box": tuple(meta["clip_box"]) if meta.get("clip_box") else None})
     degraded = degraded or meta.get("degraded", "")
-    slide_path = link_or_copy(cached, folder / "slide.png")
+    slide_path = await asyncio.to_thread(link_or_copy, cached, folder / "slide.png")
+    slide_ref = await asyncio.to_thread(project.ref, slide_path, key)
+    wpm = await asyncio.to_thread(budget_wpm, ctx, req)  # reads the measured voice rates
     steps: list[BuildRecord] = []
     speech = state["speech"]
     if (ctx.settings.builds and not ctx.settings.motion and clip is None
@@ -768,14 +783,14 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         repairs=draft.repairs,
         degraded=degraded,
         target_seconds=state["target_seconds"],
-        planned_words=word_budgets([state["target_seconds"]], budget_wpm(ctx, req), ctx.settings.gap_seconds)[0],
+        planned_words=word_budgets([state["target_seconds"]], wpm, ctx.settings.gap_seconds)[0],
         speech=state["speech"],
         illustration=illustration_ref,
         final_prompt=state["attempts"][chosen].prompt if chosen is not None else "",
         attempts=state["attempts"],
         critic=state.get("critic", "no_critic") if chosen is not None else "no_image",
         critic_note=state.get("critic_note", ""),
-        slide=project.ref(slide_path, key),
+        slide=slide_ref,
         slide_overflow=overflow,
         min_font_px=min_font,
         picture_box=picture_box,
@@ -832,7 +847,7 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
     ±10%. Only changed scenes are produced again: everything else comes from the cache.
     """
     req = state["request"]
-    ctx = runtime.context.ready(req)
+    ctx = await runtime.context.ready(req)
     s = ctx.settings
     records = [state["scenes"][k] for k in sorted(state["scenes"])]
     target = req.minutes * 60
@@ -845,15 +860,15 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
     spoken = sum(r.speech.duration for r in talk) * tempo  # as spoken at tempo 1
     words = sum(count_words(r.narration) for r in talk)
     wpm = 60.0 * words / spoken if spoken > 0 else s.words_per_minute
-    for r in talk:
-        if abs(tempo - 1.0) < 1e-3:
-            voicestats.record(r.speech.backend, r.speech.voice, count_words(r.narration), r.speech.duration)
+    await asyncio.to_thread(lambda: [
+        voicestats.record(r.speech.backend, r.speech.voice, count_words(r.narration), r.speech.duration)
+        for r in talk if abs(tempo - 1.0) < 1e-3])
     planned = sum(state.get("targets") or [])
     duration = Duration(target=target, tolerance=tol, planned=round(planned, 2), actual=actual,
                         words_per_minute=round(wpm, 1), tempo=tempo, rewrites=refits,
                         within=abs(actual - target) <= tol)
     out: dict[str, Any] = {"duration": duration}
-    if duration.within or not state.get("fit_duration", False):
+    if duration.within or not state.get("fit_duration", True):
         return out
     emit("measure", f"{actual:.0f} s against a target of {target:.0f} s (±{tol:.0f} s)")
     targets = state["targets"]
@@ -912,7 +927,7 @@ def after_measure(state: LessonState) -> list[Send] | Literal["assemble"]:
 
 async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Slides + narration -> lesson.mp4 (chapters, faststart), lesson.srt/.vtt."""
-    ctx = runtime.context.ready(state["request"])
+    ctx = await runtime.context.ready(state["request"])
     project, s, req = ctx.project, ctx.settings, state["request"]
     records = [state["scenes"][k] for k in sorted(state["scenes"])]
     t = now()
@@ -924,7 +939,7 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     starts = [0.0]
     for h in holds[:-1]:
         starts.append(round(starts[-1] + h, 3))
-    scene_cues = [_scene_cues(ctx, r) for r in records]
+    scene_cues = await asyncio.to_thread(lambda: [_scene_cues(ctx, r) for r in records])
     workers = asyncio.Semaphore(os.cpu_count() or 2)  # ffmpeg runs: one per core
     with_clips = any(r.clip is not None and r.clip.box for r in records)
 
@@ -953,8 +968,8 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
     # cues follow the speech, which starts where its piece of the AAC track was placed
     cues = [subtitles.Cue(round(c.start + at, 3), round(min(c.end + at, st + h), 3), c.text)
             for at, st, h, sc in zip(placed, starts, holds, scene_cues, strict=True) for c in sc]
-    srt = atomic_write_text(project.root / "lesson.srt", subtitles.to_srt(cues))
-    vtt = atomic_write_text(project.root / "lesson.vtt", subtitles.to_vtt(cues))
+    srt = await asyncio.to_thread(atomic_write_text, project.root / "lesson.srt", subtitles.to_srt(cues))
+    vtt = await asyncio.to_thread(atomic_write_text, project.root / "lesson.vtt", subtitles.to_vtt(cues))
     info = await asyncio.to_thread(video.probe, out_mp4)
     if abs(info.video_duration - info.audio_duration) > 0.2:
         raise RenderError(
@@ -963,17 +978,17 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
         )
     placed = [r.model_copy(update={"hold_seconds": h, "start": st, "end": round(st + h, 3)})
               for r, st, h in zip(records, starts, holds, strict=True)]
-    project.prune_scene_dirs({project.root / "scenes" / r.slug for r in placed})
-    board = await asyncio.to_thread(
-        storyboard.contact_sheet,
+    await asyncio.to_thread(project.prune_scene_dirs, {project.root / "scenes" / r.slug for r in placed})
+    board = await asyncio.to_thread(lambda: storyboard.contact_sheet(
         [storyboard.Frame(project.resolve(r.slide), f"{r.index} · {r.role.replace('_', ' ')} · {r.layout or r.kind}")
-         for r in placed if r.slide is not None], project.root / "storyboard.png", theme=req.theme)
+         for r in placed if r.slide is not None], project.root / "storyboard.png", theme=req.theme))
+    refs = await asyncio.to_thread(lambda: [project.ref(p) for p in (out_mp4, srt, board, vtt)])
     record = VideoRecord(
-        file=project.ref(out_mp4),
-        srt=project.ref(srt),
-        storyboard=project.ref(board),
+        file=refs[0],
+        srt=refs[1],
+        storyboard=refs[2],
         credits=[pictograms.LICENCE] if any(r.pictogram for r in placed) else [],
-        vtt=project.ref(vtt),
+        vtt=refs[3],
         duration=round(info.duration, 3),
         video_duration=round(info.video_duration, 3),
         audio_duration=round(info.audio_duration, 3),
@@ -1001,7 +1016,7 @@ async def _narration_track(
 
     async def piece(r: SceneRecord) -> tuple[Path, int]:
         key = content_key("aac-piece", r.speech.audio.sha256, aactrack.SAMPLE_RATE, video.AUDIO_BITRATE)
-        found = store.lookup(key, ".aac")
+        found = await asyncio.to_thread(store.lookup, key, ".aac")
         if found is None:
             wav = ctx.project.resolve(r.speech.audio)
             async with workers:
@@ -1142,16 +1157,16 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
                       [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None,
                       moving, r.picture_box if moving else None, [(b.start, b.slide.sha256) for b in steps],
                       *([("clip", clip.file.sha256, clip.box)] if clip else [("as-moving",)] if with_clips else []))
-    seg = project.store.get(key, ".mp4")
+    seg = await asyncio.to_thread(project.store.get, key, ".mp4")
     if seg is not None:
         return seg
     emit("encode", r.title, scene=r.index, total=total)
     seg = project.store.path(key, ".mp4")
-    slide = project.resolve(r.slide)
+    slide = await asyncio.to_thread(project.resolve, r.slide)
     if clip is not None or with_clips:  # the clip plays in its box; other scenes encoded to join it
         await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, clip.box if clip else r.picture_box if moving
                                 else None, moving or motion.MOTIONS[0], cues, aspect, style,
-                                clip=project.resolve(clip.file) if clip else None, fades=moving is not None)
+                                clip=await asyncio.to_thread(project.resolve, clip.file) if clip else None, fades=moving is not None)
         return seg
     if moving is not None:  # pan/zoom inside the picture, fades at both ends; text and captions stay still
         await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, r.picture_box, moving, cues, aspect, style)

@@ -19,10 +19,10 @@ from tools.base import ConfigError, LessonForgeError
 
 from . import checkpoint as checkpoints
 from .config import Settings
-from .context import Context, EventSink, from_settings
+from .context import Context, EventSink, close_backends, from_settings  # noqa: F401  (re-exported)
 from .graph import build_graph
 from .nodes import even_targets, scenes_seconds
-from .project import Manifest, Project, VideoRecord, slugify
+from .project import Manifest, Project, slugify
 from .schemas import Script
 from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
 from .understand import Understanding
@@ -146,25 +146,16 @@ ReviewHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
                on_review: ReviewHook | None = None, checkpoint: bool | str | None = None) -> Manifest:
+    """Run the graph; its last node (agent.record) completes ``manifest`` as lesson.json."""
+    ctx.manifest, ctx.note = manifest, note
     try:
         async with checkpoints.open_saver(checkpoint, ctx.project) as saver:
-            return await _run_graph(graph_input, ctx, manifest, emit, note, on_review, saver)
+            return await _run_graph(graph_input, ctx, manifest, emit, on_review, saver)
     finally:
         await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic, ctx.clips)
 
 
-async def close_backends(*backends: Any) -> None:
-    """Close network clients while their event loop still runs (else they complain when collected)."""
-    for backend in backends:
-        close = getattr(backend, "aclose", None)
-        if close is not None:
-            try:
-                await close()
-            except Exception:  # noqa: BLE001 - closing must never hide the run's own outcome
-                pass
-
-
-async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
+async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink,
                      on_review: ReviewHook | None, saver: Any = None) -> Manifest:
     project = ctx.project
     # a review pauses the graph (LangGraph interrupt), which needs a checkpointer to resume from
@@ -173,7 +164,6 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
     thread = checkpoints.thread_id(step, ctx.settings) if saver is not None else "make"
     config: dict[str, Any] = {"recursion_limit": 50 + 4 * ctx.settings.max_attempts,
                               "configurable": {"thread_id": thread}}
-    final: dict[str, Any] = {}
     options: dict[str, Any] = {}
     if saver is not None:  # every finished step is saved before the next starts; a cut-short run resumes
         options["durability"] = "sync"
@@ -184,18 +174,13 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
                   "finished steps are kept", "data": {"next": list(snapshot.next)}})
     try:
         while True:
-            async for ns, mode, chunk in graph.astream(
-                step, config, context=ctx, stream_mode=["custom", "values"], subgraphs=True, **options,
-            ):
-                if mode == "custom":
-                    emit(chunk)
-                elif mode == "values" and not ns and "__interrupt__" not in chunk:
-                    final = chunk
+            async for _ns, chunk in graph.astream(step, config, context=ctx, stream_mode="custom", subgraphs=True,
+                                                  **options):
+                emit(chunk)
             if on_review is None:
                 break
             snapshot = await graph.aget_state(config)
             if not snapshot.interrupts:
-                final = snapshot.values
                 break
             emit({"stage": "review", "message": "Waiting for your review of the outline"})
             answer = await asyncio.to_thread(on_review, snapshot.interrupts[0].value["outline"])
@@ -209,25 +194,26 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
         except (OSError, LessonForgeError):
             pass
         raise
-    scenes = [final["scenes"][k] for k in sorted(final.get("scenes", {}))]
-    script: Script = final["script"]
-    # the scene records are the lesson as produced; keep the script in step with them
-    script = script.model_copy(update={"scenes": [r.draft() for r in scenes]})
-    manifest.outline = final.get("outline") or manifest.outline
-    manifest.script = script
-    manifest.targets = list(final.get("targets", []))
-    manifest.scenes = scenes
-    manifest.duration = final.get("duration")
-    manifest.video = VideoRecord.model_validate(final["video"]) if final.get("video") else None
-    manifest.timings = {k: round(v, 3) for k, v in final.get("timings", {}).items()}
-    manifest.warnings = list(final.get("warnings", []))
-    manifest.fallbacks = list(ctx.fallbacks)
-    usage = getattr(ctx.llm, "usage", None) if ctx.llm is not None else None
-    if usage is not None:
-        manifest.usage = {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float)}
-    manifest.status, manifest.error = "done", ""
-    project.save(manifest)
-    project.add_version(manifest, note)
+    assert ctx.manifest is not None and ctx.manifest.status == "done", "the graph ended without recording the lesson"
+    return ctx.manifest
+
+
+def start_manifest(project: Project, request: LessonRequest, settings: Settings, ctx: Context,
+                   understood: Any = None) -> Manifest:
+    """lesson.json for a new make: the request, the backends and the settings (written with the run's first
+    progress, so a run that fails later records them too); a remake of the same request keeps its creation time."""
+    previous = project.load() if project.exists() else None
+    manifest = Manifest(request=request, understood=understood)
+    if previous is not None and previous.request == request:
+        manifest.created = previous.created
+    if understood is not None:  # saved now, so the progress saves (which load this file) keep it
+        if previous is not None and previous.request == request:
+            if previous.understood != understood:
+                project.save(previous.model_copy(update={"understood": understood}))
+        else:
+            project.save(manifest)
+    manifest.backends = _backends(settings, ctx)
+    manifest.settings = settings.model_dump()
     return manifest
 
 
@@ -281,18 +267,7 @@ async def _make(project: Project, request: LessonRequest, settings: Settings, sc
         ctx = await build_context(
             settings, project, request, need_llm=script is None or "llm" in backends, emit=emit, **backends
         )
-        previous = project.load() if project.exists() else None
-        manifest = Manifest(request=request, understood=understood)
-        if previous is not None and previous.request == request:
-            manifest.created = previous.created
-        if understood is not None:  # saved now, so the progress saves (which load this file) keep it
-            if previous is not None and previous.request == request:
-                if previous.understood != understood:
-                    project.save(previous.model_copy(update={"understood": understood}))
-            else:
-                project.save(manifest)
-        manifest.backends = _backends(settings, ctx)
-        manifest.settings = settings.model_dump()
+        manifest = start_manifest(project, request, settings, ctx, understood=understood)
         graph_input: dict[str, Any] = {"request": request, "fit_duration": True}
         if script is not None:
             graph_input["script"] = script

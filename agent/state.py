@@ -5,9 +5,10 @@ The records here (SceneRecord and what it holds) are also what `lesson.json` sto
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
+from typing_extensions import Required, TypedDict  # pydantic (the server's schemas) needs these on 3.11
 
 from .request import ASPECTS, MAX_MINUTES, MIN_MINUTES, Aspect, LessonRequest, make_request  # noqa: F401
 from .schemas import Outline, Picture, SceneDraft, Script, Visual, old_visual
@@ -179,12 +180,34 @@ class Duration(BaseModel):
     within: bool = False
 
 
+class LessonInput(TypedDict, total=False):
+    """What a run of the graph is given by LangGraph's server or Studio (`agent.run` gives more)."""
+
+    request: Required[LessonRequest]
+    review: bool  # pause after the outline (a LangGraph interrupt) until resumed with {"approve": true}
+    # or {"approve": false, "feedback": "..."}
+
+
+class LessonOutput(TypedDict, total=False):
+    """What a run returns; `lesson` is the folder holding lesson.json, lesson.mp4 and the subtitles."""
+
+    lesson: str
+    request: LessonRequest
+    outline: Outline
+    script: Script
+    duration: Duration
+    scenes: Annotated[dict[int, SceneRecord], merge_scenes]
+    video: dict[str, Any]
+    timings: Annotated[dict[str, float], add_timings]
+    warnings: Annotated[list[str], extend]
+
+
 class LessonState(TypedDict, total=False):
     request: LessonRequest
     outline: Outline
     script: Script
     targets: list[float]  # seconds per scene
-    fit_duration: bool  # measure after speech and adjust (make); render keeps what it is given
+    fit_duration: bool  # measure after speech and adjust (make, and when absent); render keeps what it is given
     review: bool  # pause after the outline for the user's approval (--review)
     feedback: str  # the user's notes on the outline, for a new plan
     reviews: int  # review rounds so far (bounded)
@@ -196,6 +219,7 @@ class LessonState(TypedDict, total=False):
     timings: Annotated[dict[str, float], add_timings]
     warnings: Annotated[list[str], extend]
     video: dict[str, Any]
+    lesson: str  # the project folder, absolute, once lesson.json is recorded
 
 
 class SceneState(TypedDict, total=False):

@@ -74,7 +74,7 @@ class BatchedCritic:
     async def judge_one(self, image: Any, prompts: Sequence[str], target: int) -> Verdict:
         """The verdict on ``image`` as a picture for ``prompts[target]`` (the others are contrast)."""
         key = await asyncio.to_thread(self._key, image, prompts, target)
-        cached = self.store.get_json(key) if self.store is not None else None
+        cached = await asyncio.to_thread(self.store.get_json, key) if self.store is not None else None
         if cached is not None:
             try:
                 verdict = self._from_cache(cached, prompts, target)
@@ -102,9 +102,10 @@ class BatchedCritic:
                 continue
             for r, v in zip(batch, verdicts, strict=True):
                 if self.store is not None:
-                    self.store.put_json(r.key, {"accepted": v.accepted, "score": v.score, "scores": list(v.scores),
-                                                "rank": v.rank, "reason": v.reason,
-                                                "by_prompt": dict(zip(r.prompts, v.scores, strict=False))})
+                    await asyncio.to_thread(
+                        self.store.put_json, r.key,
+                        {"accepted": v.accepted, "score": v.score, "scores": list(v.scores), "rank": v.rank,
+                         "reason": v.reason, "by_prompt": dict(zip(r.prompts, v.scores, strict=False))})
                 if not r.future.done():
                     r.future.set_result(v)
 

@@ -8,13 +8,16 @@ half-written.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +120,27 @@ def atomic_write_json(final: Path | str, value: Any) -> Path:
     return atomic_write_text(final, json.dumps(_canonical(value), indent=2, ensure_ascii=False) + "\n")
 
 
+def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    """What ``asyncio.to_thread`` runs, as a plain future: not a task, so shutting the loop down does not
+    cancel it (it ends when the thread does)."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(None, call)
+    # a caller cancelled meanwhile is gone: what the thread raised then is not logged as "never retrieved"
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
+async def thread_to_end(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``asyncio.to_thread``, except that a caller cancelled meanwhile still waits for the thread, which
+    cannot be stopped: a file it is writing is complete (or gone) before the caller cleans up after it."""
+    work = _in_thread(fn, *args, **kwargs)
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise
+
+
 class AssetStore:
     """Files named by content key under ``root`` (``root/ab/abcdef....ext``)."""
 
@@ -216,6 +240,44 @@ class AssetStore:
             found = self.lookup(key, suffix)
             assert found is not None
         return found
+
+    @contextlib.asynccontextmanager
+    async def apair(self, key: str, suffix: str, *, finish: Callable[[Pending], None] | None = None
+                    ) -> AsyncIterator[Pending]:
+        """:meth:`pair` for async code, its file work in threads (the event loop never waits on the disk).
+
+        ``finish(out)``, when given, runs in the same thread call that keeps the asset, for checks that
+        read the file: once the body is done the asset is kept even if the run is cancelled meanwhile.
+        """
+        pending = self.pair(key, suffix)
+        entering = _in_thread(pending.__enter__)
+        try:
+            out = await asyncio.shield(entering)
+        except asyncio.CancelledError:  # its temporary file may exist by now: leave nothing behind
+            await asyncio.wait([entering])
+            if not entering.cancelled() and entering.exception() is None:
+                stop = asyncio.CancelledError()
+                await asyncio.to_thread(pending.__exit__, type(stop), stop, None)
+            raise
+        try:
+            yield out
+        except BaseException as err:
+            if not await asyncio.to_thread(pending.__exit__, type(err), err, err.__traceback__):
+                raise
+        else:
+            await asyncio.to_thread(_keep, pending, out, finish)
+
+
+def _keep(pending: contextlib.AbstractContextManager[Pending], out: Pending,
+          finish: Callable[[Pending], None] | None) -> None:
+    try:
+        if finish is not None:
+            finish(out)
+    except BaseException as err:
+        if not pending.__exit__(type(err), err, err.__traceback__):
+            raise
+    else:
+        pending.__exit__(None, None, None)
 
 
 class Pending:

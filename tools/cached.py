@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from .audio import check_audio
 from .base import Image, ImageRequest, Message, Speech, SpeechError, T, WordTiming
-from .cache import AssetStore, atomic_path, content_key, link_or_copy
+from .cache import AssetStore, Pending, atomic_path, content_key, link_or_copy
 
 V = TypeVar("V")
 
@@ -36,6 +36,15 @@ class PerLoop(Generic[V]):
             value = self._by_loop[loop] = self.factory()
         return value
 
+    async def aget(self) -> V:
+        """``get`` for a factory that blocks (an HTTP client reads its CA certificates): made in a thread, so the
+        event loop never waits on it. Two first users at once may both make one; the first made is kept."""
+        loop = asyncio.get_running_loop()
+        value = self._by_loop.get(loop)
+        if value is None:
+            value = self._by_loop.setdefault(loop, await asyncio.to_thread(self.factory))
+        return value
+
     def pop(self) -> V | None:
         """This loop's object, forgotten (None when it has none or no loop runs)."""
         try:
@@ -52,7 +61,7 @@ class CachedLLM:
 
     async def structured(self, messages: list[Message], schema: type[T]) -> T:
         key = content_key("llm", self.name, [m.as_dict() for m in messages], schema.model_json_schema())
-        cached = self.store.get_json(key)
+        cached = await asyncio.to_thread(self.store.get_json, key)
         if cached is not None:
             try:
                 result = schema.model_validate(cached)
@@ -61,7 +70,7 @@ class CachedLLM:
             except ValueError:
                 pass  # an older schema: ask again
         result = await self.inner.structured(messages, schema)
-        self.store.put_json(key, result.model_dump(mode="json"))
+        await asyncio.to_thread(self.store.put_json, key, result.model_dump(mode="json"))
         return result
 
     def __getattr__(self, name: str) -> Any:  # usage, check(), ...
@@ -86,15 +95,10 @@ class CachedSpeech:
         return content_key("speech", self.name, voice, text)
 
     async def _produce(self, key: str, text: str, voice: str) -> dict[str, Any]:
-        with self.store.pair(key, ".wav") as out:  # the file and its metadata land as one step
+        # the file and its metadata land as one step; the check and the keeping, in one thread call as soon as
+        # the speech is back, so a narration that was finished is kept even if the run is cancelled then
+        async with self.store.apair(key, ".wav", finish=self._check) as out:
             speech = await self.inner.speak(text, voice, out.path)
-            try:  # a 0-byte, truncated or empty file is never accepted as narration
-                real = check_audio(out.path)
-            except SpeechError as err:
-                raise SpeechError(f"{self.name} returned a broken audio file ({err})") from None
-            if abs(real - speech.duration) > 0.05:
-                raise SpeechError(f"{self.name} returned {real:.2f} s of audio but reported {speech.duration:.2f} s; "
-                                  "the file is incomplete")
             out.meta = {
                 "duration": speech.duration,
                 "voice": speech.voice,
@@ -103,9 +107,19 @@ class CachedSpeech:
             }
         return out.meta
 
+    def _check(self, out: Pending) -> None:
+        """A 0-byte, truncated or empty file is never accepted as narration."""
+        try:
+            real = check_audio(out.path)
+        except SpeechError as err:
+            raise SpeechError(f"{self.name} returned a broken audio file ({err})") from None
+        if abs(real - out.meta["duration"]) > 0.05:
+            raise SpeechError(f"{self.name} returned {real:.2f} s of audio but reported {out.meta['duration']:.2f} s; "
+                              "the file is incomplete")
+
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
         key = self.key(text, voice)
-        found = self.store.lookup(key, ".wav")
+        found = await asyncio.to_thread(self.store.lookup, key, ".wav")
         if found is None:
             # scenes that say the same words at the same time share one synthesis
             task = self._inflight.get(key)
@@ -116,13 +130,13 @@ class CachedSpeech:
             else:
                 self.hits += 1
             await asyncio.shield(task)
-            audio, meta = self.store.lookup(key, ".wav") or (None, None)
+            audio, meta = await asyncio.to_thread(self.store.lookup, key, ".wav") or (None, None)
             if audio is None:
                 raise SpeechError(f"{self.name}: the narration for this text was not stored; run again")
         else:
             audio, meta = found
             self.hits += 1
-        link_or_copy(audio, Path(out))
+        await asyncio.to_thread(link_or_copy, audio, Path(out))
         return Speech(
             path=Path(out),
             duration=float(meta["duration"]),
@@ -156,28 +170,27 @@ class CachedImages:
         return content_key("image", self.name, req.prompt, req.negative_prompt, req.seed, req.width, req.height)
 
     async def generate(self, requests: Sequence[ImageRequest]) -> list[Image]:
-        from PIL import Image as PILImage
-
-        results: list[Image | None] = []
-        misses: list[int] = []
-        for i, req in enumerate(requests):
-            path = self.store.get(self.key(req), ".png")
-            if path is None:
-                results.append(None)
-                misses.append(i)
-                continue
-            with PILImage.open(path) as img:
-                img.load()
-                pic = img.convert("RGB")
-                pic.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
-            self.hits += 1
-            results.append(Image(image=pic, prompt=req.prompt, seed=req.seed, model=self.name))
+        results: list[Image | None] = await asyncio.to_thread(lambda: [self._cached(req) for req in requests])
+        misses = [i for i, r in enumerate(results) if r is None]
+        self.hits += len(requests) - len(misses)
         if misses:
             made = await self.inner.generate([requests[i] for i in misses])
             for i, img in zip(misses, made, strict=True):
-                save_png(img.image, self.store.path(self.key(requests[i]), ".png"))
+                await asyncio.to_thread(save_png, img.image, self.store.path(self.key(requests[i]), ".png"))
                 results[i] = img
         return [r for r in results if r is not None]
+
+    def _cached(self, req: ImageRequest) -> Image | None:
+        from PIL import Image as PILImage
+
+        path = self.store.get(self.key(req), ".png")
+        if path is None:
+            return None
+        with PILImage.open(path) as img:
+            img.load()
+            pic = img.convert("RGB")
+            pic.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
+        return Image(image=pic, prompt=req.prompt, seed=req.seed, model=self.name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -41,7 +41,7 @@ from .base import (
     Voice,
     WordTiming,
 )
-from .cache import atomic_path
+from .cache import atomic_path, thread_to_end
 
 Responder = Callable[[list[Message], type[BaseModel]], BaseModel | str | dict]
 
@@ -300,6 +300,9 @@ class FakeSpeech:
                 os.close(fd)
                 os.kill(os.getpid(), signal.SIGKILL)
         self.calls += 1
+        return await thread_to_end(self._speak, text, voice, Path(out))  # file work off the event loop
+
+    def _speak(self, text: str, voice: str, out: Path) -> Speech:
         words = _words(text) or ["…"]
         per = 60.0 / self.wpm
         rate = self.SAMPLE_RATE
@@ -313,7 +316,6 @@ class FakeSpeech:
                 env = math.sin(math.pi * k / n_voiced) if k < n_voiced else 0.0
                 frames += struct.pack("<h", int(3000 * env * math.sin(2 * math.pi * freq * k / rate)))
             timings.append(WordTiming(w, round(start, 3), round(start + per * 0.8, 3)))
-        out = Path(out)
         with atomic_path(out) as tmp, wave.open(str(tmp), "wb") as wav:
             wav.setnchannels(1)
             wav.setsampwidth(2)

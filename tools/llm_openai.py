@@ -323,8 +323,8 @@ class OpenAILLM:
             max_retries=self.max_retries,
         )
 
-    def _get_client(self) -> openai.AsyncOpenAI:
-        return self._clients.get()
+    async def _get_client(self) -> openai.AsyncOpenAI:
+        return await self._clients.aget()
 
     async def aclose(self) -> None:
         """Close the HTTP connections of this loop's client (a later call opens new ones)."""
@@ -340,7 +340,7 @@ class OpenAILLM:
         GET /models with a short timeout and no retries. A 404 (servers without /models) or another
         HTTP error still proves a server is there, so it passes.
         """
-        client = self._get_client().with_options(timeout=CHECK_TIMEOUT_S, max_retries=0)
+        client = (await self._get_client()).with_options(timeout=CHECK_TIMEOUT_S, max_retries=0)
         url = display_url(self.base_url)
         try:
             page = await client.models.list()
@@ -447,7 +447,7 @@ class OpenAILLM:
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         try:
-            completion = await self._get_client().chat.completions.create(**kwargs)
+            completion = await (await self._get_client()).chat.completions.create(**kwargs)
         except openai.APIStatusError as err:
             if not (self.response_format == "auto" and err.status_code in (400, 422)
                     and _REFUSES_JSON_SCHEMA.search(status_detail(err))):

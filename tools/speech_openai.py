@@ -249,7 +249,7 @@ class OpenAISpeech:
 
     async def _request(self, text: str, voice: str) -> bytes:
         try:
-            response = await self._clients.get().audio.speech.create(
+            response = await (await self._clients.aget()).audio.speech.create(
                 model=self.model, voice=voice, input=text, response_format="wav"
             )
             return response.content

@@ -43,3 +43,24 @@ def test_graph_without_a_context_says_what_to_pass():
 
     with pytest.raises(ConfigError, match='"out"'):
         asyncio.run(_load_graph().ainvoke({"request": {"topic": "tides"}}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("images", ["fake:", "none"])
+def test_no_node_blocks_the_event_loop(tmp_path, images):
+    """Every check blockbuster has (stricter than `langgraph dev`, which lets file reads and stat through):
+    file and process work runs in threads. A first run loads the lazily imported modules (imports read
+    files, also in the server); the second, in a new folder, does all the work again under the checks."""
+    blockbuster = pytest.importorskip("blockbuster")
+    graph = _load_graph()
+    context = {"llm": "fake:", "images": images, "speech": "fake:", "critic": "fake:"}
+    request = {"request": {"topic": "tides", "minutes": 0.5}}
+    asyncio.run(graph.ainvoke(request, context={**context, "out": str(tmp_path / "warm")}))
+
+    async def checked():
+        with blockbuster.blockbuster_ctx():
+            return await graph.ainvoke(request, context={**context, "out": str(tmp_path / "checked")})
+
+    state = asyncio.run(checked())
+    assert state["lesson"] == str(tmp_path / "checked")
+    assert (tmp_path / "checked" / "lesson.mp4").stat().st_size > 0

@@ -130,16 +130,24 @@ class Crash(SpeechError):
 
 
 class CrashingSpeech(FakeSpeech):
-    """Speaks until the n-th call, then fails as a process kill would stop it."""
+    """Speaks until the n-th call, then fails (once the calls before it are done: scenes speak
+    concurrently) as a process kill would stop it."""
 
     def __init__(self, crash_at: int | None = None) -> None:
         super().__init__()
         self.crash_at = crash_at
+        self.done = 0
 
     async def speak(self, text, voice, out):
         if self.crash_at is not None and self.calls + 1 >= self.crash_at:
+            for _ in range(1000):
+                if self.done >= self.crash_at - 1:
+                    break
+                await asyncio.sleep(0.01)
             raise Crash("simulated crash")
-        return await super().speak(text, voice, out)
+        speech = await super().speak(text, voice, out)
+        self.done += 1
+        return speech
 
 
 def _fakes(**kw):
@@ -156,6 +164,7 @@ def test_rerun_after_a_crash_reuses_finished_work(tmp_path):
     failed = Project(out).load()
     assert failed.status == "failed" and "simulated crash" in failed.error
     assert failed.script is not None  # the written script is on disk
+    assert failed.backends["llm"] == "fake:" and failed.settings["fit_rounds"] == 0  # with what it was made
     spoken_before = first["speech"].calls
     assert spoken_before == 2
 

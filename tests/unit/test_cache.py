@@ -78,3 +78,57 @@ def test_an_asset_and_its_metadata_land_as_one_step(tmp_path):
     with pytest.raises(ValueError, match="no metadata"), store.pair("cd" * 8, ".bin") as out:
         out.path.write_bytes(b"x")
     assert store.lookup("cd" * 8, ".bin") is None and not store.pair_dir("cd" * 8).exists()
+
+
+
+def test_apair_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_path):
+    """The async form: the asset is kept (after ``finish`` checks it) in one thread call, so cancelling the
+    task once its body is done cannot lose it; a failing check or body keeps nothing."""
+    import asyncio
+    import threading
+
+    store = AssetStore(tmp_path)
+    checking, release = threading.Event(), threading.Event()
+
+    def slow_check(out):
+        checking.set()
+        release.wait(5)
+        assert out.path.read_bytes() == b"audio"
+
+    async def produce():
+        async with store.apair("ab" * 8, ".wav", finish=slow_check) as out:
+            await asyncio.to_thread(out.path.write_bytes, b"audio")
+            out.meta = {"duration": 1.0}
+
+    async def cancel_while_keeping():
+        task = asyncio.create_task(produce())
+        await asyncio.to_thread(checking.wait, 5)
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_while_keeping())  # asyncio.run waits for the thread that keeps it
+    path, meta = store.lookup("ab" * 8, ".wav")
+    assert path.read_bytes() == b"audio" and meta == {"duration": 1.0}
+
+    def reject(out):
+        raise ValueError("broken audio")
+
+    async def rejected():
+        async with store.apair("cd" * 8, ".wav", finish=reject) as out:
+            out.path.write_bytes(b"x")
+            out.meta = {}
+
+    with pytest.raises(ValueError, match="broken audio"):
+        asyncio.run(rejected())
+
+    async def failing_body():
+        async with store.apair("ef" * 8, ".wav") as out:
+            out.path.write_bytes(b"x")
+            raise RuntimeError("synthesis failed")
+
+    with pytest.raises(RuntimeError, match="synthesis failed"):
+        asyncio.run(failing_body())
+    assert store.lookup("cd" * 8, ".wav") is None and store.lookup("ef" * 8, ".wav") is None
+    assert not [p for p in tmp_path.rglob("*.tmp*")]

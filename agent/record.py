@@ -1,0 +1,53 @@
+"""The graph's last node: lesson.json completed from the run's final state and kept as a new version.
+
+It runs inside the graph, so a lesson made by ``lessonforge make``, by ``langgraph dev`` (Studio) or
+by ``graph.ainvoke`` records the same manifest: backends, settings, timings and all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from .context import Context, close_backends
+from .project import Manifest, VideoRecord
+from .schemas import Script
+from .state import LessonState
+
+
+def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
+    """Write the finished lesson.json (status "done") and keep it as a new version."""
+    project = ctx.project
+    manifest = (ctx.manifest or Manifest(request=final["request"])).model_copy(deep=True)
+    scenes = [final["scenes"][k] for k in sorted(final.get("scenes", {}))]
+    script: Script = final["script"]
+    # the scene records are the lesson as produced; keep the script in step with them
+    script = script.model_copy(update={"scenes": [r.draft() for r in scenes]})
+    manifest.outline = final.get("outline") or manifest.outline
+    manifest.script = script
+    manifest.targets = list(final.get("targets", []))
+    manifest.scenes = scenes
+    manifest.duration = final.get("duration")
+    manifest.video = VideoRecord.model_validate(final["video"]) if final.get("video") else None
+    manifest.timings = {k: round(v, 3) for k, v in final.get("timings", {}).items()}
+    manifest.warnings = list(final.get("warnings", []))
+    manifest.fallbacks = list(ctx.fallbacks)
+    usage = getattr(ctx.llm, "usage", None) if ctx.llm is not None else None
+    if usage is not None:
+        manifest.usage = {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float)}
+    manifest.status, manifest.error = "done", ""
+    project.save(manifest)
+    project.add_version(manifest, ctx.note or f"make {manifest.request.topic!r}")
+    return manifest
+
+
+async def record(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Complete lesson.json; a context the graph built itself has its backends closed here."""
+    ctx = await runtime.context.ready(state["request"])
+    ctx.manifest = await asyncio.to_thread(finish_manifest, ctx, dict(state))
+    if ctx.owned:
+        await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic)
+    folder = await asyncio.to_thread(ctx.project.root.resolve)
+    return {"lesson": str(folder)}
