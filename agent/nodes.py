@@ -813,8 +813,7 @@ async def _build_steps(ctx: Context, folder: Path, key: str, layout: dict[str, A
     states = builds.plan(draft.bullets, speech.words, speech_end=speech.duration, hold=hold,
                          answer_at=speech.answer_at)
     project, out = ctx.project, []
-    for folder_file in folder.glob("build-*.png"):  # states of an earlier version of this scene
-        folder_file.unlink()
+    await asyncio.to_thread(lambda: [p.unlink() for p in folder.glob("build-*.png")])  # an earlier version's states
     for n, step in enumerate(states, 1):
         state_key = content_key("build", key, step.shown, step.highlight, step.reveal_answer)
 
@@ -825,9 +824,9 @@ async def _build_steps(ctx: Context, folder: Path, key: str, layout: dict[str, A
             return {"overflow": result.overflow}
 
         png, _ = await asyncio.to_thread(project.store.produce, state_key, ".png", draw)
-        placed = link_or_copy(png, folder / f"build-{n:02d}.png")
+        ref = await asyncio.to_thread(lambda: project.ref(link_or_copy(png, folder / f"build-{n:02d}.png"), state_key))
         out.append(BuildRecord(start=round(step.start, 3), shown=step.shown, highlight=step.highlight,
-                               reveal_answer=step.reveal_answer, slide=project.ref(placed, state_key)))
+                               reveal_answer=step.reveal_answer, slide=ref))
     return out
 
 
@@ -1018,7 +1017,7 @@ async def _narration_track(
         key = content_key("aac-piece", r.speech.audio.sha256, aactrack.SAMPLE_RATE, video.AUDIO_BITRATE)
         found = await asyncio.to_thread(store.lookup, key, ".aac")
         if found is None:
-            wav = ctx.project.resolve(r.speech.audio)
+            wav = await asyncio.to_thread(ctx.project.resolve, r.speech.audio)
             async with workers:
                 found = await asyncio.to_thread(store.produce, key, ".aac",
                                                 lambda p: {"frames": aactrack.encode_piece(wav, p)})
@@ -1124,8 +1123,8 @@ async def _cards(ctx: Context, state: LessonState, records: list[SceneRecord], t
 async def _still_segment(ctx: Context, png: Path, seconds: float) -> Path:
     """A segment showing one picture for ``seconds`` (cached)."""
     store, fps = ctx.project.store, ctx.settings.fps
-    key = content_key("still", file_hash(png), seconds, fps, video.VIDEO_CODEC_ARGS)
-    seg = store.get(key, ".mp4")
+    key = content_key("still", await asyncio.to_thread(file_hash, png), seconds, fps, video.VIDEO_CODEC_ARGS)
+    seg = await asyncio.to_thread(store.get, key, ".mp4")
     if seg is None:
         seg = await asyncio.to_thread(video.encode_segment, png, seconds, store.path(key, ".mp4"), fps=fps)
     return seg
@@ -1151,7 +1150,7 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
         until = first[1].start if len(first) > 1 else hold
         span = min(TITLE_CARD_SECONDS, until - 0.5)
         if span >= 1.0:
-            card = BuildRecord(start=0.0, shown=0, slide=ctx.project.ref(lead))
+            card = BuildRecord(start=0.0, shown=0, slide=await asyncio.to_thread(ctx.project.ref, lead))
             steps = [card, first[0].model_copy(update={"start": span}), *first[1:]]
     key = content_key("segment", r.slide.sha256, hold, s.fps, video.VIDEO_CODEC_ARGS,
                       [dataclasses.astuple(c) for c in cues], dataclasses.asdict(style) if cues else None,
