@@ -127,6 +127,8 @@ class CachedSpeech:
                 task = asyncio.ensure_future(self._produce(key, text, voice))
                 self._inflight[key] = task
                 task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
+                # when every scene waiting for it was cancelled, its failure is not logged as never retrieved
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
             else:
                 self.hits += 1
             await asyncio.shield(task)
