@@ -747,7 +747,7 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
                         "picture_box": list(box) if box else None, "degraded": degraded, "layout": result.layout}
             if clip is not None:
                 out.meta["clip_box"] = scene_clips.clip_box(result.boxes)
-        found = project.store.lookup(key, ".png")
+        found = await asyncio.to_thread(project.store.lookup, key, ".png")
     cached, meta = found
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
