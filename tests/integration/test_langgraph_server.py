@@ -43,7 +43,8 @@ def openai_server():
 def server(tmp_path_factory, openai_server):
     """`langgraph dev` on a free local port, serving this checkout's langgraph.json, its OpenAI backends
     pointed at the fake OpenAI server; stopped afterwards."""
-    langgraph = shutil.which("langgraph") or str(Path(sys.executable).with_name("langgraph"))
+    beside = Path(sys.executable).with_name("langgraph")  # this environment's own, before any on PATH
+    langgraph = str(beside) if beside.exists() else shutil.which("langgraph") or str(beside)
     work = tmp_path_factory.mktemp("server")
     config = json.loads((ROOT / "langgraph.json").read_text())
     # the same graph file, named absolutely, so the server's own files (.langgraph_api/) stay out of the repo
