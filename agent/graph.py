@@ -1,6 +1,6 @@
 """Wiring only: the lesson graph and its per-scene subgraph.
 
-    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> END
+    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> quiz -> END
               ^         |                          ^                    |
               +-(notes)-+ (--review only)          +-- (rewritten or retimed scenes; bounded)
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import nodes
+from agent import nodes, quiz
 from agent.context import Context
 from agent.state import LessonState, SceneOutput, SceneState
 
@@ -46,6 +46,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("scene", build_scene_graph())
     g.add_node("measure", nodes.measure)
     g.add_node("assemble", nodes.assemble)
+    g.add_node("quiz", quiz.write_quiz)
     g.add_edge(START, "plan")
     g.add_edge("plan", "review")
     g.add_conditional_edges("review", nodes.after_review, ["plan", "write"])
@@ -53,7 +54,8 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_conditional_edges("fit", nodes.fan_out, ["scene"])
     g.add_edge("scene", "measure")
     g.add_conditional_edges("measure", nodes.after_measure, ["scene", "assemble"])
-    g.add_edge("assemble", END)
+    g.add_edge("assemble", "quiz")
+    g.add_edge("quiz", END)
     return g.compile(checkpointer=checkpointer, name="lessonforge")
 
 

@@ -214,6 +214,7 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
     # the scene records are the lesson as produced; keep the script in step with them
     script = script.model_copy(update={"scenes": [r.draft() for r in scenes]})
     manifest.outline = final.get("outline") or manifest.outline
+    manifest.quiz = final.get("quiz")
     manifest.script = script
     manifest.targets = list(final.get("targets", []))
     manifest.scenes = scenes
@@ -356,6 +357,7 @@ async def produce(
         graph_input = {
             "request": request,
             "outline": manifest.outline,
+            "quiz": manifest.quiz,
             "script": script,
             "targets": targets,
             "tempo": 1.0 if fit_duration else (manifest.duration.tempo if manifest.duration else 1.0),

@@ -458,3 +458,80 @@ class EditPlan(Contract):
         description="The new order as a list of the current scene numbers (after deletes are left out), or null."
     )
     lesson: LessonChange = Field(description="Lesson-wide changes.")
+    quiz: QuizChange = Field(
+        default_factory=lambda: QuizChange(edits=[], add=[], delete=[]),
+        description="Changes to the learner questions at the end of the lesson.",
+    )
+
+
+# --------------------------------------------------------------------------- learner questions
+
+
+class Question(_Strict):
+    """One multiple-choice question that checks what one scene taught."""
+
+    stem: str = Field(description="The question, one sentence, answerable from the lesson alone.")
+    options: list[str] = Field(
+        min_length=3, max_length=5,
+        description="3 to 5 answer options, short, exactly one of them correct; wrong ones plausible, "
+        "never 'all of the above'.",
+    )
+    answer: int = Field(description="The number of the correct option (1 = first).")
+    explanation: str = Field(description="One line: why that answer is right, in the lesson's words.")
+    scene: int = Field(description="The number of the scene whose idea this question checks (1 = first).")
+
+    @field_validator("stem", "explanation")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return " ".join(v.split())
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: list[str]) -> list[str]:
+        v = [" ".join(o.split()) for o in v]
+        if any(not o for o in v):
+            raise ValueError("an option is empty: give every option some text")
+        if len({o.casefold() for o in v}) != len(v):
+            raise ValueError("two options are the same: make every option different")
+        return v
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> Question:
+        if not 1 <= self.answer <= len(self.options):
+            raise ValueError(f"answer is {self.answer} but there are {len(self.options)} options (1-{len(self.options)})")
+        if self.scene < 1:
+            raise ValueError(f"scene must be a scene number (1 = first), got {self.scene}")
+        return self
+
+
+class Quiz(_Strict):
+    """The learner questions at the end of the lesson (3-5 when written; a teacher may keep fewer)."""
+
+    questions: list[Question] = Field(
+        min_length=1, max_length=10,
+        description="3 to 5 questions in the order of the scenes they check, each on a different idea.",
+    )
+
+
+class QuestionEdit(_Strict):
+    """New values for one existing question; null leaves a field as it is."""
+
+    question: int = Field(description="The question's number as the user sees it (1 = first).")
+    stem: str | None = Field(description="New question text, or null to keep it.")
+    options: list[str] | None = Field(description="New options (3-5), complete, or null to keep them.")
+    answer: int | None = Field(description="New number of the correct option (1 = first), or null to keep it.")
+    explanation: str | None = Field(description="New one-line explanation, or null to keep it.")
+    scene: int | None = Field(description="New number of the scene it checks, or null to keep it.")
+
+
+class QuizChange(_Strict):
+    """Changes to the learner questions: edits first, then deletes, then new questions at the end."""
+
+    edits: list[QuestionEdit] = Field(description="Changes to existing questions.")
+    add: list[Question] = Field(description="New questions to add at the end.")
+    delete: list[int] = Field(description="Numbers of questions to remove.")
+
+
+EditPlan.model_rebuild()

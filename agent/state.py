@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, Field, model_validator
 
 from .request import ASPECTS, MAX_MINUTES, MIN_MINUTES, Aspect, LessonRequest, make_request  # noqa: F401
-from .schemas import Outline, Picture, SceneDraft, Script, Visual, old_visual
+from .schemas import Outline, Picture, Quiz, SceneDraft, Script, Visual, old_visual
 
 
 class AssetRef(BaseModel):
@@ -196,6 +196,7 @@ class LessonState(TypedDict, total=False):
     timings: Annotated[dict[str, float], add_timings]
     warnings: Annotated[list[str], extend]
     video: dict[str, Any]
+    quiz: Quiz | None  # the learner questions (agent.quiz), written after assemble
 
 
 class SceneState(TypedDict, total=False):
