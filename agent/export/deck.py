@@ -219,7 +219,7 @@ def read_deck(path: Path | str) -> DeckText:
         title_shape = next((s for s in texts if _SCENE_MARK.match(s.name)), None)
         if title_shape is None:
             title_shape = slide.shapes.title or next(iter(texts), None)
-        body = [s for s in texts if s is not title_shape]
+        body = [s for s in texts if title_shape is None or s.shape_id != title_shape.shape_id]
         named = [s for s in body if s.name == BULLETS_NAME]
         bullets = [t for s in (named or body) for t in _paragraphs(s)]
         mark = _SCENE_MARK.match(title_shape.name) if title_shape is not None else None
