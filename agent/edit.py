@@ -188,6 +188,8 @@ async def edit(
             request, script, changed = apply_plan(manifest, plan)
             quiz, quiz_changed = apply_quiz(manifest, plan, request, script)
             changed += quiz_changed
+            if not changed and quiz is None:  # a lesson left without questions: any turn writes them
+                changed = ["questions written"]
             if not changed:
                 early = EditResult(reply="That leaves the lesson as it is; nothing to change.", action="none")
         except PlanError as err:

@@ -15,7 +15,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import Field, ValidationError, create_model
 
-from tools.base import ConfigError
+from tools.base import ConfigError, LLMError
 
 from .config import describe_validation
 from .context import Context
@@ -90,12 +90,18 @@ async def write_quiz(state: LessonState, runtime: Runtime[Context]) -> dict[str,
     emit("quiz", f"Writing {count} questions for the learner")
     t = now()
     outline = state.get("outline")
-    written: Quiz = await ask(
-        ctx, "quiz", quiz_model(len(records)), expect_words=QUESTION_WORDS * count,
-        topic=req.topic, audience=req.audience, language=req.language,
-        objectives="; ".join(outline.objectives) if outline is not None else "(none given)",
-        scenes=scene_lines(records), count=count, total=len(records),
-    )
+    try:
+        written: Quiz = await ask(
+            ctx, "quiz", quiz_model(len(records)), expect_words=QUESTION_WORDS * count,
+            topic=req.topic, audience=req.audience, language=req.language,
+            objectives="; ".join(outline.objectives) if outline is not None else "(none given)",
+            scenes=scene_lines(records), count=count, total=len(records),
+        )
+    except LLMError as err:  # the video is made: a lesson without questions is kept, and says why
+        note = (f"no learner questions: {err}; lessonforge edit {ctx.project.root} \"write the questions\" "
+                "asks for them again")
+        emit("quiz", note, level="warning")
+        return {"quiz": None, "warnings": [note], "timings": {"quiz": now() - t}}
     return {"quiz": Quiz.model_validate(written.model_dump()), "timings": {"quiz": now() - t}}
 
 

@@ -210,6 +210,8 @@ def _edit_plan(s: Any, message: str, prompt: str) -> Any:
     plan = {"scene_edits": [], "inserts": [], "deletes": [], "order": None, "lesson": lesson}
     text = message.lower()
     scenes = _json_lines(prompt, "scene")
+    if "questions" in text and "(no questions)" in prompt:  # they are written when the lesson is made again
+        return s.EditPlan(action="edit", reply="Writing the questions.", **plan)
     q = re.search(r"question (\d+)", text)
     if q and any(w in text for w in ("harder", "easier", "simpler", "delete", "remove", "drop")):
         return _question_plan(s, int(q.group(1)), text, prompt, plan)

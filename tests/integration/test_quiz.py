@@ -105,3 +105,27 @@ def test_questions_come_through_an_openai_compatible_server(tmp_path, lesson_ser
                         if r.json["response_format"]["json_schema"]["name"] == "Quiz")
     scene = quiz_request["response_format"]["json_schema"]["schema"]["$defs"]["Question"]["properties"]["scene"]
     assert scene["maximum"] == len(manifest.scenes)  # the lesson's scene range is in the strict schema
+
+
+class NoQuestions(FakeLLM):
+    """An LLM whose questions never validate (two options alike), as a very small model's may not."""
+
+    def _next(self, messages, schema):
+        reply = super()._next(messages, schema)
+        if schema.__name__ == "Quiz":
+            data = reply.model_dump()
+            data["questions"][0]["options"][1] = data["questions"][0]["options"][0]
+            return data
+        return reply
+
+
+def test_a_quiz_that_cannot_be_written_leaves_the_lesson_made_and_says_so(tmp_path):
+    fakes = dict(images=FakeImages(), speech=FakeSpeech(), critic=FakeCritic())
+    out = tmp_path / "l"
+    manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0), out,
+                                    llm=NoQuestions(), **fakes))
+    assert manifest.status == "done" and manifest.quiz is None and (out / "lesson.mp4").is_file()
+    assert any("no learner questions" in w and "two options are the same" in w for w in manifest.warnings)
+    result = asyncio.run(edit.edit(out, "write the questions", llm=FakeLLM(), **fakes))
+    assert result.changed == ["questions written"]
+    assert 3 <= len(Project(out).load().quiz.questions) <= 5
