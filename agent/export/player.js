@@ -54,8 +54,9 @@
       var mastery = parseFloat(api.LMSGetValue("cmi.student_data.mastery_score"));
       if (!isNaN(mastery)) data.mastery = mastery;
       var at = parseFloat(api.LMSGetValue("cmi.core.lesson_location"));
-      if (at > 0 && at < (data.duration || Infinity) - 1) {
-        video.addEventListener("loadedmetadata", function () { video.currentTime = at; }, {once: true});
+      if (at > 0 && at < (data.duration || Infinity) - 1) {  // back where the learner left off
+        if (video.readyState >= 1) video.currentTime = at;
+        else video.addEventListener("loadedmetadata", function () { video.currentTime = at; }, {once: true});
       }
       this.commit();
     },

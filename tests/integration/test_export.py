@@ -325,3 +325,20 @@ def test_an_unfinished_lesson_is_not_exported(tmp_path):
     folder.mkdir()
     with pytest.raises(ConfigError, match="no lesson.json"):
         export(folder, ["md"])
+
+
+def test_slides_moved_in_the_deck_move_their_scenes_and_questions(lesson, tmp_path):
+    old = Project(lesson).load()
+    prs = Presentation(str(lesson / "export" / "lesson.pptx"))
+    ids = prs.slides._sldIdLst
+    first = ids[0]
+    ids.remove(first)
+    ids.append(first)  # the first slide moved to the end
+    prs.save(str(tmp_path / "moved.pptx"))
+    result = asyncio.run(import_deck(lesson, tmp_path / "moved.pptx", **media()))
+    manifest = Project(lesson).load()
+    n = len(old.scenes)
+    assert [s.title for s in manifest.scenes] == [s.title for s in old.scenes[1:]] + [old.scenes[0].title]
+    assert result.changed == ["scene order"]
+    moved = {1: n, **{k: k - 1 for k in range(2, n + 1)}}
+    assert [q.scene for q in manifest.quiz.questions] == [moved[q.scene] for q in old.quiz.questions]

@@ -46,6 +46,7 @@ const FIRST = %(first)s, RIGHT = %(right)s;
 const out = {calls: [], steps: []};
 window.API = new Scorm12API({autocommit: false, logLevel: 5});
 window.API.cmi.student_data.mastery_score = "%(mastery)s";
+window.API.cmi.core.lesson_location = "12";  // the learner left off 12 s in, last time
 window.API.on("LMSInitialize", () => out.calls.push(["LMSInitialize"]));
 window.API.on("LMSSetValue.cmi.*", (el, v) => out.calls.push(["LMSSetValue", el, String(v)]));
 window.API.on("LMSCommit", () => out.calls.push(["LMSCommit"]));
@@ -75,9 +76,10 @@ function answer(choices) {
           text: doc().getElementById("quiz-result").textContent};
 }
 until("the lesson to start", () => out.calls.length && doc().getElementById("video").readyState >= 1 &&
+      doc().getElementById("video").currentTime > 0 &&
       doc().getElementById("video").textTracks[0].cues.length > 0, () => {
   const v = doc().getElementById("video");
-  out.video = {duration: v.duration, cues: v.textTracks[0].cues.length};
+  out.video = {duration: v.duration, cues: v.textTracks[0].cues.length, at: v.currentTime};
   out.steps.push({status: window.API.cmi.core.lesson_status});
   out.steps.push(answer(FIRST));
   doc().getElementById("retry").click();
@@ -188,6 +190,7 @@ def test_scorm_package_reports_score_and_status_to_a_scorm12_runtime(lesson, tmp
     n = len(right)
     assert abs(r["video"]["duration"] - video.probe(lesson / "lesson.mp4").duration) <= 0.1
     assert r["video"]["cues"] > 0  # captions load from the package
+    assert abs(r["video"]["at"] - 12) < 0.5  # resumed where cmi.core.lesson_location says
     assert r["calls"][0] == ["LMSInitialize"]
     assert r["steps"][0]["status"] == "incomplete"  # set as soon as the lesson opens
     wrong_score = round(100 * (n - 1) / n)
