@@ -342,3 +342,27 @@ def test_slides_moved_in_the_deck_move_their_scenes_and_questions(lesson, tmp_pa
     assert result.changed == ["scene order"]
     moved = {1: n, **{k: k - 1 for k in range(2, n + 1)}}
     assert [q.scene for q in manifest.quiz.questions] == [moved[q.scene] for q in old.quiz.questions]
+
+
+def test_a_diagram_lesson_without_questions_exports(tmp_path):
+    from tests.integration.test_visuals import SCRIPT  # a diagram scene and a picture scene
+
+    out = tmp_path / "w"
+    manifest = asyncio.run(run.make(make_request(topic="water cycle", minutes=0.5), Settings.load(fit_rounds=0), out,
+                                    script=SCRIPT, **media()))
+    assert manifest.quiz is None  # made from a script with no LLM: no questions
+    export(out, ["pptx", "md", "scorm"])
+    prs = Presentation(str(out / "export" / "lesson.pptx"))
+    diagram = next(s for s in prs.slides[0].shapes if s.name == "LessonForge visual")
+    left, top, right, bottom = manifest.scenes[0].picture_box
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(diagram.image.blob)) as img:
+        assert img.size == (right - left, bottom - top)  # the diagram as drawn on the slide
+    text = (out / "export" / "lesson.md").read_text()
+    assert "## Questions" not in text and SCRIPT.scenes[0].narration in text
+    with zipfile.ZipFile(out / "export" / "lesson-scorm12.zip") as zf:
+        assert b"masteryscore" not in zf.read("imsmanifest.xml")
+        assert '"quiz": null' in zf.read("index.html").decode()

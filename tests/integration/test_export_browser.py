@@ -37,26 +37,19 @@ NODE_MODULES = Path(__file__).resolve().parents[1] / "js" / "node_modules"
 RUNTIME = NODE_MODULES / "scorm-again" / "dist" / "scorm12.min.js"
 PROBE = "http://probe.lessonforge.invalid/external"
 
-# The LMS side: scorm-again's SCORM 1.2 API as window.API, the lesson in a frame, the quiz answered by clicks.
-LMS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>LMS</title><script src="/js/scorm12.min.js"></script></head>
-<body><iframe id="sco" width="1100" height="900"></iframe>
+# Shared by the test pages: the lesson in a frame, polling for a state, posting what was seen.
+HARNESS = """<!doctype html>
+<html><head><meta charset="utf-8"><title>%(title)s</title><link rel="icon" href="data:,">%(head)s</head>
+<body><iframe id="frame" width="1100" height="900"></iframe>
 <script>
-const FIRST = %(first)s, RIGHT = %(right)s;
 const out = {calls: [], steps: []};
-window.API = new Scorm12API({autocommit: false, logLevel: 5});
-window.API.cmi.student_data.mastery_score = "%(mastery)s";
-window.API.cmi.core.lesson_location = "12";  // the learner left off 12 s in, last time
-window.API.on("LMSInitialize", () => out.calls.push(["LMSInitialize"]));
-window.API.on("LMSSetValue.cmi.*", (el, v) => out.calls.push(["LMSSetValue", el, String(v)]));
-window.API.on("LMSCommit", () => out.calls.push(["LMSCommit"]));
-window.API.on("LMSFinish", () => out.calls.push(["LMSFinish"]));
-const frame = document.getElementById("sco");
+const frame = document.getElementById("frame");
 const doc = () => frame.contentDocument;
+const video = () => doc().getElementById("video");
 function send(why) {
   out.why = why;
-  out.final = {status: window.API.cmi.core.lesson_status, score: window.API.cmi.core.score.raw,
-               min: window.API.cmi.core.score.min, max: window.API.cmi.core.score.max};
+  if (window.API) out.final = {status: API.cmi.core.lesson_status, score: API.cmi.core.score.raw,
+                               min: API.cmi.core.score.min, max: API.cmi.core.score.max};
   fetch("/result", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(out)});
 }
 function until(what, test, then) {
@@ -72,69 +65,100 @@ function until(what, test, then) {
 function answer(choices) {
   choices.forEach((c, i) => doc().querySelector('input[name="q' + (i + 1) + '"][value="' + c + '"]').click());
   doc().getElementById("check").click();
-  return {status: window.API.cmi.core.lesson_status, score: window.API.cmi.core.score.raw,
+  return {status: window.API ? API.cmi.core.lesson_status : null, score: window.API ? API.cmi.core.score.raw : null,
           text: doc().getElementById("quiz-result").textContent};
 }
-until("the lesson to start", () => out.calls.length && doc().getElementById("video").readyState >= 1 &&
-      doc().getElementById("video").currentTime > 0 &&
-      doc().getElementById("video").textTracks[0].cues.length > 0, () => {
-  const v = doc().getElementById("video");
-  out.video = {duration: v.duration, cues: v.textTracks[0].cues.length, at: v.currentTime};
-  out.steps.push({status: window.API.cmi.core.lesson_status});
-  out.steps.push(answer(FIRST));
-  doc().getElementById("retry").click();
-  out.steps.push(answer(RIGHT));
-  frame.src = "about:blank";  // the learner leaves: the page finishes its session
-  until("LMSFinish", () => out.calls.some((c) => c[0] === "LMSFinish"), () => send("done"));
-});
-frame.src = "/pkg/index.html";
+const ready = () => video().readyState >= 1 && video().textTracks[0].cues.length > 0;
+%(script)s
+frame.src = "%(src)s";
 </script></body></html>
 """
 
-# The standalone page in a frame with no API anywhere: chapters, captions and the quiz work offline.
-PAGE_CHECK = """<!doctype html>
-<html><head><meta charset="utf-8"><title>viewer</title><link rel="icon" href="data:,"></head>
-<body><iframe id="page" width="1100" height="900"></iframe>
-<script>
+# The LMS side: scorm-again's SCORM 1.2 API as window.API, with the mastery score from the manifest.
+LMS = """
+window.API = new Scorm12API({autocommit: false, logLevel: 5});
+if ("%(mastery)s") API.cmi.student_data.mastery_score = "%(mastery)s";  // from imsmanifest.xml
+if ("%(location)s") API.cmi.core.lesson_location = "%(location)s";  // where the learner left off last time
+API.on("LMSInitialize", () => out.calls.push(["LMSInitialize"]));
+API.on("LMSSetValue.cmi.*", (el, v) => out.calls.push(["LMSSetValue", el, String(v)]));
+API.on("LMSCommit", () => out.calls.push(["LMSCommit"]));
+API.on("LMSFinish", () => out.calls.push(["LMSFinish"]));
+function leave() {  // the learner leaves: the page finishes its session
+  frame.src = "about:blank";
+  until("LMSFinish", () => out.calls.some((c) => c[0] === "LMSFinish"), () => send("done"));
+}
+"""
+
+# The quiz answered by clicks: first with one wrong answer, then (after "Try again") all right.
+QUIZ_RUN = LMS + """
+const FIRST = %(first)s, RIGHT = %(right)s;
+until("the lesson to resume", () => out.calls.length && ready() && video().currentTime > 0, () => {
+  out.video = {duration: video().duration, cues: video().textTracks[0].cues.length, at: video().currentTime};
+  out.steps.push({status: API.cmi.core.lesson_status});
+  out.steps.push(answer(FIRST));
+  doc().getElementById("retry").click();
+  out.steps.push(answer(RIGHT));
+  leave();
+});
+"""
+
+# A lesson without questions, watched to its end.
+WATCH_RUN = LMS + """
+until("the lesson to start", () => out.calls.length && ready(), () => {
+  out.steps.push({status: API.cmi.core.lesson_status, quiz: !doc().getElementById("quiz").hidden});
+  video().currentTime = video().duration - 0.4;
+  video().play();
+  until("the end", () => video().ended && API.cmi.core.lesson_status === "completed", leave);
+});
+"""
+
+# The standalone page with no API anywhere: chapters, captions and the quiz work offline.
+PAGE_RUN = """
 const RIGHT = %(right)s;
-const out = {};
-const frame = document.getElementById("page");
-const doc = () => frame.contentDocument;
-function send(why) {
-  out.why = why;
-  fetch("/result", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(out)});
-}
-function until(what, test, then) {
-  const started = Date.now();
-  (function poll() {
-    let ok = false;
-    try { ok = test(); } catch (e) { ok = false; }
-    if (ok) return then();
-    if (Date.now() - started > 40000) return send("timeout waiting for " + what);
-    setTimeout(poll, 100);
-  })();
-}
-until("the page", () => doc().getElementById("video").readyState >= 1 &&
-      doc().getElementById("video").textTracks[0].cues.length > 0, () => {
-  const v = doc().getElementById("video");
-  out.cues = v.textTracks[0].cues.length;
+until("the page", ready, () => {
+  out.cues = video().textTracks[0].cues.length;
   out.chapters = doc().querySelectorAll("#chapters button").length;
   out.transcript = doc().querySelectorAll("#transcript section").length;
   out.lmsNote = !doc().getElementById("lms-note").hidden;
-  v.addEventListener("seeked", () => {
-    out.seekedTo = v.currentTime;
-    RIGHT.forEach((c, i) => doc().querySelector('input[name="q' + (i + 1) + '"][value="' + c + '"]').click());
-    doc().getElementById("check").click();
-    out.result = doc().getElementById("quiz-result").textContent;
-    out.feedback = Array.from(doc().querySelectorAll(".feedback.ok")).length;
+  video().addEventListener("seeked", () => {
+    out.seekedTo = video().currentTime;
+    out.result = answer(RIGHT).text;
+    out.feedback = doc().querySelectorAll(".feedback.ok").length;
     // a request that would leave the machine: the net log must show it
     fetch("%(probe)s", {mode: "no-cors"}).catch(() => {}).finally(() => setTimeout(() => send("done"), 300));
   }, {once: true});
   doc().querySelectorAll("#chapters button")[1].click();
 });
-frame.src = "/html/index.html";
-</script></body></html>
 """
+
+
+def harness(script: str, src: str, lms: bool) -> str:
+    head = '<script src="/js/scorm12.min.js"></script>' if lms else ""
+    return HARNESS % {"title": "LMS" if lms else "viewer", "head": head, "script": script, "src": src}
+
+
+def unpack(package: Path, site: Path) -> str:
+    """The package where an LMS would serve it, beside the runtime; returns its mastery score."""
+    if not RUNTIME.is_file():
+        pytest.skip(f"the SCORM 1.2 runtime is not installed ({RUNTIME}); run: cd tests/js && npm ci")
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(site / "pkg")
+    (site / "js").mkdir()
+    shutil.copyfile(RUNTIME, site / "js" / "scorm12.min.js")
+    ns = {"adlcp": "http://www.adlnet.org/xsd/adlcp_rootv1p2"}
+    found = ET.parse(site / "pkg" / "imsmanifest.xml").getroot().find(".//adlcp:masteryscore", ns)
+    return found.text if found is not None else ""
+
+
+def visit(site: Path, page: str, tmp_path: Path, flags: tuple[str, ...] = ()) -> tuple[dict, str]:
+    gen = serve(site, page)
+    url, results = next(gen)
+    try:
+        why = open_page(f"{url}/page.html", results, tmp_path, flags=flags)
+    finally:
+        gen.close()
+    assert results, why
+    return results[0], url
 
 
 def page_requests(net_log: Path, origin: str) -> list[str]:
@@ -166,31 +190,16 @@ def _answers(folder: Path) -> list[int]:
 
 
 def test_scorm_package_reports_score_and_status_to_a_scorm12_runtime(lesson, tmp_path):
-    if not RUNTIME.is_file():
-        pytest.skip(f"the SCORM 1.2 runtime is not installed ({RUNTIME}); run: cd tests/js && npm ci")
     site = tmp_path / "site"
-    with zipfile.ZipFile(lesson / "export" / "lesson-scorm12.zip") as zf:
-        zf.extractall(site / "pkg")
-    (site / "js").mkdir()
-    shutil.copyfile(RUNTIME, site / "js" / "scorm12.min.js")
-    ns = {"adlcp": "http://www.adlnet.org/xsd/adlcp_rootv1p2"}
-    mastery = ET.parse(site / "pkg" / "imsmanifest.xml").getroot().find(".//adlcp:masteryscore", ns).text
+    mastery = unpack(lesson / "export" / "lesson-scorm12.zip", site)
     right = _answers(lesson)
     first = [right[0] % 3 + 1, *right[1:]]  # the first question answered wrong
-    page = LMS_PAGE % {"first": json.dumps(first), "right": json.dumps(right), "mastery": mastery}
-    gen = serve(site, page)
-    url, results = next(gen)
-    try:
-        why = open_page(f"{url}/page.html", results, tmp_path)
-    finally:
-        gen.close()
-    assert results, why
-    r = results[0]
-    assert r["why"] == "done", r
+    script = QUIZ_RUN % {"first": json.dumps(first), "right": json.dumps(right), "mastery": mastery, "location": 12}
+    r, _ = visit(site, harness(script, "/pkg/index.html", lms=True), tmp_path)
     n = len(right)
     assert abs(r["video"]["duration"] - video.probe(lesson / "lesson.mp4").duration) <= 0.1
     assert r["video"]["cues"] > 0  # captions load from the package
-    assert abs(r["video"]["at"] - 12) < 0.5  # resumed where cmi.core.lesson_location says
+    assert abs(r["video"]["at"] - 12) < 0.5  # resumed where cmi.core.lesson_location said
     assert r["calls"][0] == ["LMSInitialize"]
     assert r["steps"][0]["status"] == "incomplete"  # set as soon as the lesson opens
     wrong_score = round(100 * (n - 1) / n)
@@ -211,16 +220,9 @@ def test_html_page_works_offline_and_asks_for_nothing_outside_its_folder(lesson,
     site = tmp_path / "site"
     shutil.copytree(lesson / "export" / "html", site / "html")
     right = _answers(lesson)
-    gen = serve(site, PAGE_CHECK % {"right": json.dumps(right), "probe": PROBE})
-    url, results = next(gen)
     net_log = tmp_path / "net-log.json"
-    try:
-        why = open_page(f"{url}/page.html", results, tmp_path,
-                        flags=(f"--log-net-log={net_log}", "--net-log-capture-mode=Default"))
-    finally:
-        gen.close()
-    assert results, why
-    r = results[0]
+    page = harness(PAGE_RUN % {"right": json.dumps(right), "probe": PROBE}, "/html/index.html", lms=False)
+    r, url = visit(site, page, tmp_path, flags=(f"--log-net-log={net_log}", "--net-log-capture-mode=Default"))
     manifest = Project(lesson).load()
     assert r["why"] == "done", r
     assert r["cues"] > 0 and r["chapters"] == r["transcript"] == len(manifest.scenes)
@@ -234,3 +236,19 @@ def test_html_page_works_offline_and_asks_for_nothing_outside_its_folder(lesson,
     outside = [u for u in mine if not u.startswith(f"{url}/html/")]
     assert not outside, f"the page asked for something outside its folder: {outside}"
     assert all((site / u[len(url) + 1:].split("?")[0]).is_file() for u in mine), mine
+
+
+def test_a_lesson_without_questions_is_completed_when_watched_to_the_end(tmp_path):
+    from tests.integration.test_visuals import SCRIPT  # made from a script with no LLM: no questions
+
+    out = tmp_path / "w"
+    asyncio.run(run.make(make_request(topic="water cycle", minutes=0.5), Settings.load(fit_rounds=0), out,
+                         script=SCRIPT, images=FakeImages(), speech=FakeSpeech(), critic=FakeCritic()))
+    export(out, ["scorm"])
+    site = tmp_path / "site"
+    assert unpack(out / "export" / "lesson-scorm12.zip", site) == ""  # no mastery score without questions
+    r, _ = visit(site, harness(WATCH_RUN % {"mastery": "", "location": ""}, "/pkg/index.html", lms=True), tmp_path)
+    assert r["why"] == "done", r
+    assert r["steps"][0] == {"status": "incomplete", "quiz": False}
+    assert r["final"]["status"] == "completed" and r["final"]["score"] == ""
+    assert ("LMSSetValue", "cmi.core.exit", "") in {tuple(c) for c in r["calls"]}
