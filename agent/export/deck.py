@@ -38,6 +38,11 @@ def lesson_id(manifest: Manifest) -> str:
     return "lessonforge:" + content_key("lesson", manifest.request.topic, manifest.created)[:16]
 
 
+def text_key(manifest: Manifest) -> str:
+    """What the deck's text was when exported: an import checks it compares against that version."""
+    return content_key("deck-text", [(s.title, s.bullets, s.narration) for s in manifest.scenes])[:16]
+
+
 def _font_name(text: str, language: str, bold: bool) -> str:
     """The family of the font the video's slides use for ``text`` (as PowerPoint names it)."""
     from tools.slides import choose_font
@@ -115,7 +120,7 @@ def build_deck(project: Project, manifest: Manifest) -> Any:
     props = prs.core_properties
     props.title = lesson_title(manifest)
     props.subject = req.topic
-    props.identifier = lesson_id(manifest)
+    props.identifier = f"{lesson_id(manifest)}:{text_key(manifest)}"
     props.revision = max(1, project.current_version())
     props.language = req.language
     blank = prs.slide_layouts[6]

@@ -21,7 +21,7 @@ from ..quiz import renumber
 from ..run import produce
 from ..schemas import SceneDraft, Script
 from . import finished, lesson_title
-from .deck import DeckText, SlideText, clean_text, lesson_id, read_deck
+from .deck import DeckText, SlideText, clean_text, lesson_id, read_deck, text_key
 
 
 def _structure(manifest: Manifest) -> list[tuple[str, str]]:
@@ -95,7 +95,9 @@ async def import_deck(
     current = finished(project)
     deck = read_deck(deck_path)
     name = Path(deck_path).name
-    if deck.identifier and deck.identifier != lesson_id(current):
+    parts = deck.identifier.split(":")  # lessonforge:LESSON:TEXT
+    lesson, exported_text = ":".join(parts[:2]), ":".join(parts[2:])
+    if lesson and lesson != lesson_id(current):
         raise ConfigError(f"{name} was exported from another lesson; import it into that lesson's folder, or "
                           f"export this one with lessonforge export {project.root} --to pptx")
     if not any(s.scene for s in deck.slides):
@@ -103,6 +105,10 @@ async def import_deck(
                           f"'LessonForge title, scene N'); start from lessonforge export {project.root} --to pptx")
     version = project.current_version()
     base = current if deck.version in (0, version) else project.version_manifest(deck.version)
+    if exported_text and exported_text != text_key(base):
+        raise ConfigError(
+            f"{name} was exported from a version of the lesson that is no longer in its history (undone, then "
+            f"edited again); export the lesson again and make your changes in the new deck")
     if _structure(base) != _structure(current):
         raise ConfigError(
             f"{name} was exported from version {deck.version}, and scenes were added, removed or moved since "

@@ -28,7 +28,7 @@ from agent import edit, run
 from agent.cli import app
 from agent.config import Settings
 from agent.export import export, parse_formats
-from agent.export.deck import lesson_id
+from agent.export.deck import lesson_id, text_key
 from agent.export.deck_import import import_deck
 from agent.project import Project
 from agent.state import make_request
@@ -112,7 +112,7 @@ def test_deck_has_a_slide_per_scene_with_real_text_pictures_notes_and_theme(made
         assert bullets.text_frame.paragraphs[0].runs[0].font.color.rgb == RGBColor(*theme.text)
         assert run.font.name  # the font the video's slides use
         assert slide.background.fill.fore_color.rgb == RGBColor(*theme.background)
-    assert prs.core_properties.identifier == lesson_id(manifest)
+    assert prs.core_properties.identifier == f"{lesson_id(manifest)}:{text_key(manifest)}"
 
 
 def test_deck_opens_in_libreoffice_one_page_per_scene(made, tmp_path):
@@ -227,7 +227,17 @@ def test_bad_decks_are_refused_with_the_fix(lesson, tmp_path):
 def test_a_deck_from_before_a_structural_edit_is_refused(lesson, tmp_path):
     deck = shutil.copyfile(lesson / "export" / "lesson.pptx", tmp_path / "old.pptx")
     asyncio.run(edit.edit(lesson, "delete scene 2", llm=FakeLLM(), **media()))
-    with pytest.raises(ConfigError, match="export the lesson again"):
+    with pytest.raises(ConfigError, match="scenes were added, removed or moved since"):
+        asyncio.run(import_deck(lesson, deck, **media()))
+
+
+def test_a_deck_from_an_undone_version_is_refused(lesson, tmp_path):
+    asyncio.run(edit.edit(lesson, "make scene 2 simpler", llm=FakeLLM(), **media()))
+    export(lesson, ["pptx"])
+    deck = shutil.copyfile(lesson / "export" / "lesson.pptx", tmp_path / "old.pptx")
+    asyncio.run(edit.undo(lesson, **media()))
+    asyncio.run(edit.edit(lesson, "make scene 3 simpler", llm=FakeLLM(), **media()))  # a new version, same number
+    with pytest.raises(ConfigError, match="no longer in its history"):
         asyncio.run(import_deck(lesson, deck, **media()))
 
 
