@@ -15,6 +15,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import Field, ValidationError, create_model
 
+from tools.contract import items
+
 from tools.base import ConfigError, LLMError
 
 from .config import describe_validation
@@ -36,17 +38,17 @@ class QuizError(ConfigError):
 def quiz_model(scenes: int) -> type[Quiz]:
     """The Quiz schema the LLM fills for a lesson of ``scenes`` scenes: 3-5 questions, scene numbers in range.
 
-    The limits are part of the JSON schema, so constrained decoding keeps to them and a reply that
-    breaks them is sent back with the validation error.
+    The limits are part of the JSON schema (the contract), so constrained decoding keeps to them; a
+    backend that does not enforce them is repaired after (questions on no scene are left out).
     """
     question = create_model(
         "Question", __base__=Question,
-        scene=(int, Field(ge=1, le=scenes, description=f"The number of the scene this question checks (1-{scenes}).")),
+        scene=(int, Field(description=f"The number of the scene this question checks (1-{scenes}).",
+                          json_schema_extra={"minimum": 1, "maximum": scenes})),
     )
     return create_model(
         "Quiz", __base__=Quiz,
-        questions=(list[question], Field(min_length=MIN_QUESTIONS, max_length=MAX_QUESTIONS,
-                                          description=Quiz.model_fields["questions"].description)),
+        questions=(list[question], items(MIN_QUESTIONS, MAX_QUESTIONS, Quiz.model_fields["questions"].description)),
     )
 
 
@@ -98,11 +100,24 @@ async def write_quiz(state: LessonState, runtime: Runtime[Context]) -> dict[str,
             scenes=scene_lines(records), count=count, total=len(records),
         )
     except LLMError as err:  # the video is made: a lesson without questions is kept, and says why
-        note = (f"no learner questions: {err}; lessonforge edit {ctx.project.root} \"write the questions\" "
-                "asks for them again")
-        emit("quiz", note, level="warning")
-        return {"quiz": None, "warnings": [note], "timings": {"quiz": now() - t}}
-    return {"quiz": Quiz.model_validate(written.model_dump()), "timings": {"quiz": now() - t}}
+        return _without_questions(ctx, str(err), t)
+    kept = [q for q in written.questions if 1 <= q.scene <= len(records)]
+    notes = [*written.repairs, *(f"question on scene {q.scene} left out: there is no such scene"
+                                 for q in written.questions if q not in kept)]
+    if len(kept) > MAX_QUESTIONS:
+        notes.append(f"kept the first {MAX_QUESTIONS} of {len(kept)} questions")
+        kept = kept[:MAX_QUESTIONS]
+    if not kept:
+        return _without_questions(ctx, "; ".join(notes) or "the reply held none", t)
+    return {"quiz": Quiz(questions=[Question.model_validate(q.model_dump()) for q in kept]),
+            "warnings": [f"learner questions: {n}" for n in notes], "timings": {"quiz": now() - t}}
+
+
+def _without_questions(ctx: Context, why: str, started: float) -> dict[str, Any]:
+    """The video is made: a lesson without questions is kept, and says why and how to ask again."""
+    note = f"no learner questions: {why}; lessonforge edit {ctx.project.root} \"write the questions\" asks again"
+    emit("quiz", note, level="warning")
+    return {"quiz": None, "warnings": [note], "timings": {"quiz": now() - started}}
 
 
 def apply_changes(quiz: Quiz | None, change: QuizChange, scenes: int) -> tuple[Quiz | None, list[str]]:
@@ -119,17 +134,22 @@ def apply_changes(quiz: Quiz | None, change: QuizChange, scenes: int) -> tuple[Q
         raise QuizError(f"there is no question {', '.join(map(str, named))}: {have}")
     changed: list[str] = []
     for e in change.edits:
-        update = {k: v for k, v in e.model_dump().items() if k != "question" and v is not None}
+        update = e.changes()
         try:
             new = Question.model_validate({**questions[e.question - 1].model_dump(), **update})
         except ValidationError as err:
             raise QuizError(f"question {e.question}: {describe_validation(err)}") from None
+        if new.broken:
+            raise QuizError(f"question {e.question}: {new.broken}")
         if new != questions[e.question - 1]:
             questions[e.question - 1] = new
             changed.append(f"question {e.question} ({', '.join(update)})")
     gone = set(change.delete)
     questions = [q for k, q in enumerate(questions, 1) if k not in gone]
     changed += [f"deleted question {k}" for k in sorted(gone)]
+    broken = [q.broken for q in change.add if q.broken]
+    if broken:
+        raise QuizError(f"a new question cannot be asked: {broken[0]}")
     questions += change.add
     changed += [f"new question {len(questions) - len(change.add) + i}" for i in range(1, len(change.add) + 1)]
     wrong = sorted({q.scene for q in questions if not 1 <= q.scene <= scenes})

@@ -24,9 +24,9 @@ from . import finished, lesson_title
 from .deck import DeckText, SlideText, clean_text, lesson_id, read_deck, text_key
 
 
-def _structure(manifest: Manifest) -> list[tuple[str, str]]:
+def _structure(manifest: Manifest) -> list[tuple[str, Any]]:
     """What a deck cannot change: which scenes there are, in which order (their pictures and kinds)."""
-    return [(s.illustration_prompt, s.visual) for s in manifest.scenes]
+    return [(s.role, s.visual) for s in manifest.scenes]
 
 
 def _draft(slide: SlideText, fields: dict[str, Any]) -> SceneDraft:
@@ -66,9 +66,10 @@ def merge(deck: DeckText, base: Manifest, current: Manifest) -> tuple[list[Scene
             if edited:
                 changed.append(f"scene {k} ({', '.join(edited)})")
         else:  # a slide added in the deck (or a copy of one): a new scene
+            prompt = f"{slide.title}: {', '.join(slide.bullets)}" if slide.bullets else slide.title
             source = current.scenes[k - 1].draft().model_dump() if k is not None and 1 <= k <= n else {
-                "illustration_prompt": f"{slide.title}: {', '.join(slide.bullets)}" if slide.bullets else slide.title,
-                "visual": "illustration" if pictures else "text",
+                "role": "concept", "key": "", "answer": "",
+                "visual": {"kind": "picture", "prompt": prompt} if pictures else {"kind": "text"},
             }
             if not slide.title:
                 raise ConfigError(f"slide {slide.number} has no title; give it one (a new slide becomes a scene)")

@@ -108,13 +108,15 @@ def test_questions_come_through_an_openai_compatible_server(tmp_path, lesson_ser
 
 
 class NoQuestions(FakeLLM):
-    """An LLM whose questions never validate (two options alike), as a very small model's may not."""
+    """An LLM whose questions cannot be asked (each answer points past its options), as a very small
+    model's may not."""
 
     def _next(self, messages, schema):
         reply = super()._next(messages, schema)
         if schema.__name__ == "Quiz":
             data = reply.model_dump()
-            data["questions"][0]["options"][1] = data["questions"][0]["options"][0]
+            for q in data["questions"]:
+                q["options"], q["answer"] = q["options"][:3], 5
             return data
         return reply
 
@@ -125,7 +127,7 @@ def test_a_quiz_that_cannot_be_written_leaves_the_lesson_made_and_says_so(tmp_pa
     manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0), out,
                                     llm=NoQuestions(), **fakes))
     assert manifest.status == "done" and manifest.quiz is None and (out / "lesson.mp4").is_file()
-    assert any("no learner questions" in w and "two options are the same" in w for w in manifest.warnings)
+    assert any("no learner questions" in w and "answer 5 is not one of its 3 options" in w for w in manifest.warnings)
     result = asyncio.run(edit.edit(out, "write the questions", llm=FakeLLM(), **fakes))
     assert result.changed == ["questions written"]
     assert 3 <= len(Project(out).load().quiz.questions) <= 5
