@@ -30,13 +30,13 @@ def _structure(manifest: Manifest) -> list[tuple[str, Any]]:
 
 
 def _draft(slide: SlideText, fields: dict[str, Any]) -> SceneDraft:
+    where = f"slide {slide.number} ({slide.title or 'no title'!r})"
+    if not str(fields.get("narration", "")).strip():
+        raise ConfigError(f"{where}: its speaker notes are empty; they are what the narrator says, so write them")
     try:
         return SceneDraft.model_validate(fields)
     except ValidationError as err:
-        problem = describe_validation(err)
-        if "narration" in problem:
-            problem = "its speaker notes are empty; they are what the narrator says, so write them"
-        raise ConfigError(f"slide {slide.number} ({slide.title or 'no title'!r}): {problem}") from None
+        raise ConfigError(f"{where}: {describe_validation(err)}") from None
 
 
 def merge(deck: DeckText, base: Manifest, current: Manifest) -> tuple[list[SceneDraft], dict[int, int], list[str]]:
