@@ -66,7 +66,8 @@ def test_make_question_2_harder_changes_only_question_2_and_undo_restores_it(les
 
 def test_a_question_that_does_not_exist_gets_a_plain_answer(lesson):
     code, out = _cli("edit", str(lesson), "make question 9 harder", *FAKES, "--quiet")
-    assert code == 0 and "there is no question 9" in out
+    assert code == 2 and "there is no question 9" in out  # refused: a script sees it failed
+    assert Project(lesson).current_version() == 1  # nothing was produced
 
 
 def test_deleting_a_scene_drops_its_question_and_renumbers_the_rest(lesson):
