@@ -684,6 +684,49 @@ def ui(
         pass
 
 
+@app.command()
+def export(
+    folder: Path = typer.Argument(..., help="A lesson folder."),
+    to: Optional[list[str]] = typer.Option(
+        None, "--to", "-t", help="pptx, scorm, html or md; repeat or comma-separate for several (default: all)."),
+) -> None:
+    """Write the lesson as a PowerPoint deck, a SCORM 1.2 package, a web page or Markdown, under DIR/export/."""
+    from agent import export as exporting
+
+    try:
+        formats = exporting.parse_formats(to)
+        written = exporting.export(folder, formats)
+    except LessonForgeError as err:
+        _fail(err, 2)
+    table = Table(show_header=False, box=None)
+    table.add_column()
+    table.add_column(overflow="fold")
+    for fmt, path in written.items():
+        table.add_row(fmt, escape(str(path)))
+    out_console.print(table)
+
+
+@app.command("import")
+def import_deck(
+    folder: Path = typer.Argument(..., help="A lesson folder."),
+    deck: Path = typer.Argument(..., help="A deck made by lessonforge export (edited in PowerPoint, Keynote, LibreOffice)."),
+    speech: Optional[str] = typer.Option(None, help="Override the speech backend."),
+    images: Optional[str] = typer.Option(None, help="Override the image backend."),
+    critic: Optional[str] = typer.Option(None, help="Override the critic backend."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Read an edited deck's titles, bullets and notes back: a new version, only changed scenes re-rendered."""
+    from agent.export.deck_import import import_deck as importing
+
+    try:
+        settings = _settings_for(folder, speech=speech, images=images, critic=critic)
+    except ConfigError as err:
+        _fail(err, 2)
+    with Progress(_mode(quiet, False), f"import {deck}") as progress:
+        result = _run(importing(folder, deck, settings, on_event=progress), folder)
+    out_console.print(result.reply, highlight=False, markup=False)
+
+
 def _review_prompt(outline: dict[str, Any]) -> dict[str, Any]:
     """Show the planned outline; approve it, or give notes for a new plan."""
     console.print(f"[bold]Outline:[/] {escape(str(outline.get('title', '')))}")

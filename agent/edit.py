@@ -22,6 +22,7 @@ from .config import Settings, describe_validation
 from .context import EventSink, create
 from .nodes import SCENE_EXTRA_WORDS, count_words
 from .project import Manifest, Project
+from .quiz import QuizError, apply_changes, question_lines, renumber
 from .run import close_backends, produce
 from .schemas import EditPlan, SceneDraft, Script
 from .state import LessonRequest
@@ -92,17 +93,7 @@ def apply_plan(manifest: Manifest, plan: EditPlan) -> tuple[LessonRequest, Scrip
             raise PlanError(f"the new order must list each remaining scene once: {keep}")
         if plan.order != keep:
             changed.append("scene order")
-        keep = list(plan.order)
-    result: list[SceneDraft] = [i.scene for i in plan.inserts if i.after == 0]
-    for k in keep:
-        result.append(scenes[k - 1])
-        result += [i.scene for i in plan.inserts if i.after == k]
-    for k in range(1, n + 1):  # inserts after a deleted scene still go in, where it was
-        if k not in keep:
-            anchor = next((j for j in range(k - 1, 0, -1) if j in keep), 0)
-            extra = [i.scene for i in plan.inserts if i.after == k]
-            at = result.index(scenes[anchor - 1]) + 1 if anchor else 0
-            result[at:at] = extra
+    result = [scenes[k - 1] if isinstance(k, int) else k for k in arrangement(plan, n)]
     changed += [f"deleted scene {k}" for k in sorted(set(plan.deletes))]
     changed += [f"new scene after {i.after}" for i in plan.inserts]
     lesson = {k: v for k, v in plan.lesson.model_dump().items() if v is not None}
@@ -114,6 +105,39 @@ def apply_plan(manifest: Manifest, plan: EditPlan) -> tuple[LessonRequest, Scrip
             raise PlanError(describe_validation(err)) from None
         changed += [f"{k} -> {v}" for k, v in lesson.items() if getattr(manifest.request, k) != getattr(request, k)]
     return request, Script(title=manifest.script.title if manifest.script else request.topic, scenes=result), changed
+
+
+def arrangement(plan: EditPlan, n: int) -> list[int | SceneDraft]:
+    """The scenes after ``plan`` in their new order: kept scenes by their current number, new ones as drafts."""
+    keep = list(plan.order) if plan.order else [k for k in range(1, n + 1) if k not in set(plan.deletes)]
+    result: list[int | SceneDraft] = [i.scene for i in plan.inserts if i.after == 0]
+    for k in keep:
+        result.append(k)
+        result += [i.scene for i in plan.inserts if i.after == k]
+    for k in range(1, n + 1):  # inserts after a deleted scene still go in, where it was
+        if k not in keep:
+            anchor = next((j for j in range(k - 1, 0, -1) if j in keep), 0)
+            at = result.index(anchor) + 1 if anchor else 0
+            result[at:at] = [i.scene for i in plan.inserts if i.after == k]
+    return result
+
+
+def moved_scenes(plan: EditPlan, n: int) -> dict[int, int]:
+    """Each kept scene's current number -> its number after ``plan``."""
+    return {k: i for i, k in enumerate(arrangement(plan, n), 1) if isinstance(k, int)}
+
+
+def apply_quiz(manifest: Manifest, plan: EditPlan, request: LessonRequest, script: Script) -> tuple[Any, list[str]]:
+    """The quiz after ``plan``: its own changes, then questions follow their scenes; a new language or
+    audience leaves none, so the quiz step writes them again."""
+    if request.language != manifest.request.language or request.audience != manifest.request.audience:
+        return None, ["questions written again"] if manifest.quiz is not None else []
+    quiz, notes = renumber(manifest.quiz, moved_scenes(plan, len(manifest.scenes)))
+    try:
+        quiz, changed = apply_changes(quiz, plan.quiz, len(script.scenes))
+    except QuizError as err:
+        raise PlanError(str(err)) from None
+    return quiz, notes + changed
 
 
 async def edit(
@@ -145,6 +169,7 @@ async def edit(
         language=req.language, audience=req.audience, minutes=f"{req.minutes:g}", theme=req.theme,
         aspect=req.aspect, voice=req.voice or "(default)",
         scenes=describe(manifest),
+        questions=question_lines(manifest.quiz),
         history="\n".join(f"{m['role']}: {m['content']}" for m in (history or [])[-HISTORY_TURNS:]) or "(none)",
         message=message.strip(),
     )
@@ -161,6 +186,10 @@ async def edit(
     else:
         try:
             request, script, changed = apply_plan(manifest, plan)
+            quiz, quiz_changed = apply_quiz(manifest, plan, request, script)
+            changed += quiz_changed
+            if not changed and quiz is None:  # a lesson left without questions: any turn writes them
+                changed = ["questions written"]
             if not changed:
                 early = EditResult(reply="That leaves the lesson as it is; nothing to change.", action="none")
         except PlanError as err:
@@ -173,7 +202,7 @@ async def edit(
         emit({"stage": "edit", "message": f"Rewriting the lesson for {request.audience} in {request.language}"})
         script = await _restyle(llm, script, request)
     manifest = await produce(
-        project, manifest, request, script, settings,
+        project, manifest.model_copy(update={"quiz": quiz}), request, script, settings,
         note=f"edit: {message.strip()}", fit_duration=request.minutes != req.minutes,
         on_event=on_event, llm=llm, **backends,
     )

@@ -1,6 +1,6 @@
 """Wiring only: the lesson graph and its per-scene subgraph.
 
-    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> record -> END
+    START -> plan -> review -> write -> fit -> [Send: scene x N] -> measure -> assemble -> quiz -> record -> END
               ^         |                          ^                    |
               +-(notes)-+ (--review only)          +-- (rewritten or retimed scenes; bounded)
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import nodes, record
+from agent import nodes, quiz, record
 from agent.graph_context import LessonContext
 from agent.state import LessonInput, LessonOutput, LessonState, SceneOutput, SceneState
 
@@ -48,6 +48,7 @@ def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) ->
     g.add_node("scene", build_scene_graph())
     g.add_node("measure", nodes.measure)
     g.add_node("assemble", nodes.assemble)
+    g.add_node("quiz", quiz.write_quiz)
     g.add_node("record", record.record)
     g.add_edge(START, "plan")
     g.add_edge("plan", "review")
@@ -56,7 +57,8 @@ def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) ->
     g.add_conditional_edges("fit", nodes.fan_out, ["scene"])
     g.add_edge("scene", "measure")
     g.add_conditional_edges("measure", nodes.after_measure, ["scene", "assemble"])
-    g.add_edge("assemble", "record")
+    g.add_edge("assemble", "quiz")
+    g.add_edge("quiz", "record")
     g.add_edge("record", END)
     return g.compile(checkpointer=checkpointer, name="lessonforge")
 

@@ -29,7 +29,7 @@ from tools.base import ConfigError
 from tools.cache import AssetStore, atomic_write_json, atomic_write_text, file_hash
 
 from .config import describe_validation
-from .schemas import Outline, Script
+from .schemas import Outline, Quiz, Script
 from .state import AssetRef, Duration, LessonRequest, SceneRecord
 from .understand import Understanding
 
@@ -76,6 +76,7 @@ class Manifest(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     outline: Outline | None = None
     script: Script | None = None
+    quiz: Quiz | None = None  # the learner questions (agent.quiz)
     targets: list[float] = Field(default_factory=list)
     scenes: list[SceneRecord] = Field(default_factory=list)
     video: VideoRecord | None = None

@@ -26,6 +26,7 @@ def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
     # the scene records are the lesson as produced; keep the script in step with them
     script = script.model_copy(update={"scenes": [r.draft() for r in scenes]})
     manifest.outline = final.get("outline") or manifest.outline
+    manifest.quiz = final.get("quiz")
     manifest.script = script
     manifest.targets = list(final.get("targets", []))
     manifest.scenes = scenes

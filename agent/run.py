@@ -331,6 +331,7 @@ async def produce(
         graph_input = {
             "request": request,
             "outline": manifest.outline,
+            "quiz": manifest.quiz,
             "script": script,
             "targets": targets,
             "tempo": 1.0 if fit_duration else (manifest.duration.tempo if manifest.duration else 1.0),

@@ -204,9 +204,7 @@ class SceneDraft(Contract):
         try:
             return handler(data)
         except ValidationError as err:
-            problems = err.errors(include_url=False)
-            if not isinstance(data, dict) or not all(p["loc"][:1] == ("visual",) for p in problems):
-                raise
+            problems = visual_problems(err, data)
             scene = handler({**data, "visual": {"kind": "text"}})
             scene._raw_visual = data.get("visual")
             scene._degraded = describe_problems(problems)
@@ -270,6 +268,14 @@ class SceneDraft(Contract):
         scene = self.model_copy(update={"visual": TextOnly(kind="text")})
         scene._degraded, scene._raw_visual = reason, self.visual
         return scene
+
+
+def visual_problems(err: ValidationError, data: Any) -> list[dict[str, Any]]:
+    """The problems of ``err`` when all of them are in the visual (which can be replaced); else re-raise it."""
+    problems = err.errors(include_url=False)
+    if not isinstance(data, dict) or not all(p["loc"][:1] == ("visual",) for p in problems):
+        raise err
+    return problems
 
 
 def describe_problems(problems: list[dict[str, Any]], limit: int = 3) -> str:
@@ -418,6 +424,18 @@ class SceneEdit(Contract):
     visual: Visual | None = Field(description="A new visual, complete (e.g. a picture with a new prompt), or null "
                                   "to keep it. " + VISUAL_HELP)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _unusable_visual(cls, data: Any, handler: Any) -> SceneEdit:
+        """A malformed new visual is left out (the scene keeps its own), not the whole plan."""
+        try:
+            return handler(data)
+        except ValidationError as err:
+            problems = visual_problems(err, data)
+            edit = handler({**data, "visual": None})
+            edit.note(f"new visual left out: {describe_problems(problems)}")
+            return edit
+
     def changes(self) -> dict[str, Any]:
         """The fields this edit sets (as JSON-able values)."""
         return {k: getattr(self, k) for k in type(self).model_fields if k != "scene" and getattr(self, k) is not None}
@@ -458,3 +476,111 @@ class EditPlan(Contract):
         description="The new order as a list of the current scene numbers (after deletes are left out), or null."
     )
     lesson: LessonChange = Field(description="Lesson-wide changes.")
+    quiz: QuizChange = Field(
+        default_factory=lambda: QuizChange(edits=[], add=[], delete=[]),
+        description="Changes to the learner questions at the end of the lesson.",
+    )
+
+
+# --------------------------------------------------------------------------- learner questions
+
+
+OPTION_CHARS = 120
+MIN_OPTIONS, MAX_OPTIONS = 3, 5
+
+
+class Question(Contract):
+    """One multiple-choice question that checks what one scene taught.
+
+    Repaired, never refused: text is tidied and cut to its length; empty and repeated options are
+    dropped (the answer follows its option). A question left without a usable answer (its number
+    points past the options) is marked :attr:`broken`, and a quiz leaves it out.
+    """
+
+    _broken: str = PrivateAttr(default="")
+
+    stem: str = text(SENTENCE_CHARS, "The question, one sentence, answerable from the lesson alone.")
+    options: list[Annotated[str, Field(json_schema_extra={"maxLength": OPTION_CHARS})]] = items(
+        MIN_OPTIONS, MAX_OPTIONS, f"{MIN_OPTIONS} to {MAX_OPTIONS} short answer options, exactly one of them correct; "
+        "the wrong ones plausible misunderstandings, never 'all of the above'.")
+    answer: int = Field(description="The number of the correct option (1 = first).",
+                        json_schema_extra={"minimum": 1, "maximum": MAX_OPTIONS})
+    explanation: str = text(SENTENCE_CHARS, "One line: why that answer is right, in the lesson's words.")
+    scene: int = Field(description="The number of the scene whose idea this question checks (1 = first).",
+                       json_schema_extra={"minimum": 1})
+
+    @model_validator(mode="after")
+    def _repair(self) -> Question:
+        self.fit_text("stem", SENTENCE_CHARS)
+        self.fit_text("explanation", SENTENCE_CHARS)
+        right = tidy(self.options[self.answer - 1]) if 1 <= self.answer <= len(self.options) else None
+        self.fit_list("options", MAX_OPTIONS, OPTION_CHARS)
+        unique = list(dict.fromkeys(self.options))
+        if len(unique) < len(self.options):
+            self.note(f"options: {len(self.options) - len(unique)} repeated option(s) dropped")
+            object.__setattr__(self, "options", unique)
+        right = cut_at_word(right, OPTION_CHARS) if right else None
+        if right is None or right not in self.options:
+            self._broken = f"answer {self.answer} is not one of its {len(self.options)} options"
+        elif self.options.index(right) + 1 != self.answer:
+            object.__setattr__(self, "answer", self.options.index(right) + 1)
+        if not self.stem:
+            self._broken = "the question is empty"
+        return self
+
+    @property
+    def broken(self) -> str:
+        """Why this question cannot be asked ('' when it can)."""
+        return self._broken
+
+
+class Quiz(Contract):
+    """The learner questions at the end of the lesson (3-5 when written; a teacher may keep fewer)."""
+
+    questions: list[Question] = items(
+        1, 10, "3 to 5 questions in the order of the scenes they check, each on a different idea.")
+
+    @model_validator(mode="after")
+    def _repair(self) -> Quiz:
+        kept = [q for q in self.questions if not q.broken]
+        for k, q in enumerate(self.questions, 1):
+            if q.broken:
+                self.note(f"question {k} left out: {q.broken}")
+        if len(kept) > 10:
+            self.note(f"questions: kept the first 10 of {len(kept)}")
+            kept = kept[:10]
+        if len(kept) != len(self.questions):
+            object.__setattr__(self, "questions", kept)
+        return self
+
+
+class QuestionEdit(Contract):
+    """New values for one existing question; null leaves a field as it is."""
+
+    question: int = Field(description="The question's number as the user sees it (1 = first).",
+                          json_schema_extra={"minimum": 1})
+    stem: str | None = text(SENTENCE_CHARS, "New question text, or null to keep it.")
+    options: list[Annotated[str, Field(json_schema_extra={"maxLength": OPTION_CHARS})]] | None = items(
+        MIN_OPTIONS, MAX_OPTIONS, f"New options ({MIN_OPTIONS}-{MAX_OPTIONS}), complete, or null to keep them.")
+    answer: int | None = Field(description="New number of the correct option (1 = first), or null to keep it.",
+                               json_schema_extra={"minimum": 1, "maximum": MAX_OPTIONS})
+    explanation: str | None = text(SENTENCE_CHARS, "New one-line explanation, or null to keep it.")
+    scene: int | None = Field(description="New number of the scene it checks, or null to keep it.",
+                              json_schema_extra={"minimum": 1})
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this edit sets."""
+        return {k: getattr(self, k) for k in type(self).model_fields
+                if k != "question" and getattr(self, k) is not None}
+
+
+class QuizChange(Contract):
+    """Changes to the learner questions: edits first, then deletes, then new questions at the end."""
+
+    edits: list[QuestionEdit] = items(0, 10, "Changes to existing questions.")
+    add: list[Question] = items(0, 5, "New questions to add at the end.")
+    delete: list[Annotated[int, Field(json_schema_extra={"minimum": 1})]] = items(
+        0, 10, "Numbers of questions to remove.")
+
+
+EditPlan.model_rebuild()

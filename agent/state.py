@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from typing_extensions import Required, TypedDict  # pydantic (the server's schemas) needs these on 3.11
 
 from .request import ASPECTS, MAX_MINUTES, MIN_MINUTES, Aspect, LessonRequest, make_request  # noqa: F401
-from .schemas import Outline, Picture, SceneDraft, Script, Visual, old_visual
+from .schemas import Outline, Picture, Quiz, SceneDraft, Script, Visual, old_visual
 
 
 class AssetRef(BaseModel):
@@ -220,6 +220,7 @@ class LessonState(TypedDict, total=False):
     warnings: Annotated[list[str], extend]
     video: dict[str, Any]
     lesson: str  # the project folder, absolute, once lesson.json is recorded
+    quiz: Quiz | None  # the learner questions (agent.quiz), written after assemble
 
 
 class SceneState(TypedDict, total=False):

@@ -16,7 +16,8 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 STAMP="$VENV/.lessonforge-setup"
 APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 fonts-dejavu-core fonts-noto-core fonts-noto-cjk libraqm0 chromium
-              python3-venv)
+              python3-venv libreoffice-impress)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)  # Node.js's own builds bring npm; Debian's is a package
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -31,6 +32,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     echo "setup: please install these with your package manager: ${missing[*]}" >&2
   fi
+fi
+
+# The export tests run a real SCORM 1.2 runtime and check packages against the SCORM 1.2 schemas (npm).
+if [ ! -f tests/js/node_modules/.package-lock.json ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+  echo "setup: installing the export tests' npm packages (tests/js)"
+  (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) \
+    || { echo "setup: npm ci in tests/js failed" >&2; exit 1; }
 fi
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then

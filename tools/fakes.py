@@ -149,7 +149,59 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
         return s.PromptRevision(prompt=f"{old}, shown up close", reason="Made the subject more prominent.")
     if schema is s.EditPlan:
         return _edit_plan(s, _field(prompt, "The person says"), prompt)
+    if issubclass(schema, s.Quiz):  # agent.quiz asks for a subclass with the lesson's scene range
+        return _quiz(s, schema, prompt)
     raise LLMError(f"the fake LLM has no default answer for {schema.__name__}; script one")
+
+
+def _json_lines(prompt: str, key: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in prompt.splitlines() if line.startswith(f'{{"{key}"')]
+
+
+def _quiz(s: Any, schema: type[BaseModel], prompt: str) -> BaseModel:
+    """Questions that each ask which scene covers one of its key phrases; the answer's place rotates."""
+    scenes = _json_lines(prompt, "scene")
+    count = int(_number(prompt, r"Write (\d+) questions") or 3)
+    titles = list(dict.fromkeys(sc["title"] for sc in scenes))
+    questions = []
+    for i in range(count):
+        sc = scenes[round(i * (len(scenes) - 1) / max(1, count - 1))] if scenes else {"scene": 1, "title": "the lesson"}
+        others = [t for t in titles if t != sc["title"]][:3]
+        others += [f"Not covered: idea {k}" for k in range(1, 3 - len(others) + 1)]
+        at = i % (len(others) + 1)
+        options = [*others[:at], sc["title"], *others[at:]]
+        phrase = (sc.get("bullets") or [sc["title"]])[0]
+        questions.append(dict(stem=f"Which part of the lesson covers {phrase.lower()!r}?", options=options,
+                              answer=at + 1, explanation=f"Scene {sc['scene']}, {sc['title']!r}, covers it.",
+                              scene=sc["scene"]))
+    return schema.model_validate({"questions": questions})
+
+
+def _question_plan(s: Any, n: int, text: str, prompt: str, plan: dict[str, Any]) -> Any:
+    """Harder or easier question N (a longer or shorter stem, one more or one less option), or remove it."""
+    questions = _json_lines(prompt, "question")
+    if not 1 <= n <= len(questions):  # named as asked: the agent answers that it does not exist
+        edit = s.QuestionEdit(question=n, stem=None, options=None, answer=None, explanation=None, scene=None)
+        change = s.QuizChange(edits=[edit], add=[], delete=[])
+        return s.EditPlan(action="edit", reply=f"Changed question {n}.", **{**plan, "quiz": change})
+    old = questions[n - 1]
+    if any(w in text for w in ("delete", "remove", "drop")):
+        change = s.QuizChange(edits=[], add=[], delete=[n])
+        return s.EditPlan(action="edit", reply=f"Removed question {n}.", **{**plan, "quiz": change})
+    options, answer = list(old["options"]), old["answer"]
+    if "harder" in text:
+        stem = f"{old['stem'].rstrip('?')}, and why does it matter?"
+        if len(options) < 5:
+            options.append(f"A part that sounds close: {options[answer - 1].lower()} again")
+    else:
+        stem = old["stem"]
+        if len(options) > 3:
+            options.pop(next(k for k in range(len(options) - 1, -1, -1) if k != answer - 1))
+            answer = options.index(old["options"][answer - 1]) + 1
+    edit = s.QuestionEdit(question=n, stem=stem, options=options, answer=answer, explanation=None, scene=None)
+    change = s.QuizChange(edits=[edit], add=[], delete=[])
+    word = "harder" if "harder" in text else "easier"
+    return s.EditPlan(action="edit", reply=f"Made question {n} {word}.", **{**plan, "quiz": change})
 
 
 def _edit_plan(s: Any, message: str, prompt: str) -> Any:
@@ -157,7 +209,12 @@ def _edit_plan(s: Any, message: str, prompt: str) -> Any:
     lesson = s.LessonChange(voice=None, language=None, audience=None, minutes=None, theme=None, aspect=None)
     plan = {"scene_edits": [], "inserts": [], "deletes": [], "order": None, "lesson": lesson}
     text = message.lower()
-    scenes = [json.loads(line) for line in prompt.splitlines() if line.startswith('{"scene"')]
+    scenes = _json_lines(prompt, "scene")
+    if "questions" in text and "(no questions)" in prompt:  # they are written when the lesson is made again
+        return s.EditPlan(action="edit", reply="Writing the questions.", **plan)
+    q = re.search(r"question (\d+)", text)
+    if q and any(w in text for w in ("harder", "easier", "simpler", "delete", "remove", "drop")):
+        return _question_plan(s, int(q.group(1)), text, prompt, plan)
     m = re.search(r"scene (\d+)", text)
     n = int(m.group(1)) if m else None
     if "voice" in text and "british" in text:

@@ -103,6 +103,11 @@ class _Handler(SimpleHTTPRequestHandler):
 
     results: ClassVar[list[dict]] = []
     page: ClassVar[bytes] = b""
+    requests: ClassVar[list[str]] = []
+    TYPES: ClassVar[dict[str, str]] = {
+        ".mp4": "video/mp4", ".vtt": "text/vtt; charset=utf-8", ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".xml": "application/xml",
+    }
 
     def log_message(self, format, *args):
         pass
@@ -114,6 +119,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self):
+        type(self).requests.append(self.path)
         if self.path.split("?")[0] == "/page.html":
             self._send(self.page, "text/html; charset=utf-8")
             return
@@ -122,7 +128,7 @@ class _Handler(SimpleHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         data = path.read_bytes()
-        kind = {".mp4": "video/mp4", ".vtt": "text/vtt; charset=utf-8"}.get(path.suffix, "application/octet-stream")
+        kind = self.TYPES.get(path.suffix, "application/octet-stream")
         m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         if m and (m.group(1) or m.group(2)):
             if m.group(1):
@@ -153,8 +159,11 @@ class _Handler(SimpleHTTPRequestHandler):
             pass
 
 
-def serve(folder: Path, page: str) -> Iterator[tuple[str, list[dict]]]:
-    handler = type("Handler", (_Handler,), {"results": [], "page": page.encode()})
+def serve(folder: Path, page: str, requests: list[str] | None = None) -> Iterator[tuple[str, list[dict]]]:
+    """Serve ``folder`` with ``page`` at /page.html; what the page POSTs lands in the yielded list, and the
+    path of every GET in ``requests`` when one is given."""
+    handler = type("Handler", (_Handler,), {"results": [], "page": page.encode(),
+                                             "requests": requests if requests is not None else []})
 
     def factory(*args, **kw):
         return handler(*args, directory=str(folder), **kw)
@@ -178,26 +187,24 @@ def lesson(tmp_path_factory) -> Path:
     return out
 
 
-def test_the_lesson_plays_in_headless_chromium(lesson, tmp_path):
+def open_page(url: str, results: list[dict], tmp_path: Path, *, flags: tuple[str, ...] = (), wait_s: float = WAIT_S,
+              count: int = 1) -> str:
+    """Open ``url`` in headless Chromium until the page has posted ``count`` results (or ``wait_s`` passed);
+    returns the tail of Chromium's log. Skips the test where no Chromium is installed."""
     exe = chromium()
     if exe is None:
         pytest.skip("no Chromium browser installed (looked for chromium, chromium-browser on PATH); "
                     "install Debian's: apt-get install -y chromium")
-    mp4 = lesson / "lesson.mp4"
-    info = video.probe(mp4)
     log = tmp_path / "chromium.log"
-    page = PAGE % {"timeout_ms": (WAIT_S - 15) * 1000}
-    gen = serve(lesson, page)
-    url, results = next(gen)
     proc = None
     try:
         with open(log, "wb") as errors:
             proc = subprocess.Popen(
-                [exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"{url}/page.html"],
+                [exe, *FLAGS, *flags, f"--user-data-dir={tmp_path / 'profile'}", url],
                 stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, start_new_session=True,
             )
-            deadline = time.monotonic() + WAIT_S
-            while not results and time.monotonic() < deadline and proc.poll() is None:
+            deadline = time.monotonic() + wait_s
+            while len(results) < count and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.2)
     finally:
         if proc is not None and proc.poll() is None:
@@ -207,9 +214,21 @@ def test_the_lesson_plays_in_headless_chromium(lesson, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        gen.close()
     tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    assert results, f"Chromium reported nothing within {WAIT_S} s (exit {proc.returncode}); its log:\n{tail}"
+    return f"Chromium reported nothing within {wait_s} s (exit {proc.returncode}); its log:\n{tail}"
+
+
+def test_the_lesson_plays_in_headless_chromium(lesson, tmp_path):
+    mp4 = lesson / "lesson.mp4"
+    info = video.probe(mp4)
+    page = PAGE % {"timeout_ms": (WAIT_S - 15) * 1000}
+    gen = serve(lesson, page)
+    url, results = next(gen)
+    try:
+        why = open_page(f"{url}/page.html", results, tmp_path)
+    finally:
+        gen.close()
+    assert results, why
     r = results[0]
     assert "error" not in r, f"media error in Chromium: {r['error']} (canPlayType={r['canPlayType']!r})"
     assert r["canPlayType"] in ("probably", "maybe"), "this Chromium cannot play H.264/AAC MP4"

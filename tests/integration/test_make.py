@@ -171,8 +171,9 @@ def test_rerun_after_a_crash_reuses_finished_work(tmp_path):
     second = _fakes(speech=CrashingSpeech())
     manifest = asyncio.run(run.make(request, settings, out, **second))
     assert manifest.status == "done"
-    # the LLM was not asked again, finished narrations were not spoken again, no picture drawn twice
-    assert len(second["llm"].calls) == 0
+    # the LLM was asked only for the questions (the crashed run never reached them), finished narrations
+    # were not spoken again, no picture drawn twice
+    assert [schema.__name__ for _, schema in second["llm"].calls] == ["Quiz"]
     assert second["speech"].calls == 4 - spoken_before
     assert first["images"].calls + second["images"].calls == 4  # one accepted picture per scene
     info = video.probe(out / "lesson.mp4")

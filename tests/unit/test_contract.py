@@ -14,11 +14,13 @@ from pydantic import BaseModel
 
 from agent import edit
 from agent.project import Manifest
+from agent.quiz import quiz_model
 from agent.schemas import (
     EditPlan,
     NarrationRewrite,
     Outline,
     PromptRevision,
+    Quiz,
     SceneDraft,
     SceneReplacement,
     Script,
@@ -37,6 +39,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "edit": EditPlan, "revision": PromptRevision, "quiz": QuizQuestions, "quiz_answers": QuizAnswers,
     "quiz_grades": QuizGrades, "judge": Rubric, "reading": Reading,
     "sized_script": sized_script(3, 30), "sized_script_clips": sized_script(3, 30, clips=True),
+    "questions": quiz_model(4),
 }
 EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -69,9 +72,13 @@ def check(model: type[BaseModel], instance: dict) -> None:
             resolve("the prompt", reply)
         except ConfigError as err:
             assert str(err)
+    if isinstance(reply, Quiz):  # the learner is asked only what can be answered
+        assert all(not q.broken and q.answer <= len(q.options) for q in reply.questions)
     if isinstance(reply, EditPlan):
+        manifest = _manifest()
         try:
-            edit.apply_plan(_manifest(), reply)
+            request, script, _ = edit.apply_plan(manifest, reply)
+            edit.apply_quiz(manifest, reply, request, script)
         except edit.PlanError as err:  # a plan naming a scene that does not exist is answered in words
             assert str(err)
 

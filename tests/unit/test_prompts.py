@@ -4,7 +4,7 @@ import pytest
 
 import prompts
 
-TEMPLATES = ["plan", "write", "fit", "revise_prompt", "understand"]
+TEMPLATES = ["plan", "write", "fit", "revise_prompt", "understand", "quiz", "edit"]
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
