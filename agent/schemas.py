@@ -520,7 +520,9 @@ class Question(Contract):
             self.note(f"options: {len(self.options) - len(unique)} repeated option(s) dropped")
             object.__setattr__(self, "options", unique)
         right = cut_at_word(right, OPTION_CHARS) if right else None
-        if right is None or right not in self.options:
+        if len(self.options) < MIN_OPTIONS:  # repeats and blanks dropped: too few left to choose from
+            self._broken = f"only {len(self.options)} distinct option(s), at least {MIN_OPTIONS} are needed"
+        elif right is None or right not in self.options:
             self._broken = f"answer {self.answer} is not one of its {len(self.options)} options"
         elif self.options.index(right) + 1 != self.answer:
             object.__setattr__(self, "answer", self.options.index(right) + 1)

@@ -52,7 +52,7 @@ fi
 
 # The stamp names what the venv was built from; the same inputs again mean there is nothing to do.
 # (PYTHON matters only when the venv is made: to change the interpreter, remove $VENV first.)
-key=$( { cat pyproject.toml scripts/setup.sh; echo "${TORCH_INDEX_URL:-}"; } | sha256sum | cut -d' ' -f1)
+key=$( { cat pyproject.toml constraints.txt scripts/setup.sh; echo "${TORCH_INDEX_URL:-}"; } | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$key" ]; then
   echo "setup: up to date ($VENV)"
   exit 0
@@ -84,13 +84,15 @@ run_logged() {  # run quietly; on failure show what went wrong, without pip's ro
     exit 1
   fi
 }
-# torch first, pinned, so nothing else pulls a different build.
-if ! "$VPY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
-  echo "setup: installing torch 2.13.0 into $VENV"
-  run_logged pip_install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+# Exact versions come from constraints.txt (the set the tests pass with; scripts/lock.py writes it).
+# torch first, from TORCH_INDEX_URL when given, so nothing else pulls a different build.
+TORCH=$(grep -E '^torch==' constraints.txt | cut -d= -f3)
+if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH' else 1)" 2>/dev/null; then
+  echo "setup: installing torch $TORCH into $VENV"
+  run_logged pip_install "torch==$TORCH" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 fi
 echo "setup: installing LessonForge, its Python dependencies, the offline voices (piper, kokoro) and Ray into $VENV"
-run_logged pip_install -e ".[dev]"
+run_logged pip_install -e ".[dev]" -c constraints.txt
 "$VPY" -c 'import agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
 # The tests of the optional voices run only where these import: make sure they do here.
 "$VPY" -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fcntl
 import functools
 import hashlib
 import json
@@ -217,14 +218,15 @@ class AssetStore:
                     os.fsync(handle.fileno())
                 os.chmod(f, _FILE_MODE)
             os.chmod(scratch, 0o777 & ~_umask)
-            if final.exists():  # an incomplete leftover (lookup found it wanting)
-                shutil.rmtree(final, ignore_errors=True)
-            try:
-                os.rename(scratch, final)
-            except OSError:  # another producer of the same asset got there first: theirs stands
-                if self.lookup(key, suffix) is None:
-                    raise
-                shutil.rmtree(scratch, ignore_errors=True)
+            # The swap holds the shard's lock: a pair another producer (thread or process) finished
+            # meanwhile stands, and ours is dropped; only an incomplete leftover is ever replaced.
+            with _flock(final.parent / ".pair.lock"):
+                if self.lookup(key, suffix) is not None:
+                    shutil.rmtree(scratch, ignore_errors=True)
+                else:
+                    if final.exists():  # an incomplete leftover of a run killed mid-write
+                        shutil.rmtree(final, ignore_errors=True)
+                    os.rename(scratch, final)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
@@ -266,6 +268,17 @@ class AssetStore:
                 raise
         else:
             await asyncio.to_thread(_keep, pending, out, finish)
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created when missing), between threads and processes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _keep(pending: contextlib.AbstractContextManager[Pending], out: Pending,

@@ -42,12 +42,24 @@ def test_make_runs_end_to_end_with_a_local_model(tmp_path, tiny_lm_path, seed):
 def test_a_tiny_model_with_the_default_limits_finishes_a_30_second_lesson(tmp_path, tiny_lm_path):
     """The schema sent carries the request's own limits (exactly the scenes asked for, narration within its
     word budget), so even a random model under constrained decoding stops well inside the token cap."""
-    llm = LocalLLM(str(tiny_lm_path), seed=0)  # max_new_tokens and every bound at their defaults
+    asked: list[tuple[str, int]] = []
+
+    class Counted(LocalLLM):
+        async def structured(self, messages, schema):
+            before = self.usage.completion_tokens
+            try:
+                return await super().structured(messages, schema)
+            finally:
+                asked.append((schema.__name__, self.usage.completion_tokens - before))
+
+    llm = Counted(str(tiny_lm_path), seed=0)  # max_new_tokens and every bound at their defaults
     manifest = asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0),
                                     tmp_path / "t", llm=llm, images=FakeImages(), speech=FakeSpeech(),
                                     critic=FakeCritic()))
     assert manifest.status == "done" and len(manifest.scenes) == 3  # the count asked for
-    assert manifest.usage["calls"] == 2 and manifest.usage["completion_tokens"] < 2 * llm.max_new_tokens
+    lesson = [(name, tokens) for name, tokens in asked if not name.startswith("Quiz")]  # the questions come after
+    assert [name for name, _ in lesson] == ["Outline", "Script"], asked  # one call each: nothing was asked again
+    assert all(tokens < llm.max_new_tokens for _, tokens in lesson)  # each stopped inside the cap
 
 
 def test_first_use_downloads_the_model_with_its_size_and_progress(tmp_path, tiny_lm_path, fake_hub):

@@ -80,6 +80,27 @@ def test_an_asset_and_its_metadata_land_as_one_step(tmp_path):
     assert store.lookup("cd" * 8, ".bin") is None and not store.pair_dir("cd" * 8).exists()
 
 
+def test_a_pair_finished_by_another_producer_stands_while_it_is_read(tmp_path):
+    """Two producers of the same asset at once (two scenes with the same narration): the one that lands
+    second keeps the first's pair, which its caller may be reading, and leaves no scratch folder."""
+    store = AssetStore(tmp_path)
+    key = "ef" * 8
+    with store.pair(key, ".wav") as late:
+        late.path.write_bytes(b"second")
+        late.meta = {"n": 2}
+        first, meta = store.produce(key, ".wav", lambda p: (p.write_bytes(b"first"), {"n": 1})[1])
+        inode = first.stat().st_ino
+    path, meta = store.lookup(key, ".wav")
+    assert path == first and path.stat().st_ino == inode and path.read_bytes() == b"first" and meta == {"n": 1}
+    assert not list(tmp_path.rglob("*.tmp*"))
+    # an incomplete leftover (its metadata lost) is still replaced
+    (store.pair_dir(key) / "meta.json").unlink()
+    with store.pair(key, ".wav") as out:
+        out.path.write_bytes(b"again")
+        out.meta = {"n": 3}
+    assert store.lookup(key, ".wav")[1] == {"n": 3}
+
+
 
 def test_apair_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_path):
     """The async form: the asset is kept (after ``finish`` checks it) in one thread call, so cancelling the

@@ -54,7 +54,8 @@ def test_repeated_and_empty_options_are_dropped_and_the_answer_follows_its_optio
     ("fields", "why"),
     [
         ({"answer": 4}, "answer 4 is not one of its 3 options"),
-        ({"answer": 2, "options": ["Sugar", "", "Sand"]}, "answer 2 is not one of its 2 options"),
+        ({"answer": 2, "options": ["Sugar", "", "Sand", "Salt"]}, "answer 2 is not one of its 3 options"),
+        ({"answer": 1, "options": ["Sugar", "Sugar ", "Sand"]}, "only 2 distinct option(s), at least 3 are needed"),
         ({"stem": "   "}, "the question is empty"),
     ],
 )
