@@ -31,16 +31,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evals import topics
-from tools.base import ConfigError, LessonForgeError
-from tools.cache import atomic_write_json, content_key
-
-from .checkpoint import check_spec
-from .config import Settings, describe_validation
-from .executor import Executor, LessonJob, prepare
-from .executor import create as create_executor
-from .project import Project
-from .state import LessonRequest
+from lessonforge.agent.checkpoint import check_spec
+from lessonforge.agent.config import Settings, describe_validation
+from lessonforge.agent.executor import Executor, LessonJob, prepare
+from lessonforge.agent.executor import create as create_executor
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import LessonRequest
+from lessonforge.evals import topics
+from lessonforge.tools.base import ConfigError, LessonForgeError
+from lessonforge.tools.cache import atomic_write_json, content_key
 
 EventSink = Callable[[dict[str, Any]], None]
 RESULT_VERSION = 1
@@ -146,7 +145,7 @@ async def run_batch(
 
     ``defaults`` are lesson options (minutes, audience, ...) a topic does not set itself;
     ``executor`` makes the lessons ("local", "ray", "ray:ADDRESS" or an Executor), ``jobs`` at once.
-    Backends given as objects override the settings as in `agent.run.make`.
+    Backends given as objects override the settings as in `lessonforge.agent.run.make`.
     """
     emit = on_event or (lambda e: None)
     if jobs < 1:

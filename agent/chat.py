@@ -2,7 +2,7 @@
 
 Each project has one conversation thread in a LangGraph SQLite checkpointer
 (`.lessonforge/chat.sqlite`): quit, come back, and the conversation is there. A turn is one run of
-a small graph whose node hands the message (and the recent conversation) to `agent.edit`.
+a small graph whose node hands the message (and the recent conversation) to `lessonforge.agent.edit`.
 
 Commands inside a chat: /undo (back one version), /history (the versions), /help.
 """
@@ -18,11 +18,11 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from .config import Settings
-from .context import EventSink
-from .edit import edit, undo
-from .project import Project
-from .state import extend
+from lessonforge.agent.config import Settings
+from lessonforge.agent.context import EventSink
+from lessonforge.agent.edit import edit, undo
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import extend
 
 HELP = "Say what to change (\"make scene 3 simpler\", \"use a British voice\"), or /undo, /history, /quit."
 

@@ -20,10 +20,9 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tools.base import ConfigError
-from tools.cache import content_key
-
-from .project import Project
+from lessonforge.agent.project import Project
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.cache import content_key
 
 SQLITE_NAME = "graph.sqlite"
 FORMAT = 1  # bump when the graph's nodes or state change, so old checkpoints are not resumed
@@ -49,7 +48,7 @@ def check_spec(spec: bool | str | None) -> None:
         )
 
 
-STATE_MODULES = ("agent.request", "agent.state", "agent.schemas", "tools.diagrams")
+STATE_MODULES = ("lessonforge.agent.request", "lessonforge.agent.state", "lessonforge.agent.schemas", "lessonforge.tools.media.diagrams")
 
 
 def serializer() -> Any:
@@ -105,7 +104,7 @@ async def _postgres(dsn: str) -> AsyncIterator[Any]:
     try:
         manager = AsyncPostgresSaver.from_conn_string(dsn, serde=serializer())
         saver = await manager.__aenter__()
-    except Exception as err:  # noqa: BLE001 - psycopg's errors (bad DSN, refused, auth) become one message
+    except Exception as err:
         raise ConfigError(
             f"cannot reach the Postgres checkpoint database {redact(dsn)}: {_reason(err, dsn)}; check that the "
             "server runs and the DSN (host, port, user, password, database) is right"
@@ -113,7 +112,7 @@ async def _postgres(dsn: str) -> AsyncIterator[Any]:
     try:
         try:
             await saver.setup()  # creates its tables once; later runs find them
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise ConfigError(
                 f"cannot prepare the checkpoint tables in {redact(dsn)}: {_reason(err, dsn)}; the user needs "
                 "the right to create tables in that database"

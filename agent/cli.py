@@ -10,7 +10,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console, Group
@@ -20,12 +20,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tools.base import ConfigError, LessonForgeError
-from tools.cache import atomic_write_text
-from tools.secrets import scrub_environment
-from tools.slides import THEMES
-
-from .config import DEFAULT_LLM
+from lessonforge.agent.config import DEFAULT_LLM
+from lessonforge.tools.base import ConfigError, LessonForgeError
+from lessonforge.tools.cache import atomic_write_text
+from lessonforge.tools.media.slides import THEMES
+from lessonforge.tools.secrets import scrub_environment
 
 # Only light modules are imported above (no torch, numpy, openai or langgraph): arguments are checked
 # first, and a mistake is answered at once; each command imports the agent when it has work to do.
@@ -275,32 +274,32 @@ def _summary(manifest: Any, out: Path, shown: Any = ()) -> None:
 def make(
     topic: str = typer.Argument("", help='What the lesson teaches, or a prompt in plain words ("a 2-minute video '
                                 'on photosynthesis for 9-year-olds, in French"); omit with --from.'),
-    minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Target length in minutes (0.5-30; default 2)."),
-    audience: Optional[str] = typer.Option(None, help="Who it is for; sets vocabulary and depth."),
-    language: Optional[str] = typer.Option(None, help="Language code for narration, slides and subtitles (default en)."),
-    aspect: Optional[str] = typer.Option(None, metavar="16:9|9:16|1:1", help="Frame shape (default 16:9)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: a slug of the topic)."),
-    llm: Optional[str] = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
-    images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
-    speech: Optional[str] = typer.Option(None, help="Speech backend, e.g. edge:en-GB-SoniaNeural or espeak:en-us."),
-    critic: Optional[str] = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
-    seed: Optional[int] = typer.Option(None, help="Base seed for pictures (default 0)."),
-    theme: Optional[str] = typer.Option(None, metavar="|".join(THEMES),
+    minutes: float | None = typer.Option(None, "--minutes", "-m", help="Target length in minutes (0.5-30; default 2)."),
+    audience: str | None = typer.Option(None, help="Who it is for; sets vocabulary and depth."),
+    language: str | None = typer.Option(None, help="Language code for narration, slides and subtitles (default en)."),
+    aspect: str | None = typer.Option(None, metavar="16:9|9:16|1:1", help="Frame shape (default 16:9)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: a slug of the topic)."),
+    llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
+    images: str | None = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    speech: str | None = typer.Option(None, help="Speech backend, e.g. edge:en-GB-SoniaNeural or espeak:en-us."),
+    critic: str | None = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    seed: int | None = typer.Option(None, help="Base seed for pictures (default 0)."),
+    theme: str | None = typer.Option(None, metavar="|".join(THEMES),
                                         help=f"Slide theme: {', '.join(THEMES)} (default light)."),
-    voice: Optional[str] = typer.Option(None, help="Voice name (default: one that fits the language)."),
-    max_attempts: Optional[int] = typer.Option(None, help="Picture attempts per scene (default 3)."),
-    device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
-    lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
+    voice: str | None = typer.Option(None, help="Voice name (default: one that fits the language)."),
+    max_attempts: int | None = typer.Option(None, help="Picture attempts per scene (default 3)."),
+    device: str | None = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
+    lexicon: Path | None = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
     burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the video too."),
     motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
     builds: str = typer.Option("on", "--builds", metavar="on|off", help="on: key phrases appear as they are said, "
                                "the one being said highlighted, a question's answer after a pause; off: one still per scene."),
-    clips: Optional[str] = typer.Option(None, help="Short motion clips for scenes that need motion, e.g. "
+    clips: str | None = typer.Option(None, help="Short motion clips for scenes that need motion, e.g. "
                                         "veo:veo-3.1-generate-preview or videos:sora-2 (default none)."),
-    clip_budget: Optional[float] = typer.Option(None, help="Most dollars a lesson may spend on clips (default 2)."),
-    clip_price: Optional[float] = typer.Option(None, help="Dollars per second of clip for a model with no list price."),
-    image_quality: Optional[str] = typer.Option(None, help="Hosted picture quality: low, medium, high or auto."),
-    script_file: Optional[Path] = typer.Option(
+    clip_budget: float | None = typer.Option(None, help="Most dollars a lesson may spend on clips (default 2)."),
+    clip_price: float | None = typer.Option(None, help="Dollars per second of clip for a model with no list price."),
+    image_quality: str | None = typer.Option(None, help="Hosted picture quality: low, medium, high or auto."),
+    script_file: Path | None = typer.Option(
         None, "--from", help="Use this script (JSON: a lesson.json, a Script, or {request, script}) instead of an "
         "LLM; what it records of the request (minutes, language...) is used unless given here."
     ),
@@ -313,8 +312,8 @@ def make(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
     """Make a lesson video about TOPIC (a topic, or a prompt such as "a 3-minute video on tides for kids")."""
-    from agent.config import Settings
-    from agent.request import make_request
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.request import make_request
 
     mode = _mode(quiet, as_json)
     understood = reader = None
@@ -340,7 +339,7 @@ def make(
                                  burn_subtitles=burn_subtitles or None, motion=motion or None,
                                  builds=False if builds == "off" else None, clips=clips, clip_budget=clip_budget,
                                  clip_price=clip_price, image_quality=image_quality)
-        from agent import run
+        from lessonforge.agent import run
 
         if script_file is not None and not out:
             out = run.default_out(topic)
@@ -375,7 +374,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
                 review: bool) -> tuple[Any, Any]:
     """Read the prompt (asking for a missing topic when someone can answer), show what was understood and,
     with --review, take corrections. Returns the understanding and an LLM to reuse (or None)."""
-    from agent import understand as u
+    from lessonforge.agent import understand as u
 
     ask = _interactive() and mode != "json"
 
@@ -411,7 +410,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
 
 
 def _show_understood(understood: Any, mode: str) -> None:
-    from agent.understand import understood_event
+    from lessonforge.agent.understand import understood_event
 
     if mode == "json":
         event = {**understood_event(understood), "elapsed": 0.0}  # before any work
@@ -432,14 +431,14 @@ def _show_understood(understood: Any, mode: str) -> None:
 @app.command()
 def render(
     folder: Path = typer.Argument(..., help="A lesson folder (with lesson.json)."),
-    images: Optional[str] = typer.Option(None, help="Override the image backend."),
-    speech: Optional[str] = typer.Option(None, help="Override the speech backend."),
-    critic: Optional[str] = typer.Option(None, help="Override the critic backend."),
+    images: str | None = typer.Option(None, help="Override the image backend."),
+    speech: str | None = typer.Option(None, help="Override the speech backend."),
+    critic: str | None = typer.Option(None, help="Override the critic backend."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild a lesson's video from its lesson.json, with no LLM call (after hand edits, say)."""
-    from agent import run
+    from lessonforge.agent import run
 
     try:
         settings = _settings_for(folder, images=images, speech=speech, critic=critic)
@@ -455,26 +454,26 @@ def render(
 @app.command()
 def batch(
     topics_file: str = typer.Argument(..., metavar="TOPICS", help="A YAML list of topics (an eval topic set works too)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: batch-runs/<topic set>)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: batch-runs/<topic set>)."),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Lessons made at the same time."),
     executor: str = typer.Option("local", help="Where lessons are made: local, ray (a local Ray) or ray:ADDRESS."),
     retries: int = typer.Option(3, min=0, help="With --executor ray: tries again for a lesson whose worker was lost."),
-    checkpoint_dsn: Optional[str] = typer.Option(
+    checkpoint_dsn: str | None = typer.Option(
         None, help="Postgres DSN for the lessons' finished steps (a cluster); default: SQLite in each lesson."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Target length of a topic that sets none (2)."),
-    audience: Optional[str] = typer.Option(None, help="Audience of a topic that sets none."),
-    language: Optional[str] = typer.Option(None, help="Language of a topic that sets none (en)."),
-    aspect: Optional[str] = typer.Option(None, help="16:9, 9:16 or 1:1."),
-    seed: Optional[int] = typer.Option(None, help="Base seed for pictures."),
-    theme: Optional[str] = typer.Option(None, help="Slide theme."),
-    voice: Optional[str] = typer.Option(None, help="Voice name."),
-    llm: Optional[str] = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
-    images: Optional[str] = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
-    speech: Optional[str] = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
-    critic: Optional[str] = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
-    max_attempts: Optional[int] = typer.Option(None, help="Picture attempts per scene (default 3)."),
-    device: Optional[str] = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
-    lexicon: Optional[Path] = typer.Option(None, help="Pronunciation lexicon, speech only."),
+    minutes: float | None = typer.Option(None, "--minutes", "-m", help="Target length of a topic that sets none (2)."),
+    audience: str | None = typer.Option(None, help="Audience of a topic that sets none."),
+    language: str | None = typer.Option(None, help="Language of a topic that sets none (en)."),
+    aspect: str | None = typer.Option(None, help="16:9, 9:16 or 1:1."),
+    seed: int | None = typer.Option(None, help="Base seed for pictures."),
+    theme: str | None = typer.Option(None, help="Slide theme."),
+    voice: str | None = typer.Option(None, help="Voice name."),
+    llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
+    images: str | None = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    speech: str | None = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
+    critic: str | None = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    max_attempts: int | None = typer.Option(None, help="Picture attempts per scene (default 3)."),
+    device: str | None = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
+    lexicon: Path | None = typer.Option(None, help="Pronunciation lexicon, speech only."),
     burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the videos too."),
     motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only failures and the summary."),
@@ -482,10 +481,10 @@ def batch(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
     """Make one lesson per topic of TOPICS (resumable: run the same command again to go on)."""
-    from agent.batch import load_requests, run_batch
-    from agent.config import Settings
-    from agent.executor import create as create_executor
-    from evals.cli import EvalProgress
+    from lessonforge.agent.batch import load_requests, run_batch
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.executor import create as create_executor
+    from lessonforge.evals.cli import EvalProgress
 
     defaults = {"minutes": minutes, "audience": audience, "language": language, "aspect": aspect, "seed": seed,
                 "theme": theme, "voice": voice}
@@ -517,7 +516,7 @@ def batch(
 
 
 def _settings_for(folder: Path, **overrides: Any) -> Any:
-    from agent.service import settings_for
+    from lessonforge.agent.service import settings_for
 
     return settings_for(folder, **overrides)
 
@@ -526,15 +525,15 @@ def _settings_for(folder: Path, **overrides: Any) -> Any:
 def edit(
     folder: Path = typer.Argument(..., help="A lesson folder."),
     instruction: str = typer.Argument(..., help='What to change, e.g. "make scene 3 simpler".'),
-    llm: Optional[str] = typer.Option(None, help="LLM backend for understanding the request."),
-    speech: Optional[str] = typer.Option(None, help="Override the speech backend."),
-    images: Optional[str] = typer.Option(None, help="Override the image backend."),
-    critic: Optional[str] = typer.Option(None, help="Override the critic backend."),
+    llm: str | None = typer.Option(None, help="LLM backend for understanding the request."),
+    speech: str | None = typer.Option(None, help="Override the speech backend."),
+    images: str | None = typer.Option(None, help="Override the image backend."),
+    critic: str | None = typer.Option(None, help="Override the critic backend."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One refinement turn: change the lesson as asked and re-render only what changed."""
-    from agent import edit as editing
+    from lessonforge.agent import edit as editing
 
     try:
         settings = _settings_for(folder, llm=llm, speech=speech, images=images, critic=critic)
@@ -557,8 +556,8 @@ def edit(
 @app.command()
 def history(folder: Path = typer.Argument(..., help="A lesson folder.")) -> None:
     """List the lesson's versions (* marks the current one)."""
-    from agent.chat import history_lines
-    from agent.project import Project
+    from lessonforge.agent.chat import history_lines
+    from lessonforge.agent.project import Project
 
     project = Project(folder)
     if not project.exists():
@@ -572,8 +571,8 @@ def undo(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Go back to the previous version; lesson.mp4 is rebuilt from the cache."""
-    from agent import edit as editing
-    from agent.project import Project
+    from lessonforge.agent import edit as editing
+    from lessonforge.agent.project import Project
 
     with Progress(_mode(quiet, False), f"undo {folder}") as progress:
         manifest = _run(editing.undo(folder, on_event=progress), folder)
@@ -583,19 +582,19 @@ def undo(
 
 @app.command()
 def chat(
-    folder: Optional[Path] = typer.Argument(None, help="A lesson folder, or a prompt that starts a new lesson "
+    folder: Path | None = typer.Argument(None, help="A lesson folder, or a prompt that starts a new lesson "
                                             "(omit to be asked)."),
-    llm: Optional[str] = typer.Option(None, help="LLM backend."),
-    speech: Optional[str] = typer.Option(None, help="Speech backend."),
-    images: Optional[str] = typer.Option(None, help="Image backend."),
-    critic: Optional[str] = typer.Option(None, help="Critic backend."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Length of a new lesson (default 2)."),
+    llm: str | None = typer.Option(None, help="LLM backend."),
+    speech: str | None = typer.Option(None, help="Speech backend."),
+    images: str | None = typer.Option(None, help="Image backend."),
+    critic: str | None = typer.Option(None, help="Critic backend."),
+    minutes: float | None = typer.Option(None, "--minutes", "-m", help="Length of a new lesson (default 2)."),
     review: bool = typer.Option(False, "--review", help="Pause after the outline of a new lesson for approval."),
 ) -> None:
     """Refine a lesson in conversation; the conversation is kept with the project."""
-    from agent import chat as chatting
-    from agent import run
-    from agent.config import Settings
+    from lessonforge.agent import chat as chatting
+    from lessonforge.agent import run
+    from lessonforge.agent.config import Settings
 
     first = ""
     if folder is not None and not folder.exists() and " " in str(folder):  # lessonforge chat "a video on tides"
@@ -652,17 +651,17 @@ def chat(
 @app.command()
 def ui(
     folder: Path = typer.Argument(Path("."), help="The folder of your lessons (made lessons go in subfolders)."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default: the first free from 7860)."),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port (default: the first free from 7860)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; any but this machine's asks for a token."),
-    token: Optional[str] = typer.Option(None, envvar="LESSONFORGE_UI_TOKEN",
+    token: str | None = typer.Option(None, envvar="LESSONFORGE_UI_TOKEN",
                                         help="Token the page asks for off this machine (default: a new one)."),
-    llm: Optional[str] = typer.Option(None, help="LLM backend."),
-    speech: Optional[str] = typer.Option(None, help="Speech backend."),
-    images: Optional[str] = typer.Option(None, help="Image backend."),
-    critic: Optional[str] = typer.Option(None, help="Critic backend."),
+    llm: str | None = typer.Option(None, help="LLM backend."),
+    speech: str | None = typer.Option(None, help="Speech backend."),
+    images: str | None = typer.Option(None, help="Image backend."),
+    critic: str | None = typer.Option(None, help="Critic backend."),
 ) -> None:
     """A web page for making lessons and refining them in conversation (needs Gradio: the ui extra)."""
-    from agent import ui as page
+    from lessonforge.agent import ui as page
 
     try:
         workspace = page.check_workspace(folder)
@@ -687,11 +686,11 @@ def ui(
 @app.command()
 def export(
     folder: Path = typer.Argument(..., help="A lesson folder."),
-    to: Optional[list[str]] = typer.Option(
+    to: list[str] | None = typer.Option(
         None, "--to", "-t", help="pptx, scorm, html or md; repeat or comma-separate for several (default: all)."),
 ) -> None:
     """Write the lesson as a PowerPoint deck, a SCORM 1.2 package, a web page or Markdown, under DIR/export/."""
-    from agent import export as exporting
+    from lessonforge.agent import export as exporting
 
     try:
         formats = exporting.parse_formats(to)
@@ -710,13 +709,13 @@ def export(
 def import_deck(
     folder: Path = typer.Argument(..., help="A lesson folder."),
     deck: Path = typer.Argument(..., help="A deck made by lessonforge export (edited in PowerPoint, Keynote, LibreOffice)."),
-    speech: Optional[str] = typer.Option(None, help="Override the speech backend."),
-    images: Optional[str] = typer.Option(None, help="Override the image backend."),
-    critic: Optional[str] = typer.Option(None, help="Override the critic backend."),
+    speech: str | None = typer.Option(None, help="Override the speech backend."),
+    images: str | None = typer.Option(None, help="Override the image backend."),
+    critic: str | None = typer.Option(None, help="Override the critic backend."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Read an edited deck's titles, bullets and notes back: a new version, only changed scenes re-rendered."""
-    from agent.export.deck_import import import_deck as importing
+    from lessonforge.agent.export.deck_import import import_deck as importing
 
     try:
         settings = _settings_for(folder, speech=speech, images=images, critic=critic)
@@ -744,11 +743,11 @@ def _review_prompt(outline: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 def voices(
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="Only voices for this language (fr, en-GB...)."),
-    speech: Optional[str] = typer.Option(None, help="Speech backend (default: edge, espeak-ng when offline)."),
+    language: str | None = typer.Option(None, "--language", "-l", help="Only voices for this language (fr, en-GB...)."),
+    speech: str | None = typer.Option(None, help="Speech backend (default: edge, espeak-ng when offline)."),
 ) -> None:
     """List the voices you can pass to --voice."""
-    from agent import run
+    from lessonforge.agent import run
 
     try:
         found, note = asyncio.run(run.voices(language, speech))
@@ -767,15 +766,15 @@ def voices(
 
 @app.command()
 def doctor(
-    llm: Optional[str] = typer.Option(None, help="Check this LLM backend instead of the configured one."),
-    speech: Optional[str] = typer.Option(None, help="Check this speech backend instead of the configured one."),
-    images: Optional[str] = typer.Option(None, help="Check this image backend instead of the configured one."),
-    critic: Optional[str] = typer.Option(None, help="Check this critic backend instead of the configured one."),
+    llm: str | None = typer.Option(None, help="Check this LLM backend instead of the configured one."),
+    speech: str | None = typer.Option(None, help="Check this speech backend instead of the configured one."),
+    images: str | None = typer.Option(None, help="Check this image backend instead of the configured one."),
+    critic: str | None = typer.Option(None, help="Check this critic backend instead of the configured one."),
 ) -> None:
     """Check this machine: ffmpeg, eSpeak NG, fonts, GPU and memory, model cache, keys, services; each
     problem with its fix. Exits 1 when something needed is missing."""
-    from agent import doctor as checks
-    from agent.config import Settings
+    from lessonforge.agent import doctor as checks
+    from lessonforge.agent.config import Settings
 
     try:
         settings = Settings.load(llm=llm, speech=speech, images=images, critic=critic)
@@ -804,7 +803,7 @@ def models_list(ctx: typer.Context) -> None:
     """List each default model, its download size and whether it is already cached."""
     if ctx.invoked_subcommand is not None:
         return
-    from tools import models
+    from lessonforge.tools import hub as models
 
     table = Table(box=None)
     table.add_column("model", no_wrap=True)  # ids are copied from here: never cut or folded
@@ -822,12 +821,12 @@ def models_list(ctx: typer.Context) -> None:
 
 
 @models_app.command("pull")
-def models_pull(ids: Optional[list[str]] = typer.Argument(None, help="Model ids (default: all defaults).")) -> None:
+def models_pull(ids: list[str] | None = typer.Argument(None, help="Model ids (default: all defaults).")) -> None:
     """Download models now, so the first lesson does not wait for them."""
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
     from rich.progress import Progress as Bars
 
-    from tools import models
+    from lessonforge.tools import hub as models
 
     try:
         infos = [models.hub_model(i) for i in ids] if ids else list(models.MODELS)
@@ -877,8 +876,8 @@ def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(f"--from {path} is not valid JSON ({err})") from None
     from pydantic import ValidationError
 
-    from agent.config import describe_validation
-    from agent.schemas import Script  # (imports the drawing code: only once there is a file to check)
+    from lessonforge.agent.config import describe_validation
+    from lessonforge.agent.schemas import Script  # (imports the drawing code: only once there is a file to check)
 
     request = data.get("request") if isinstance(data, dict) else None
     request = request if isinstance(request, dict) else {}
@@ -890,8 +889,8 @@ def _load_script(path: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def _mount_eval() -> None:
-    from evals.cli import app as eval_app
-    from evals.cli import shipped_sets
+    from lessonforge.evals.cli import app as eval_app
+    from lessonforge.evals.cli import shipped_sets
 
     app.add_typer(eval_app, name="eval",
                   short_help=f"Make and score lessons over a topic set (shipped: {shipped_sets()}); compare runs.")

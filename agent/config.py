@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tools import registry
-from tools.base import ConfigError
-from tools.defaults import OPENAI_LLM
+from lessonforge.tools import registry
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.defaults import OPENAI_LLM
 
 DEFAULT_LLM = f"openai:{OPENAI_LLM}"  # with OPENAI_API_KEY or OPENAI_BASE_URL set; else a local model
 DEFAULT_IMAGES = "diffusers:stabilityai/sd-turbo"
@@ -104,11 +104,11 @@ class Settings(BaseModel):
 
     def llm_spec(self) -> str:
         """The LLM to use: the one chosen, else the default for this environment and machine: OpenAI when
-        a key or server is set, else a local model (`tools.models`; the CUDA probe imports torch, so it
+        a key or server is set, else a local model (`lessonforge.tools.hub`; the CUDA probe imports torch, so it
         runs only when an LLM is really needed and a run without one records none)."""
         if self.llm:
             return self.llm
-        from tools.models import default_llm_spec
+        from lessonforge.tools.hub import default_llm_spec
 
         return default_llm_spec()
 

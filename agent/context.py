@@ -4,9 +4,9 @@ Nodes receive backends through the graph's runtime context (LangGraph `Runtime`)
 a concrete class, so a test or a dry run swaps in fakes without touching the graph. Each node asks
 ``await runtime.context.ready(request)`` for this `Context`:
 
-- `agent.run` passes a `Context` it built and checked itself (``ready`` returns it as it is);
+- `lessonforge.agent.run` passes a `Context` it built and checked itself (``ready`` returns it as it is);
 - LangGraph's server, Studio and ``graph.ainvoke(..., context={...})`` pass the plain JSON of
-  `agent.graph_context.LessonContext`, which builds a `Context` once per run.
+  `lessonforge.agent.graph_context.LessonContext`, which builds a `Context` once per run.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import registry
-from tools.base import LLM, Critic, ImageGenerator, SpeechSynth
-from tools.batching import BatchedCritic
-from tools.cached import CachedImages, CachedLLM, CachedSpeech
-from tools.lexicon import Lexicon
-from tools.speech_fallback import FallbackSpeech
-
-from .config import Settings
-from .project import Manifest, Project
+from lessonforge.agent.config import Settings
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.tools import registry
+from lessonforge.tools.base import LLM, Critic, ImageGenerator, SpeechSynth
+from lessonforge.tools.batching import BatchedCritic
+from lessonforge.tools.cached import CachedImages, CachedLLM, CachedSpeech
+from lessonforge.tools.speech.fallback import FallbackSpeech
+from lessonforge.tools.speech.lexicon import Lexicon
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -38,7 +37,7 @@ class Context:
     images: ImageGenerator | None = None  # None: text-first slides
     critic: Critic | None = None  # None: pictures are not judged
     lexicon: Lexicon | None = None  # pronunciations, applied to speech only
-    clips: Any = None  # a clip generator under the lesson's cost cap (tools.clips); None: clips are off
+    clips: Any = None  # a clip generator under the lesson's cost cap (lessonforge.tools.clips); None: clips are off
     fallbacks: list[str] = field(default_factory=list)
     manifest: Manifest | None = None  # lesson.json as the run began; the graph's last node completes it
     note: str = ""  # what the finished lesson's version is called ("make 'tides'", "render lesson.json")
@@ -110,7 +109,7 @@ def from_settings(
     """Create the backends the settings name (or take the given ones) and wrap them in the cache.
 
     The speech service gets the offline fallback (recorded in ``Context.fallbacks`` and announced
-    through ``emit``). Nothing is loaded or contacted here; `agent.run.preflight` does that.
+    through ``emit``). Nothing is loaded or contacted here; `lessonforge.agent.run.preflight` does that.
     """
     emit = emit or (lambda e: None)
     store = project.store
@@ -156,7 +155,7 @@ def from_settings(
 
 def create_clips(settings: Settings) -> Any:
     """The clip generator --clips names, under a fresh per-lesson cost cap (None when clips are off)."""
-    from tools.clips import BudgetedClips, ClipBudget
+    from lessonforge.tools.clips import BudgetedClips, ClipBudget
 
     clips = create("clips", settings.clips, price_per_second=settings.clip_price)
     return BudgetedClips(clips, ClipBudget(settings.clip_budget)) if clips is not None else None
@@ -169,5 +168,5 @@ async def close_backends(*backends: Any) -> None:
         if close is not None:
             try:
                 await close()
-            except Exception:  # noqa: BLE001 - closing must never hide the run's own outcome
+            except Exception:
                 pass

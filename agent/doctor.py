@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from tools.base import LessonForgeError
-from tools.secrets import SECRET_VARS
+from lessonforge.tools.base import LessonForgeError
+from lessonforge.tools.secrets import SECRET_VARS
 
 Status = Literal["ok", "warn", "fail"]
 APT = "sudo apt-get install -y"
@@ -64,8 +64,8 @@ def _version(exe: str) -> str:
 
 
 def programs() -> list[Finding]:
-    from tools.speech_espeak import _engine
-    from tools.video import ffmpeg_exe, ffprobe_exe
+    from lessonforge.tools.media.video import ffmpeg_exe, ffprobe_exe
+    from lessonforge.tools.speech.espeak import _engine
 
     found: list[Finding] = []
     try:
@@ -94,7 +94,7 @@ def programs() -> list[Finding]:
 
 
 def fonts() -> list[Finding]:
-    from tools.slides import choose_font, raqm_available
+    from lessonforge.tools.media.slides import choose_font, raqm_available
 
     found: list[Finding] = []
     for script, sample, language, package in SCRIPTS:
@@ -157,7 +157,7 @@ def hardware() -> list[Finding]:
 
 def _needed(settings: Any) -> set[str]:
     """The Hub models the settings' backends would fetch on first use (not cached yet)."""
-    from .context import create
+    from lessonforge.agent.context import create
 
     wanted: set[str] = set()
     for kind, spec in (("llm", settings.llm_spec()), ("images", settings.images), ("critic", settings.critic)):
@@ -171,7 +171,7 @@ def _needed(settings: Any) -> set[str]:
 
 
 def model_cache(settings: Any) -> list[Finding]:
-    from tools import models
+    from lessonforge.tools import hub as models
 
     cache = models.hub_cache_dir()
     offline = " (HF_HUB_OFFLINE is set)" if models.hf_offline() else ""
@@ -200,7 +200,7 @@ def keys(env: dict[str, str] | None = None) -> list[Finding]:
                                              "server"))
     base = env.get("OPENAI_BASE_URL", "").strip()
     if base:
-        from tools.llm_openai import display_url
+        from lessonforge.tools.llm.openai import display_url
 
         found.append(Finding("OPENAI_BASE_URL", "ok", display_url(base)))
     chosen = sorted(k for k in env if k.startswith("LESSONFORGE_") and k != "LESSONFORGE_CACHE_DIR")
@@ -221,7 +221,8 @@ def _reach(host: str, port: int, timeout: float = REACH_TIMEOUT_S) -> str:
 def services(settings: Any, reach: Callable[[str, int], str] = _reach) -> list[Finding]:
     """Whether the services the settings use answer: the LLM server (GET /models, the key checked), the
     speech service, and the Hugging Face Hub when a model still has to be fetched."""
-    from tools import models, registry
+    from lessonforge.tools import hub as models
+    from lessonforge.tools import registry
 
     found: list[Finding] = []
     llm_spec = settings.llm_spec()
@@ -269,8 +270,8 @@ def services(settings: Any, reach: Callable[[str, int], str] = _reach) -> list[F
 
 async def _check_llm(spec: str) -> str:
     """Reach the LLM server as `make` does before any work (GET /models); where it is."""
-    from tools import registry
-    from tools.llm_openai import display_url
+    from lessonforge.tools import registry
+    from lessonforge.tools.llm.openai import display_url
 
     llm = registry.create("llm", spec)
     try:

@@ -14,18 +14,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import prompts
-from tools.base import ConfigError, Message, expecting
-from tools.cache import atomic_write_text
-
-from .config import Settings, describe_validation
-from .context import EventSink, create
-from .nodes import SCENE_EXTRA_WORDS, count_words
-from .project import Manifest, Project
-from .quiz import QuizError, apply_changes, question_lines, renumber
-from .run import close_backends, produce
-from .schemas import EditPlan, SceneDraft, Script
-from .state import LessonRequest
+from lessonforge import prompts
+from lessonforge.agent.config import Settings, describe_validation
+from lessonforge.agent.context import EventSink, create
+from lessonforge.agent.nodes import SCENE_EXTRA_WORDS, count_words
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.agent.quiz import QuizError, apply_changes, question_lines, renumber
+from lessonforge.agent.run import close_backends, produce
+from lessonforge.agent.schemas import EditPlan, SceneDraft, Script
+from lessonforge.agent.state import LessonRequest
+from lessonforge.tools.base import ConfigError, Message, expecting
+from lessonforge.tools.cache import atomic_write_text
 
 HISTORY_TURNS = 6  # earlier messages shown to the LLM with each new one
 EDIT_PLAN_WORDS = 120  # a typical edit plan's text (reply, changed fields), for a local model's ETA

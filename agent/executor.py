@@ -7,11 +7,11 @@
     manifest = await executor.make(job, on_event, **backends)
     await executor.close()
 
-``local`` runs `agent.run.make` in this process; backends built by the caller (one image model
+``local`` runs `lessonforge.agent.run.make` in this process; backends built by the caller (one image model
 and critic for every lesson) are handed to each lesson. ``ray`` runs each lesson as a Ray task
 (retried when its worker is lost) on a local Ray or the cluster at ADDRESS, with the image model
-and critic as shared Ray Serve deployments (`tools.ray_serve`) and a checkpoint per lesson, so a
-retried lesson resumes at its last finished step (`agent.checkpoint`).
+and critic as shared Ray Serve deployments (`lessonforge.tools.ray_serve`) and a checkpoint per lesson, so a
+retried lesson resumes at its last finished step (`lessonforge.agent.checkpoint`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tools.base import ConfigError
-
-from .config import Settings
-from .context import EventSink
-from .project import Manifest
-from .state import LessonRequest
+from lessonforge.agent.config import Settings
+from lessonforge.agent.context import EventSink
+from lessonforge.agent.project import Manifest
+from lessonforge.agent.state import LessonRequest
+from lessonforge.tools.base import ConfigError
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class LessonJob:
     settings: Settings
     checkpoint: bool | str | None = True  # True: SQLite beside the lesson; a Postgres DSN; None: off
     label: str = ""  # the topic's slug, for progress
-    understood: Any = None  # agent.understand.Understanding when the topic was given as a prompt
+    understood: Any = None  # lessonforge.agent.understand.Understanding when the topic was given as a prompt
 
 
 class Executor(Protocol):
@@ -63,7 +62,7 @@ class LocalExecutor:
         return settings
 
     async def make(self, job: LessonJob, on_event: EventSink, **backends: Any) -> Manifest:
-        from . import run
+        from lessonforge.agent import run
 
         return await run.make(job.request, job.settings, job.out, on_event=on_event, checkpoint=job.checkpoint,
                               understood=job.understood, **backends)
@@ -96,12 +95,10 @@ def _name(backend: Any) -> str:
 async def prepare(executor: Executor, settings: Settings, emit: EventSink, **given: Any) -> Shared:
     """Start the executor and check every backend before any lesson: the heavy models are built and
     loaded once, here (local) or as the cluster's deployments (Ray), and the LLM is reached."""
-    from tools import registry
-
-    from . import run
-    from .context import Context
-    from .context import create as create_backend
-    from .context import create_critic
+    from lessonforge.agent import run
+    from lessonforge.agent.context import Context, create_critic
+    from lessonforge.agent.context import create as create_backend
+    from lessonforge.tools import registry
 
     lesson_settings = await executor.start(settings)
     images, critic, llm = given.get("images"), given.get("critic"), given.get("llm")
@@ -149,7 +146,7 @@ def create(spec: str | None, **options: Any) -> Executor:
         if sep and not address.strip():
             raise ConfigError("--executor ray: needs an address after the colon, e.g. ray:10.0.0.5:6379 or "
                               "ray:auto; or write --executor ray for a local Ray")
-        from .executor_ray import RayExecutor
+        from lessonforge.agent.executor_ray import RayExecutor
 
         return RayExecutor(address.strip() or None, **options)
     raise ConfigError(f"unknown executor {text!r}; use {EXECUTORS}")

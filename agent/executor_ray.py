@@ -21,13 +21,12 @@ import socket
 import time
 from typing import Any
 
-from tools import ray_serve
-from tools.base import ConfigError, LessonForgeError, ProviderError
-
-from .config import Settings
-from .context import EventSink
-from .executor import LessonJob
-from .project import Manifest, Project
+from lessonforge.agent.config import Settings
+from lessonforge.agent.context import EventSink
+from lessonforge.agent.executor import LessonJob
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.tools import ray_serve
+from lessonforge.tools.base import ConfigError, LessonForgeError, ProviderError
 
 EVENTS_LOG = "events.jsonl"
 
@@ -147,7 +146,7 @@ class RayExecutor:
 
 def ray_serve_spec(kind: Any, spec: str) -> str | None:
     """The model spec to serve for a setting (None: off, or already served by a running deployment)."""
-    from tools import registry
+    from lessonforge.tools import registry
 
     parsed = registry.parse(kind, spec) if spec else None
     if parsed is None or parsed.backend == ray_serve.PREFIX:
@@ -160,7 +159,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def _error(name: str, message: str) -> LessonForgeError:
-    import tools.base as base
+    import lessonforge.tools.base as base
 
     cls = getattr(base, name, None)
     if not (isinstance(cls, type) and issubclass(cls, LessonForgeError)):
@@ -187,7 +186,7 @@ def make_on_worker(job: LessonJob, backends: dict[str, Any]) -> tuple[str, dict[
     A ProviderError is raised for Ray to retry the lesson; other LessonForge errors (bad input) are
     returned, as retrying cannot mend them.
     """
-    from . import run
+    from lessonforge.agent import run
 
     log = EventLog(job.out)
     log({"stage": "worker", "message": f"lesson started on {socket.gethostname()}"})

@@ -16,9 +16,9 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import nodes, quiz, record
-from agent.graph_context import LessonContext
-from agent.state import LessonInput, LessonOutput, LessonState, SceneOutput, SceneState
+from lessonforge.agent import nodes, quiz, record
+from lessonforge.agent.graph_context import LessonContext
+from lessonforge.agent.state import LessonInput, LessonOutput, LessonState, SceneOutput, SceneState
 
 
 def build_scene_graph() -> Any:
@@ -38,7 +38,7 @@ def build_scene_graph() -> Any:
 
 
 def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) -> Any:
-    """The lesson graph. `agent.run` gives it any part of the state (a script to produce, targets...);
+    """The lesson graph. `lessonforge.agent.run` gives it any part of the state (a script to produce, targets...);
     the server's copy below takes `LessonInput`, so Studio's input form asks for the request only."""
     g = StateGraph(LessonState, context_schema=LessonContext, input_schema=input_schema, output_schema=LessonOutput)
     g.add_node("plan", nodes.plan)

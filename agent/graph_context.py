@@ -4,11 +4,11 @@
 
 ``out`` is the lesson folder (required); a relative one lies under ``$LESSONFORGE_LESSONS``
 (default ``~/lessonforge``), wherever the server was started. Every other field is a setting of
-`agent.config.Settings` (backends as ``BACKEND:MODEL``, options); one left out follows the same
+`lessonforge.agent.config.Settings` (backends as ``BACKEND:MODEL``, options); one left out follows the same
 ``LESSONFORGE_*`` environment variables and defaults as ``lessonforge make``.
 
 The context is checked when the run starts, before any node runs or anything is downloaded. The
-first node that asks (``await context.ready(request)``) builds the live `agent.context.Context` —
+first node that asks (``await context.ready(request)``) builds the live `lessonforge.agent.context.Context` —
 project folder, backends wrapped in the cache, models fetched and loaded — once for the whole run.
 """
 
@@ -22,11 +22,10 @@ from typing import Any
 from langgraph.config import get_stream_writer
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
-from tools.base import ConfigError
-
-from .config import DEFAULT_LLM, Settings, describe_validation
-from .context import Context, EventSink, close_backends, from_settings
-from .project import Project
+from lessonforge.agent.config import DEFAULT_LLM, Settings, describe_validation
+from lessonforge.agent.context import Context, EventSink, close_backends, from_settings
+from lessonforge.agent.project import Project
+from lessonforge.tools.base import ConfigError
 
 LESSONS_ENV = "LESSONFORGE_LESSONS"
 
@@ -99,7 +98,10 @@ class _ContextBase(BaseModel):
         return self._live
 
     async def _build(self, request: Any) -> Context:
-        from .run import preflight, start_manifest  # agent.run imports the graph, which imports this module
+        from lessonforge.agent.run import (  # lessonforge.agent.run imports the graph, which imports this module
+            preflight,
+            start_manifest,
+        )
 
         emit = _stream_emit()
         settings = await asyncio.to_thread(Settings.load, **self.options())

@@ -25,13 +25,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tools.base import ConfigError
-from tools.cache import AssetStore, atomic_write_json, atomic_write_text, file_hash
-
-from .config import describe_validation
-from .schemas import Outline, Quiz, Script
-from .state import AssetRef, Duration, LessonRequest, SceneRecord
-from .understand import Understanding
+from lessonforge.agent.config import describe_validation
+from lessonforge.agent.schemas import Outline, Quiz, Script
+from lessonforge.agent.state import AssetRef, Duration, LessonRequest, SceneRecord
+from lessonforge.agent.understand import Understanding
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.cache import AssetStore, atomic_write_json, atomic_write_text, file_hash
 
 MANIFEST = "lesson.json"
 FORMAT = 1
@@ -76,7 +75,7 @@ class Manifest(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     outline: Outline | None = None
     script: Script | None = None
-    quiz: Quiz | None = None  # the learner questions (agent.quiz)
+    quiz: Quiz | None = None  # the learner questions (lessonforge.agent.quiz)
     targets: list[float] = Field(default_factory=list)
     scenes: list[SceneRecord] = Field(default_factory=list)
     video: VideoRecord | None = None

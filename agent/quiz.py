@@ -15,16 +15,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import Field, ValidationError, create_model
 
-from tools.contract import items
-
-from tools.base import ConfigError, LLMError
-
-from .config import describe_validation
-from .context import Context
-from .nodes import ask, emit
-from .project import now
-from .schemas import Question, Quiz, QuizChange, SceneDraft
-from .state import LessonState
+from lessonforge.agent.config import describe_validation
+from lessonforge.agent.context import Context
+from lessonforge.agent.nodes import ask, emit
+from lessonforge.agent.project import now
+from lessonforge.agent.schemas import Question, Quiz, QuizChange, SceneDraft
+from lessonforge.agent.state import LessonState
+from lessonforge.tools.base import ConfigError, LLMError
+from lessonforge.tools.contract import items
 
 MIN_QUESTIONS, MAX_QUESTIONS = 3, 5
 QUESTION_WORDS = 45  # a question's stem, options and explanation, for a local model's ETA

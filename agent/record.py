@@ -11,10 +11,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from .context import Context, close_backends
-from .project import Manifest, VideoRecord
-from .schemas import Script
-from .state import LessonState
+from lessonforge.agent.context import Context, close_backends
+from lessonforge.agent.project import Manifest, VideoRecord
+from lessonforge.agent.schemas import Script
+from lessonforge.agent.state import LessonState
 
 
 def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:

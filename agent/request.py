@@ -1,7 +1,7 @@
 """What the user asks for: the LessonRequest (the graph's input), checked before any work.
 
 Light on purpose (pydantic only): the CLI validates a request before it imports the agent, so a bad
-argument is answered at once. `agent.state` re-exports these names.
+argument is answered at once. `lessonforge.agent.state` re-exports these names.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tools.base import ConfigError
-
-from .config import describe_validation
+from lessonforge.agent.config import describe_validation
+from lessonforge.tools.base import ConfigError
 
 Aspect = Literal["16:9", "9:16", "1:1"]
 ASPECTS: tuple[str, ...] = ("16:9", "9:16", "1:1")

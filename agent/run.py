@@ -15,17 +15,16 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from tools.base import ConfigError, LessonForgeError
-
-from . import checkpoint as checkpoints
-from .config import Settings
-from .context import Context, EventSink, close_backends, from_settings  # noqa: F401  (re-exported)
-from .graph import build_graph
-from .nodes import even_targets, scenes_seconds
-from .project import Manifest, Project, slugify
-from .schemas import Script
-from .state import LessonRequest, make_request  # noqa: F401  (re-exported)
-from .understand import Understanding
+from lessonforge.agent import checkpoint as checkpoints
+from lessonforge.agent.config import Settings
+from lessonforge.agent.context import Context, EventSink, close_backends, from_settings
+from lessonforge.agent.graph import build_graph
+from lessonforge.agent.nodes import even_targets, scenes_seconds
+from lessonforge.agent.project import Manifest, Project, slugify
+from lessonforge.agent.schemas import Script
+from lessonforge.agent.state import LessonRequest, make_request  # noqa: F401  (re-exported)
+from lessonforge.agent.understand import Understanding
+from lessonforge.tools.base import ConfigError, LessonForgeError
 
 
 def default_out(topic: str) -> Path:
@@ -90,7 +89,7 @@ async def fetch_models(ctx: Context, emit: EventSink, request: LessonRequest | N
 
     The user is told first what will be fetched and its size; later runs find them in the cache.
     """
-    from tools import models
+    from lessonforge.tools import hub as models
 
     wanted: list[Any] = []
     instead: dict[str, str] = {}  # model id -> how to do without it
@@ -146,7 +145,7 @@ ReviewHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
                on_review: ReviewHook | None = None, checkpoint: bool | str | None = None) -> Manifest:
-    """Run the graph; its last node (agent.record) completes ``manifest`` as lesson.json."""
+    """Run the graph; its last node (lessonforge.agent.record) completes ``manifest`` as lesson.json."""
     ctx.manifest, ctx.note = manifest, note
     try:
         async with checkpoints.open_saver(checkpoint, ctx.project) as saver:
@@ -246,7 +245,7 @@ async def make(
     ``understood`` (a one-shot prompt and how it was read) is recorded in lesson.json.
     ``checkpoint`` (True: SQLite in the project; a Postgres DSN) saves every finished step of the
     graph, so the same lesson started again after its process was lost resumes where it stopped
-    (`agent.checkpoint`).
+    (`lessonforge.agent.checkpoint`).
     """
     emit = on_event or (lambda e: None)
     project = Project(out if out is not None else default_out(request.topic))
@@ -344,9 +343,8 @@ async def voices(language: str | None = None, speech: str | None = None) -> tupl
     """Voices of the speech backend (the edge list when online, espeak-ng's offline) and a note."""
     import inspect as _inspect
 
-    from tools.base import SpeechError
-
-    from .context import create
+    from lessonforge.agent.context import create
+    from lessonforge.tools.base import SpeechError
 
     settings = Settings.load(speech=speech)
     backend = create("speech", settings.speech)

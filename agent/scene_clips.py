@@ -1,14 +1,14 @@
 """A scene's motion clip (--clips): made, judged, placed on the slide.
 
 For a scene whose visual is a ``clip``, ``illustrate`` asks the clip generator once (under the
-lesson's cost cap, tools.clips); the critic judges frames sampled from it, contrastively against
+lesson's cost cap, lessonforge.tools.clips); the critic judges frames sampled from it, contrastively against
 the other scenes as it judges pictures. A clip that fails, is refused (the cap, the service) or
 times out, or that the critic rejects, leaves the scene to pictures (its prompt becomes the
 picture prompt), with a warning; a rejected clip is still shown when no picture could be drawn.
 
 On the slide the clip plays in the picture's box, below the title band: where the layout sets
 text over the picture (the full-bleed hook), the box stops above the text. It is looped or
-trimmed to the scene's length when the segment is encoded (tools.motion).
+trimmed to the scene's length when the segment is encoded (lessonforge.tools.media.motion).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.base import ClipError, LessonForgeError
-from tools.cache import content_key, link_or_copy
-from tools.clips import ClipRequest, sample_frames
-
-from .context import Context
-from .state import ClipRecord, SceneState
+from lessonforge.agent.context import Context
+from lessonforge.agent.state import ClipRecord, SceneState
+from lessonforge.tools.base import ClipError, LessonForgeError
+from lessonforge.tools.cache import content_key, link_or_copy
+from lessonforge.tools.clips import ClipRequest, sample_frames
 
 FRAMES = 3  # frames the critic sees of each clip
 TEXT_BOXES = ("title", "bullets", "footer", "answer_card", "answer")

@@ -1,6 +1,6 @@
 """Every LLM output as a pydantic model, each field described for the model that fills it.
 
-The JSON schema is the contract (tools.contract): every rule JSON Schema can say is in it —
+The JSON schema is the contract (lessonforge.tools.contract): every rule JSON Schema can say is in it —
 discriminated unions for the visual and diagram kinds (each kind its own object with exactly its
 fields), item counts, enums, string lengths — so a reply that is valid under the schema sent is
 valid, full stop. What a backend may not enforce (OpenAI's strict subset has no ``maxLength``) is
@@ -9,7 +9,7 @@ defaults, no extra keys, every field required.
 
 A scene whose visual is malformed (a reply from a server that does not constrain its output) is
 kept with a text-only visual and marked :attr:`SceneDraft.degraded`; the writer asks again for that
-scene alone before the lesson goes on (agent.nodes.write).
+scene alone before the lesson goes on (lessonforge.agent.nodes.write).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
 
-from tools import pictograms
-from tools.contract import Contract, cut_at_word, items, text, tidy
-from tools.diagrams import DIAGRAM_KINDS, BarChart, Comparison, Cycle, Steps, from_flat
+from lessonforge.tools.contract import Contract, cut_at_word, items, text, tidy
+from lessonforge.tools.media import pictograms
+from lessonforge.tools.media.diagrams import DIAGRAM_KINDS, BarChart, Comparison, Cycle, Steps, from_flat
 
 TITLE_CHARS = 60
 BULLET_CHARS = 60

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.base import ConfigError, LessonForgeError
-
-from . import chat, run
-from . import edit as editing
-from .config import Settings
-from .context import EventSink
-from .project import MANIFEST, Project
-from .state import LessonRequest
+from lessonforge.agent import chat, run
+from lessonforge.agent import edit as editing
+from lessonforge.agent.config import Settings
+from lessonforge.agent.context import EventSink
+from lessonforge.agent.project import MANIFEST, Project
+from lessonforge.agent.state import LessonRequest
+from lessonforge.tools.base import ConfigError, LessonForgeError
 
 Job = Callable[[EventSink], Awaitable[dict[str, Any]]]
 

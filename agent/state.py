@@ -5,13 +5,18 @@ The records here (SceneRecord and what it holds) are also what `lesson.json` sto
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    Required,  # pydantic (the server's schemas) needs these on 3.11
+)
 
 from pydantic import BaseModel, Field, model_validator
-from typing_extensions import Required, TypedDict  # pydantic (the server's schemas) needs these on 3.11
+from typing_extensions import TypedDict
 
-from .request import ASPECTS, MAX_MINUTES, MIN_MINUTES, Aspect, LessonRequest, make_request  # noqa: F401
-from .schemas import Outline, Picture, Quiz, SceneDraft, Script, Visual, old_visual
+from lessonforge.agent.request import ASPECTS, MAX_MINUTES, MIN_MINUTES, Aspect, LessonRequest, make_request  # noqa: F401
+from lessonforge.agent.schemas import Outline, Picture, Quiz, SceneDraft, Script, Visual, old_visual
 
 
 class AssetRef(BaseModel):
@@ -89,7 +94,7 @@ class SceneRecord(BaseModel):
     key: str = ""
     answer: str = ""
     visual: Visual
-    repairs: list[str] = Field(default_factory=list)  # what was repaired in the LLM's reply (tools.contract)
+    repairs: list[str] = Field(default_factory=list)  # what was repaired in the LLM's reply (lessonforge.tools.contract)
     degraded: str = ""  # why the scene's visual was replaced ('' when it was not)
     target_seconds: float
     planned_words: int = 0
@@ -104,7 +109,7 @@ class SceneRecord(BaseModel):
     min_font_px: int | None = None  # smallest text size on the slide
     picture_box: tuple[int, int, int, int] | None = None  # where the picture sits (for --motion)
     builds: list[BuildRecord] = Field(default_factory=list)  # the slide's build states ([]: one still)
-    layout: str = ""  # the slide layout chosen for the scene's role and aspect (tools.layouts)
+    layout: str = ""  # the slide layout chosen for the scene's role and aspect (lessonforge.tools.media.layouts)
     pictogram: str = ""  # the icon drawn on the slide (its own, or standing in for a picture not drawn)
     clip: ClipRecord | None = None  # the motion clip shown in the picture's place (--clips)
     hold_seconds: float = 0.0  # how long the slide stays up
@@ -181,7 +186,7 @@ class Duration(BaseModel):
 
 
 class LessonInput(TypedDict, total=False):
-    """What a run of the graph is given by LangGraph's server or Studio (`agent.run` gives more)."""
+    """What a run of the graph is given by LangGraph's server or Studio (`lessonforge.agent.run` gives more)."""
 
     request: Required[LessonRequest]
     review: bool  # pause after the outline (a LangGraph interrupt) until resumed with {"approve": true}
@@ -220,7 +225,7 @@ class LessonState(TypedDict, total=False):
     warnings: Annotated[list[str], extend]
     video: dict[str, Any]
     lesson: str  # the project folder, absolute, once lesson.json is recorded
-    quiz: Quiz | None  # the learner questions (agent.quiz), written after assemble
+    quiz: Quiz | None  # the learner questions (lessonforge.agent.quiz), written after assemble
 
 
 class SceneState(TypedDict, total=False):

@@ -1,6 +1,6 @@
 """`lessonforge ui`: a web page for making and refining lessons (Gradio Blocks, the optional `[ui]` extra).
 
-The page is a view over `agent.service`: every button and message runs the service's make, chat turn
+The page is a view over `lessonforge.agent.service`: every button and message runs the service's make, chat turn
 or version switch, and the page renders the events those stream (progress in the chat, a bar with the
 stage and the time left) and, when a run ends, the new video, storyboard strip, versions and files.
 No lesson logic lives here.
@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.base import ConfigError
-from tools.llm_openai import scrub_environment
-
-from . import service
-from .config import Settings
-from .project import Project
-from .state import ASPECTS, make_request
+from lessonforge.agent import service
+from lessonforge.agent.config import Settings
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import ASPECTS, make_request
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.llm.openai import scrub_environment
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 PRIVATE_ENV = {

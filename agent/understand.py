@@ -23,10 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from tools.base import ConfigError, LessonForgeError, Message
-from tools.contract import Contract, text
-
-from .state import MAX_MINUTES, MIN_MINUTES, LessonRequest, make_request
+from lessonforge.agent.state import MAX_MINUTES, MIN_MINUTES, LessonRequest, make_request
+from lessonforge.tools.base import ConfigError, LessonForgeError, Message
+from lessonforge.tools.contract import Contract, text
 
 Via = Literal["offline", "llm"]
 ParseMode = Literal["auto", "offline", "llm"]
@@ -665,7 +664,7 @@ def read_offline(prompt: str) -> tuple[Reading, list[str]]:
 
 async def read_with_llm(llm: Any, prompt: str, offline: Reading | None = None) -> Reading:
     """One structured LLM call reading the prompt (what the offline patterns found is shown as a hint)."""
-    import prompts
+    from lessonforge import prompts
 
     hint = offline.model_dump_json(exclude_defaults=False) if offline is not None else "(none)"
     system, user = prompts.messages("understand", prompt=prompt, offline=hint)
@@ -834,7 +833,7 @@ def pick_voice(voices: list[Any], language: str, gender: str) -> str:
 async def honour_voice_hint(understanding: Understanding, settings: Any) -> Understanding:
     """Choose a voice of the gender the prompt asked for ('with a female voice') when no voice was named,
     from the speech backend's list; what cannot be honoured becomes a note."""
-    from . import run
+    from lessonforge.agent import run
 
     request = understanding.request
     gender = hinted_gender(understanding.reading.voice)
@@ -873,7 +872,7 @@ async def understand_with(settings: Any, prompt: str, flags: dict[str, Any] | No
     Returns the understanding and the LLM to reuse for the lesson (a model loaded for ``mode='llm'``),
     or None. A prompt with no topic asks ``on_missing`` for one, or raises MissingTopic without it.
     """
-    from . import run
+    from lessonforge.agent import run
 
     made_here = llm is None and mode != "offline"
     if made_here:
@@ -912,7 +911,7 @@ async def start(
     **backends: Any,
 ) -> tuple[Understanding, Any]:
     """A lesson from a one-shot prompt (for a chat's or a web page's first message): understand it, let
-    ``on_understood`` see (or correct) the reading, then make the lesson with ``agent.run.make``;
+    ``on_understood`` see (or correct) the reading, then make the lesson with ``lessonforge.agent.run.make``;
     lesson.json records the prompt and its reading. An ``understood`` event carries the reading.
 
     The LLM step runs when the patterns are unsure and the LLM is a service (``openai:``, or an LLM
@@ -920,7 +919,7 @@ async def start(
     A prompt with no topic asks ``on_missing`` for one, or raises MissingTopic (a ConfigError)
     before any work.
     """
-    from . import run
+    from lessonforge.agent import run
 
     emit = on_event or (lambda e: None)
     understanding, llm = await understand_with(settings, prompt, flags, mode=mode, llm=backends.get("llm"),
@@ -946,9 +945,8 @@ def understood_event(understanding: Understanding) -> dict[str, Any]:
 def understanding_llm(settings: Any, mode: ParseMode) -> Any:
     """The LLM backend that reads prompts: the settings' LLM in 'llm' mode; in 'auto' mode only a service
     (``openai:``), since a local model would be loaded (or downloaded) just to read a sentence."""
-    from tools import registry
-
-    from .context import create
+    from lessonforge.agent.context import create
+    from lessonforge.tools import registry
 
     spec = settings.llm_spec()
     parsed = registry.parse("llm", spec)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.cache import read_state, user_cache_dir, write_state
+from lessonforge.tools.cache import read_state, user_cache_dir, write_state
 
 MIN_SECONDS = 20.0  # below this much measured speech a figure is too noisy to use
 

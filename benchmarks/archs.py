@@ -117,8 +117,8 @@ def build_clip(*, device: str = "cuda", dtype: Any = None) -> tuple[Any, Any, An
     import torch
     from transformers import CLIPConfig, CLIPModel
 
+    from lessonforge.tools.critic.clip import _image_processor_class
     from tests.tiny_models import build_tiny_tokenizer
-    from tools.critic_clip import _image_processor_class
 
     dtype = dtype or torch.float16
     cfg = load_config("clip_vit_b32")

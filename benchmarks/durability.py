@@ -66,12 +66,12 @@ def valid_file(path: Path) -> str | None:
             with PILImage.open(path) as img:
                 img.load()
         elif suffix == ".mp4":
-            from tools import video
+            from lessonforge.tools.media import video
 
             info = video.probe(path)
             if not (info.video_duration or info.audio_duration):  # scene segments are video-only
                 return "MP4 without a readable stream"
-    except Exception as err:  # noqa: BLE001 - any failure to read it is what we report
+    except Exception as err:
         return f"{type(err).__name__}: {err}"
     return None
 
@@ -112,7 +112,7 @@ def judge(code: int, output: str, out: Path, secret: str = PLANTED_KEY) -> Outco
         m = result.manifest or {}
         result.finished = m.get("status") == "done" and (out / "lesson.mp4").is_file()
         if result.finished:
-            from tools import video
+            from lessonforge.tools.media import video
 
             info = video.probe(out / "lesson.mp4")
             result.finished = abs(info.video_duration - info.audio_duration) <= 0.25
@@ -132,7 +132,7 @@ def invoke(args: list[str], out: Path, *, env: dict[str, str] | None = None) -> 
     """Run ``lessonforge ARGS --out OUT`` in this process (typer's CliRunner) and judge it."""
     from typer.testing import CliRunner
 
-    from agent.cli import app
+    from lessonforge.agent.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, [*args, "--out", str(out)], env=env, catch_exceptions=True)
@@ -150,8 +150,8 @@ Factory = Callable[[str], Any]
 
 
 def patch_backends(monkeypatch: Any, **factories: Factory) -> None:
-    """Make ``agent.context.create`` build ``factories[kind](model)`` for the kinds given."""
-    from agent import context
+    """Make ``lessonforge.agent.context.create`` build ``factories[kind](model)`` for the kinds given."""
+    from lessonforge.agent import context
 
     real = context.create
 
@@ -165,7 +165,7 @@ def patch_backends(monkeypatch: Any, **factories: Factory) -> None:
 
 # --------------------------------------------------------------------------- the benchmark
 
-CMD = [sys.executable, "-m", "agent.cli", "make", "how bridges stand", "--minutes", "1.0", "--json", *FAKES]
+CMD = [sys.executable, "-m", "lessonforge.agent.cli", "make", "how bridges stand", "--minutes", "1.0", "--json", *FAKES]
 
 
 def _fault_matrix(rounds: int, work: Path) -> list[tuple[str, list[Outcome]]]:
@@ -175,11 +175,11 @@ def _fault_matrix(rounds: int, work: Path) -> list[tuple[str, list[Outcome]]]:
 
     from _pytest.monkeypatch import MonkeyPatch
 
+    from lessonforge.tools.llm.openai import OpenAILLM
+    from lessonforge.tools.media import video
     from tests.conftest import lesson_answers
     from tests.fake_openai import Error, FakeOpenAIServer, Hang, completion
     from tests.integration import test_faults as tf
-    from tools import video
-    from tools.llm_openai import OpenAILLM
 
     topic = ["make", "tides", "--minutes", "0.5"]
     results: list[tuple[str, list[Outcome]]] = []

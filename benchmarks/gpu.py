@@ -7,11 +7,11 @@ without each optimisation, side by side in one run.
 
 Real sizes come from benchmarks/configs (benchmarks/archs.py: published configs, random weights, no
 download); tiny ones from tests/tiny_models.py, loaded from disk as a hub folder is. Every picture goes
-through tools.images_diffusers.DiffusersImages and every verdict through tools.batching.BatchedCritic
-over tools.critic_clip.ClipCritic, as in a lesson.
+through lessonforge.tools.images.diffusers.DiffusersImages and every verdict through lessonforge.tools.batching.BatchedCritic
+over lessonforge.tools.critic.clip.ClipCritic, as in a lesson.
 
     throughput   pictures/s for one pipeline call of 1, 4 and 12 pictures
-    lesson       12 scenes at once, each asking for its picture and then its verdict (as agent.nodes
+    lesson       12 scenes at once, each asking for its picture and then its verdict (as lessonforge.agent.nodes
                  does): wall time from the first request to the last verdict; the backend's defaults
                  first, then one option changed per row
     peak memory  torch.cuda.max_memory_allocated on CUDA; peak RSS (VmHWM, reset per row) on CPU
@@ -140,8 +140,8 @@ def build(real: bool, name: str, device: str, workdir: Path) -> Models:
     from diffusers import AutoencoderTiny, StableDiffusionPipeline
     from transformers import CLIPModel, CLIPTokenizer
 
+    from lessonforge.tools.critic.clip import _image_processor_class
     from tests.tiny_models import build_tiny_clip, build_tiny_sd, build_tiny_taesd
-    from tools.critic_clip import _image_processor_class
 
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     sd = build_tiny_sd(workdir / "sd")
@@ -184,9 +184,9 @@ class Row:
 
 
 def backends(models: Models, option: Option) -> tuple[Any, Any]:
-    from tools.batching import BatchedCritic
-    from tools.critic_clip import ClipCritic
-    from tools.images_diffusers import DiffusersImages
+    from lessonforge.tools.batching import BatchedCritic
+    from lessonforge.tools.critic.clip import ClipCritic
+    from lessonforge.tools.images.diffusers import DiffusersImages
 
     pipe = models.pipeline(option.tiny_vae)
     images = DiffusersImages.from_pipeline(
@@ -200,7 +200,7 @@ def backends(models: Models, option: Option) -> tuple[Any, Any]:
 
 async def lesson(images: Any, critic: Any, size: int, seed: int) -> None:
     """Twelve scenes at once: each draws its picture, then asks for its verdict against every prompt."""
-    from tools.base import ImageRequest
+    from lessonforge.tools.base import ImageRequest
 
     async def scene(i: int) -> None:
         [image] = await images.generate([ImageRequest(prompt=PROMPTS[i], seed=seed + i, width=size, height=size)])
@@ -228,7 +228,7 @@ def measure_lesson(models: Models, option: Option, repeats: int) -> Row:
 
 
 def measure_throughput(models: Models, batch: int, repeats: int) -> Row:
-    from tools.base import ImageRequest
+    from lessonforge.tools.base import ImageRequest
 
     images, _ = backends(models, Option(f"batch {batch}", tiny_vae=models.device == "cpu", max_batch=batch))
 

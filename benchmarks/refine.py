@@ -19,11 +19,11 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent import run  # noqa: E402
-from agent.config import Settings  # noqa: E402
-from agent.edit import edit  # noqa: E402
-from agent.state import make_request  # noqa: E402
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech  # noqa: E402
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.edit import edit
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 
 TARGET = 0.25
 

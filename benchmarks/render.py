@@ -3,17 +3,17 @@
     python benchmarks/render.py            # 2-minute 12-scene and 10-minute 60-scene lessons, 1080p
     python benchmarks/render.py --quick    # 30-second 3-scene and 60-second 6-scene lessons, 1080p
 
-Each lesson is built once (1080p slides from tools.slides.compose_slide with tools.fakes.FakeImages
+Each lesson is built once (1080p slides from lessonforge.tools.media.slides.compose_slide with lessonforge.tools.fakes.FakeImages
 pictures, and one narration WAV of tones per scene), then every measurement runs in its own
 subprocess so that its peak memory is its own:
 
-    ours       what agent.nodes.assemble does: video.encode_segment and a tools.aactrack piece per
+    ours       what lessonforge.agent.nodes.assemble does: video.encode_segment and a lessonforge.tools.media.aactrack piece per
                scene (one ffmpeg per core), the pieces joined into one AAC track, assemble by copy
     moviepy    the naive way: an ImageClip per slide with its duration, concatenate_videoclips, the
                same narration as audio, write_videofile at 24 fps with moviepy's defaults
     re-render  ours after one scene was rewritten (new slide, shorter narration): its segment and its
                AAC piece encoded again, the rest from the cache as in the agent, then assemble
-    motion     ours with --motion: tools.motion.encode_motion_segment per scene (pan/zoom, fades)
+    motion     ours with --motion: lessonforge.tools.media.motion.encode_motion_segment per scene (pan/zoom, fades)
 
 Times are wall-clock seconds inside the worker (imports and lesson building excluded, the same
 for both). Peak RSS is the largest resident set of any one process of the run (the worker or an
@@ -59,7 +59,7 @@ def scene_seconds(total: float, n: int) -> list[float]:
 
 
 def write_tones(path: Path, seconds: float, seed: int) -> None:
-    """Narration stand-in: soft tones, one per "word" (as tools.fakes.FakeSpeech writes)."""
+    """Narration stand-in: soft tones, one per "word" (as lessonforge.tools.fakes.FakeSpeech writes)."""
     import numpy as np
 
     t = np.arange(round(seconds * SR)) / SR
@@ -75,7 +75,7 @@ def write_tones(path: Path, seconds: float, seed: int) -> None:
 
 
 def compose(i: int, n: int, title: str, picture, out: Path) -> list[int]:
-    from tools import slides
+    from lessonforge.tools.media import slides
 
     r = slides.compose_slide(title=title, bullets=[f"Key idea {i}", "A concrete example", "Why it matters"],
                              illustration=picture, footer="Benchmark lesson", index=i, total=n)
@@ -85,9 +85,9 @@ def compose(i: int, n: int, title: str, picture, out: Path) -> list[int]:
 
 def build_lesson(folder: Path, seconds: float, n: int) -> dict:
     """Slides, narration parts and holds for an n-scene lesson of ``seconds`` seconds."""
-    from tools.base import ImageRequest
-    from tools.fakes import FakeImages
-    from tools.video import quantize_durations
+    from lessonforge.tools.base import ImageRequest
+    from lessonforge.tools.fakes import FakeImages
+    from lessonforge.tools.media.video import quantize_durations
 
     folder.mkdir(parents=True, exist_ok=True)
     holds = quantize_durations(scene_seconds(seconds, n), FPS)
@@ -136,7 +136,7 @@ def _starts(holds: list[float]) -> list[float]:
 
 def _piece(folder: Path, wav: str) -> tuple[Path, int]:
     """A scene's narration as AAC frames, cached by the narration file's name (as the agent caches by hash)."""
-    from tools import aactrack
+    from lessonforge.tools.media import aactrack
 
     out = folder / "cache" / (Path(wav).stem + ".aac")
     count = folder / "cache" / (Path(wav).stem + ".frames")
@@ -146,11 +146,11 @@ def _piece(folder: Path, wav: str) -> tuple[Path, int]:
 
 
 def work_ours(folder: Path, spec: dict, *, motion: bool = False) -> None:
-    """What agent.nodes.assemble does: per scene a video segment and an AAC piece, then one join by copy."""
-    from tools import aactrack, video
-    from tools import motion as mo
-
+    """What lessonforge.agent.nodes.assemble does: per scene a video segment and an AAC piece, then one join by copy."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from lessonforge.tools.media import aactrack, video
+    from lessonforge.tools.media import motion as mo
 
     scenes = spec["scenes"]
     holds = [s["hold"] for s in scenes]
@@ -163,7 +163,7 @@ def work_ours(folder: Path, spec: dict, *, motion: bool = False) -> None:
             video.encode_segment(Path(s["slide"]), s["hold"], seg, fps=FPS)
         return seg
 
-    # as agent.nodes.assemble does: ffmpeg runs for segments and AAC pieces, one per core at a time
+    # as lessonforge.agent.nodes.assemble does: ffmpeg runs for segments and AAC pieces, one per core at a time
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         seg_jobs = [pool.submit(encode, i, s) for i, s in enumerate(scenes, 1)]
         piece_jobs = [pool.submit(_piece, folder, s["wav"]) for s in scenes]
@@ -178,7 +178,7 @@ def work_ours(folder: Path, spec: dict, *, motion: bool = False) -> None:
 def work_rerender(folder: Path, spec: dict) -> None:
     """One scene rewritten (new title and a shorter narration): its segment and its AAC piece are encoded
     again; every other segment and piece comes from the full render's cache; joined by copy."""
-    from tools import aactrack, video
+    from lessonforge.tools.media import aactrack, video
 
     scenes = [dict(s) for s in spec["scenes"]]
     k = spec["edited_index"]
@@ -199,7 +199,7 @@ def work_rerender(folder: Path, spec: dict) -> None:
 def work_moviepy(folder: Path, spec: dict) -> None:
     from moviepy import AudioFileClip, ImageClip, concatenate_videoclips
 
-    from tools import video
+    from lessonforge.tools.media import video
 
     scenes = spec["scenes"]
     track = folder / "track-moviepy.wav"  # the same narration as ours, joined the same way
@@ -219,7 +219,7 @@ WORKERS = {
 
 def worker_main(kind: str, folder: Path) -> None:
     spec = json.loads((folder / "lesson.json").read_text())
-    import tools.motion  # noqa: F401 - imports are not part of the render (tools.video comes with it)
+    import lessonforge.tools.media.motion  # noqa: F401 - imports are not part of the render (lessonforge.tools.media.video comes with it)
 
     if kind == "moviepy":
         import moviepy  # noqa: F401
@@ -299,7 +299,7 @@ def measure(kind: str, folder: Path) -> Run:
 
 
 def _probe_seconds(path: Path) -> float:
-    from tools import video
+    from lessonforge.tools.media import video
 
     return video.probe(path).duration
 

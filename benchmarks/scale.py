@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
-from agent.batch import run_batch  # noqa: E402
-from agent.config import Settings  # noqa: E402
-from agent.executor import LessonJob  # noqa: E402
-from agent.executor_ray import RayExecutor  # noqa: E402
-from agent.project import Manifest  # noqa: E402
+from lessonforge.agent.batch import run_batch  # noqa: E402
+from lessonforge.agent.config import Settings  # noqa: E402
+from lessonforge.agent.executor import LessonJob  # noqa: E402
+from lessonforge.agent.executor_ray import RayExecutor  # noqa: E402
+from lessonforge.agent.project import Manifest  # noqa: E402
 
 TOPICS = ["tides", "volcanoes", "glaciers", "deserts", "rainbows", "magnets", "bees", "clouds", "rivers", "seeds",
           "comets", "coral", "lightning", "fossils", "caves", "wind", "snow", "soil", "moss", "salt"]
@@ -41,9 +41,9 @@ TOPICS = ["tides", "volcanoes", "glaciers", "deserts", "rainbows", "magnets", "b
 
 def per_lesson_task(job: LessonJob) -> tuple[dict[str, Any], dict[str, int]]:
     """A lesson that builds and loads its own models (what each worker does without shared deployments)."""
-    from agent import run
-    from tools.critic_clip import ClipCritic
-    from tools.images_diffusers import DiffusersImages
+    from lessonforge.agent import run
+    from lessonforge.tools.critic.clip import ClipCritic
+    from lessonforge.tools.images.diffusers import DiffusersImages
 
     class CountedClip(ClipCritic):
         calls = 0

@@ -22,10 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from agent.config import DEFAULT_LLM
-from tools.base import ConfigError, LessonForgeError
-from tools.secrets import scrub_environment
-
+from lessonforge.agent.config import DEFAULT_LLM
+from lessonforge.tools.base import ConfigError, LessonForgeError
+from lessonforge.tools.secrets import scrub_environment
 
 EXECUTOR_HELP = ("Where lessons are made: local (this machine), ray (a local Ray) or ray:ADDRESS (a Ray cluster; "
                  "needs lessonforge[ray])")
@@ -127,8 +126,8 @@ def _mode(quiet: bool, verbose: bool, as_json: bool) -> str:
 
 
 def _summary(report: Any, out: Path) -> None:
-    from .metrics import METRIC_BY_KEY
-    from .report import fmt
+    from lessonforge.evals.metrics import METRIC_BY_KEY
+    from lessonforge.evals.report import fmt
 
     s = report.summary
     table = Table(title=f"{report.run.dataset}: {s.done}/{s.topics} lessons done", title_justify="left")
@@ -180,11 +179,10 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
     """Make a lesson per topic of TOPICS, score each, and write report.json and report.html."""
-    from agent.config import Settings
-    from agent.executor import create as create_executor
-
-    from . import topics
-    from .runner import run_eval
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.executor import create as create_executor
+    from lessonforge.evals import topics
+    from lessonforge.evals.runner import run_eval
 
     try:
         dataset_file = topics.resolve(topics_file)
@@ -230,8 +228,8 @@ def compare_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Show B's metrics against baseline A, with regressions (worse by more than a tolerance) flagged."""
-    from .metrics import METRIC_BY_KEY
-    from .report import SUCCESS, compare, fmt
+    from lessonforge.evals.metrics import METRIC_BY_KEY
+    from lessonforge.evals.report import SUCCESS, compare, fmt
 
     try:
         cmp = compare(run_a, run_b)

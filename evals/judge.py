@@ -1,6 +1,6 @@
 """The LLM judge: a rubric, and a quiz written from the topic alone and answered from the lesson alone.
 
-Every judge output is a pydantic model requested as structured output from any `tools.base.LLM`
+Every judge output is a pydantic model requested as structured output from any `lessonforge.tools.base.LLM`
 (the prompts are evals/prompts/*.md). The quiz runs in three calls:
 
     write   questions and reference answers, from the topic and audience only
@@ -17,10 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from tools.base import LLM, Message
-from tools.contract import Contract, items, text
-
-from . import fakejudge, prompts
+from lessonforge.evals import fakejudge, prompts
+from lessonforge.tools.base import LLM, Message
+from lessonforge.tools.contract import Contract, items, text
 
 
 class _Strict(Contract):

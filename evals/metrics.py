@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .judge import QuizResult, Rubric
+from lessonforge.evals.judge import QuizResult, Rubric
 
 # --------------------------------------------------------------------------- delivery
 
@@ -239,7 +239,7 @@ def picture_stats(scenes: Sequence[Any]) -> PictureStats:
 
 def theme_contrast(theme: str) -> dict[str, float]:
     """WCAG contrast ratio of each text colour of a slide theme against its background."""
-    from tools.slides import THEMES, contrast_ratio
+    from lessonforge.tools.media.slides import THEMES, contrast_ratio
 
     th = THEMES.get(theme)
     if th is None:

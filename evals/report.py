@@ -15,12 +15,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.config import describe_validation
-from tools.base import ConfigError
-from tools.cache import atomic_write_json, atomic_write_text
-
-from .metrics import METRIC_BY_KEY, METRICS, Metric, mean
-from .results import EvalReport, TopicResult
+from lessonforge.agent.config import describe_validation
+from lessonforge.evals.metrics import METRIC_BY_KEY, METRICS, Metric, mean
+from lessonforge.evals.results import EvalReport, TopicResult
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.cache import atomic_write_json, atomic_write_text
 
 THUMB_WIDTH = 224
 SUCCESS = Metric("run.success_rate", "lessons done", "higher", 0.0, fmt="{:.0%}")
@@ -384,7 +383,7 @@ def compare(run_a: Path | str | EvalReport, run_b: Path | str | EvalReport) -> C
     """Deltas of run B against baseline run A, per metric and per lesson, with regressions flagged.
 
     A metric regresses when it moves in its worse direction by more than its tolerance
-    (`evals.metrics.METRICS`); a lesson that was done in A and failed in B is a regression too.
+    (`lessonforge.evals.metrics.METRICS`); a lesson that was done in A and failed in B is a regression too.
     """
     ra = run_a if isinstance(run_a, EvalReport) else load(run_a)
     rb = run_b if isinstance(run_b, EvalReport) else load(run_b)

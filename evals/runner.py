@@ -1,4 +1,4 @@
-"""Run a topic set: a lesson per topic through `agent.run.make` (bounded concurrency), then score it.
+"""Run a topic set: a lesson per topic through `lessonforge.agent.run.make` (bounded concurrency), then score it.
 
 A topic that fails is recorded with its error and the run goes on. Each topic's result is written
 atomically to ``RUN/results/<slug>.json`` as soon as it finishes, so a killed run resumes: a rerun
@@ -21,20 +21,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent import run as agent_run
-from agent.config import Settings
-from agent.checkpoint import check_spec as check_checkpoint
-from agent.context import Context, create
-from agent.executor import Executor, LessonJob, prepare
-from agent.executor import create as create_executor
-from agent.project import Project
-from tools.base import LLM, ConfigError
-from tools.cache import atomic_write_json, content_key
-
-from . import report as reporting
-from . import topics
-from .results import EvalReport, RunInfo, TopicResult, summarize
-from .score import score_lesson
+from lessonforge.agent import run as agent_run
+from lessonforge.agent.checkpoint import check_spec as check_checkpoint
+from lessonforge.agent.config import Settings
+from lessonforge.agent.context import Context, create
+from lessonforge.agent.executor import Executor, LessonJob, prepare
+from lessonforge.agent.executor import create as create_executor
+from lessonforge.agent.project import Project
+from lessonforge.evals import report as reporting
+from lessonforge.evals import topics
+from lessonforge.evals.results import EvalReport, RunInfo, TopicResult, summarize
+from lessonforge.evals.score import score_lesson
+from lessonforge.tools.base import LLM, ConfigError
+from lessonforge.tools.cache import atomic_write_json, content_key
 
 EventSink = Callable[[dict[str, Any]], None]
 SCORE_VERSION = 1  # bump when metrics change, so a rerun scores finished topics again
@@ -85,12 +84,12 @@ async def run_eval(
     """Make and score a lesson per topic of ``dataset_path`` into ``out_dir``; write report.json/.html.
 
     Backends (``llm``, ``images``, ``speech``, ``critic``) override the settings as in
-    `agent.run.make`. The picture model and critic are built once and shared by every lesson;
+    `lessonforge.agent.run.make`. The picture model and critic are built once and shared by every lesson;
     each lesson builds its own LLM client (so its manifest counts its own tokens) unless ``llm``
     is given. The judge is ``judge_llm`` (an LLM or a "backend:model" spec), else the lesson LLM;
-    ``judge=False`` skips the rubric and the quiz. ``executor`` makes the lessons (`agent.executor`:
+    ``judge=False`` skips the rubric and the quiz. ``executor`` makes the lessons (`lessonforge.agent.executor`:
     "local", "ray", "ray:ADDRESS" or an Executor); ``checkpoint`` is where each lesson's graph keeps
-    its finished steps (`agent.checkpoint`). Scoring runs here, on the lessons' files.
+    its finished steps (`lessonforge.agent.checkpoint`). Scoring runs here, on the lessons' files.
     """
     emit = on_event or (lambda e: None)
     if jobs < 1:
@@ -235,7 +234,7 @@ async def _run_topic(
             lesson_dir, spec, judge=judge, make_seconds=make_seconds, quiz_questions=quiz_questions
         )
         result.status = "done"
-    except Exception as err:  # noqa: BLE001  (one topic's failure is a result; the run goes on)
+    except Exception as err:
         result.error = str(err) or repr(err)
         result.error_type = type(err).__name__
     result.seconds = round(time.perf_counter() - t, 3)

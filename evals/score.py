@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.nodes import count_words
-from agent.project import Manifest, Project
-from tools.base import LLM
-
-from . import judge as judging
-from . import metrics as m
-from .topics import TopicSpec
+from lessonforge.agent.nodes import count_words
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.evals import judge as judging
+from lessonforge.evals import metrics as m
+from lessonforge.evals.topics import TopicSpec
+from lessonforge.tools.base import LLM
 
 DEFAULT_WPM = 150.0
 
@@ -43,14 +42,14 @@ def delivery(manifest: Manifest, project: Project, spec: TopicSpec, errors: list
         errors.append("delivery: the lesson has no video")
         return d
     try:
-        from tools import video
+        from lessonforge.tools.media import video
 
         info = video.probe(project.resolve(manifest.video.file))
         d.duration_s = round(info.duration, 3)
         d.duration_error = round(m.duration_error(info.duration, target), 4)
         d.duration_abs_error = abs(d.duration_error)
         d.av_gap_s = _r(m.av_gap(info.video_duration, info.audio_duration), 3)
-    except Exception as err:  # noqa: BLE001  (a metric, not the run)
+    except Exception as err:
         errors.append(f"delivery: cannot probe the video: {err}")
     try:
         srt_text = project.resolve(manifest.video.srt).read_text("utf-8")

@@ -27,11 +27,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent.project import slugify
-from agent.state import LessonRequest
-from agent.understand import Understanding, read_offline
-from agent.understand import resolve as resolve_prompt
-from tools.base import ConfigError
+from lessonforge.agent.project import slugify
+from lessonforge.agent.state import LessonRequest
+from lessonforge.agent.understand import Understanding, read_offline
+from lessonforge.agent.understand import resolve as resolve_prompt
+from lessonforge.tools.base import ConfigError
 
 DATASETS = "datasets"
 
@@ -147,7 +147,7 @@ def _where(loc: tuple) -> tuple[int | None, str]:
 def load(path_or_name: Path | str, model: type[Dataset] = Dataset) -> Dataset:
     """Read and validate a topic set; every problem becomes one ConfigError that names where it is.
 
-    ``model`` is the set's shape (`agent.batch.BatchSet` reads the same files for batch runs)."""
+    ``model`` is the set's shape (`lessonforge.agent.batch.BatchSet` reads the same files for batch runs)."""
     path = resolve(path_or_name)
     try:
         data = yaml.safe_load(path.read_text("utf-8"))

@@ -3,7 +3,7 @@
 A template names its variables as ``{{name}}``; rendering fails on a variable the caller did not give
 (and on one it gave that the template never uses), so a renamed variable cannot slip through silently.
 The part above the first line ``---`` is the system prompt. Other packages keep their own templates
-(the eval judge's live in ``evals.prompts``) and load them by passing ``package=``.
+(the eval judge's live in ``lessonforge.evals.prompts``) and load them by passing ``package=``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from tools.base import ConfigError
+from lessonforge.tools.base import ConfigError
 
 _VAR = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 

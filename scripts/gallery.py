@@ -3,7 +3,7 @@
     python scripts/gallery.py OUT_DIR [--theme light|dark|chalk|all] [--only LAYOUT]
 
 The pictures are generated, never committed: look at them after a change to a layout.
-Pictures are stand-ins (tools.fakes.FakeImages); everything else is what a lesson gets.
+Pictures are stand-ins (lessonforge.tools.fakes.FakeImages); everything else is what a lesson gets.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools import layouts, slides  # noqa: E402
-from tools.specimens import SCRIPTS, cases  # noqa: E402
+from lessonforge.tools.media import layouts, slides  # noqa: E402
+from lessonforge.tools.media.specimens import SCRIPTS, cases  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

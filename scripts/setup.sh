@@ -93,7 +93,7 @@ if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0]
 fi
 echo "setup: installing LessonForge, its Python dependencies, the offline voices (piper, kokoro) and Ray into $VENV"
 run_logged pip_install -e ".[dev]" -c constraints.txt
-"$VPY" -c 'import agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
+"$VPY" -c 'import lessonforge.agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
 # The tests of the optional voices run only where these import: make sure they do here.
 "$VPY" -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }
 "$VPY" -c 'import ray.serve, langgraph.checkpoint.postgres' || { echo "setup: the ray extra failed to import" >&2; exit 1; }

@@ -84,7 +84,7 @@ def _handler(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _record(self, body: dict[str, Any] | None) -> str:
@@ -93,14 +93,14 @@ def _handler(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
                 server.requests.append(Seen(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body))
             return path.removeprefix("/v1beta/")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             path = self._record(json.loads(raw) if raw else None)
             if path.startswith("models/") and path.endswith(":predictLongRunning"):
                 return self._json(*server._start(path.removeprefix("models/").removesuffix(":predictLongRunning")))
             self._json(404, {"error": {"code": 404, "message": f"unknown {path}", "status": "NOT_FOUND"}})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self._record(None)
             parts = path.split("/")
             if len(parts) == 4 and parts[0] == "models" and parts[2] == "operations":

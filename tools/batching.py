@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Verdict
-from .cache import AssetStore, content_key
+from lessonforge.tools.base import Verdict
+from lessonforge.tools.cache import AssetStore, content_key
 
 
 @dataclass
@@ -63,7 +63,7 @@ class BatchedCritic:
     def _from_cache(self, cached: dict[str, Any], prompts: Sequence[str], target: int) -> Verdict:
         by_prompt = cached.get("by_prompt")
         if by_prompt is not None and self._scoring():
-            from .critic_clip import (
+            from lessonforge.tools.critic.clip import (
                 decide,  # rank and reason follow the scenes' current order
             )
 
@@ -112,7 +112,7 @@ class BatchedCritic:
     def _judge_batch(self, batch: list[_Request]) -> list[Verdict]:
         self.judged += len(batch)
         if self._scoring():
-            from .critic_clip import decide
+            from lessonforge.tools.critic.clip import decide
 
             self.passes += 1
             union = list(dict.fromkeys(p for r in batch for p in r.prompts))

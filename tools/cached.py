@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .audio import check_audio
-from .base import Image, ImageRequest, Message, Speech, SpeechError, T, WordTiming
-from .cache import AssetStore, Pending, atomic_path, content_key, link_or_copy
+from lessonforge.tools.base import Image, ImageRequest, Message, Speech, SpeechError, T, WordTiming
+from lessonforge.tools.cache import AssetStore, Pending, atomic_path, content_key, link_or_copy
+from lessonforge.tools.media.audio import check_audio
 
 V = TypeVar("V")
 

@@ -9,7 +9,7 @@ read from here. Checked against OpenAI's model pages and its deprecations page (
 - The gpt-4o-mini-tts-2025-03-20 snapshot was shut down on 2026-07-23; the alias gpt-4o-mini-tts now
   means the 2025-12-15 snapshot, which the default pins so a lesson sounds the same next month.
 
-Local models (Hugging Face ids, their sizes and purposes) are listed in `tools.models`.
+Local models (Hugging Face ids, their sizes and purposes) are listed in `lessonforge.tools.hub`.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .base import (
+from lessonforge.tools.base import (
     Image,
     ImageRequest,
     LLMError,
@@ -41,7 +41,7 @@ from .base import (
     Voice,
     WordTiming,
 )
-from .cache import atomic_path, thread_to_end
+from lessonforge.tools.cache import atomic_path, thread_to_end
 
 Responder = Callable[[list[Message], type[BaseModel]], BaseModel | str | dict]
 
@@ -106,7 +106,7 @@ class FakeLLM:
 
 def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseModel:
     """A plausible answer for each of LessonForge's schemas, shaped by what the prompt asks."""
-    from agent import schemas as s  # the fakes answer the agent's own schemas
+    from lessonforge.agent import schemas as s  # the fakes answer the agent's own schemas
 
     hook = getattr(schema, "fake_answer", None)  # other packages' schemas answer for themselves
     if callable(hook):
@@ -149,7 +149,7 @@ def default_answer(messages: list[Message], schema: type[BaseModel]) -> BaseMode
         return s.PromptRevision(prompt=f"{old}, shown up close", reason="Made the subject more prominent.")
     if schema is s.EditPlan:
         return _edit_plan(s, _field(prompt, "The person says"), prompt)
-    if issubclass(schema, s.Quiz):  # agent.quiz asks for a subclass with the lesson's scene range
+    if issubclass(schema, s.Quiz):  # lessonforge.agent.quiz asks for a subclass with the lesson's scene range
         return _quiz(s, schema, prompt)
     raise LLMError(f"the fake LLM has no default answer for {schema.__name__}; script one")
 
@@ -267,7 +267,7 @@ def _number(text: str, pattern: str) -> str | None:
 
 
 def _sentence_block(first: str, words: int) -> str:
-    filler = "You can see how each part connects to the next one in a simple way.".split()
+    filler = ["You", "can", "see", "how", "each", "part", "connects", "to", "the", "next", "one", "in", "a", "simple", "way."]
     out = first.split()
     i = 0
     while len(out) < words:
@@ -413,7 +413,7 @@ class FakeCritic:
         return rows
 
     def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
-        from .critic_clip import decide  # the same decision rule as the CLIP critic
+        from lessonforge.tools.critic.clip import decide  # the same decision rule as the CLIP critic
 
         self.calls += 1
         targets = list(targets) if targets is not None else list(range(len(images)))

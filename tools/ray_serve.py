@@ -22,8 +22,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .base import ConfigError, Image, ImageRequest, LessonForgeError, Verdict
-from .cache import content_key
+from lessonforge.tools.base import ConfigError, Image, ImageRequest, LessonForgeError, Verdict
+from lessonforge.tools.cache import content_key
 
 PREFIX = "ray"
 IMAGES_DEPLOYMENT = "LessonForgeImages"
@@ -53,7 +53,7 @@ def caller() -> str:
             task = ray.get_runtime_context().get_task_id()
             if task:
                 return task
-    except Exception:  # noqa: BLE001 - outside Ray: the process is the caller
+    except Exception:
         pass
     import os
 
@@ -86,7 +86,7 @@ class ImageModel(_Counted):
     """A replica of the image model: loaded once, every batch of requests drawn in one call."""
 
     def __init__(self, spec: str, device: str = "", max_batch: int = 16) -> None:
-        from .registry import create
+        from lessonforge.tools.registry import create
 
         self.backend = create("images", spec, **({"device": device} if device else {}),
                               **({"max_batch": max_batch} if spec.startswith("diffusers") else {}))
@@ -107,7 +107,7 @@ class CriticModel(_Counted):
     """A replica of the critic: every batch of pictures scored in one pass against all their prompts."""
 
     def __init__(self, spec: str, device: str = "", floor: float | None = None, margin: float | None = None) -> None:
-        from .registry import create
+        from lessonforge.tools.registry import create
 
         options = {k: v for k, v in (("device", device), ("floor", floor), ("margin", margin)) if v not in (None, "")}
         self.critic = create("critic", spec, **options)
@@ -175,7 +175,7 @@ def deploy(kind: str, spec: str, *, device: str = "", replicas: int = 1, gpus: f
     )
     try:
         return serve.run(deployment.bind(*args), name=app_name(kind, spec), route_prefix=None, blocking=False)
-    except Exception as err:  # noqa: BLE001 - a replica that cannot load its model says why
+    except Exception as err:
         raise unwrap(err) from None
 
 
@@ -189,7 +189,7 @@ def _handle(kind: str, spec: str) -> Any:
     name = IMAGES_DEPLOYMENT if kind == "images" else CRITIC_DEPLOYMENT
     try:
         return serve.get_deployment_handle(name, app_name=app_name(kind, spec))
-    except Exception:  # noqa: BLE001 - RayServeException: no controller, or no such application
+    except Exception:
         raise ConfigError(
             f"no Ray Serve deployment serves the {kind} model {spec!r} on this Ray cluster; run with "
             f"--executor ray, which starts it, or pass --{kind} {spec} to load the model in each lesson"
@@ -203,7 +203,7 @@ class ServedImages:
     """ImageGenerator that forwards every request to the shared images deployment (batched there)."""
 
     def __init__(self, model: str, **_: Any) -> None:
-        from .registry import parse
+        from lessonforge.tools.registry import parse
 
         if parse("images", model) is None or model.startswith(f"{PREFIX}:"):
             raise ConfigError(f"--images {PREFIX}:{model} names no image model; write {PREFIX}:BACKEND:MODEL, "
@@ -218,7 +218,7 @@ class ServedImages:
         who = caller()
         try:
             return list(await asyncio.gather(*(self._handle.generate.remote(who, r) for r in requests)))
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise unwrap(err) from None
 
 
@@ -226,7 +226,7 @@ class ServedCritic:
     """Critic that forwards to the shared critic deployment; BatchedCritic sees the same scores() as CLIP's."""
 
     def __init__(self, model: str, **_: Any) -> None:
-        from .registry import parse
+        from lessonforge.tools.registry import parse
 
         if parse("critic", model) is None or model.startswith(f"{PREFIX}:"):
             raise ConfigError(f"--critic {PREFIX}:{model} names no critic; write {PREFIX}:BACKEND:MODEL, "
@@ -262,7 +262,7 @@ class ServedCritic:
         def scores(images: Sequence[Any], prompts: Sequence[str]) -> list[list[float]]:
             try:
                 return handle.scores.remote(caller(), list(images), list(prompts)).result()
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise unwrap(err) from None
 
         return scores
@@ -272,5 +272,5 @@ class ServedCritic:
         try:
             return handle.judge.remote(caller(), list(images), list(prompts),
                                        list(targets) if targets is not None else None).result()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise unwrap(err) from None

@@ -17,41 +17,41 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
-from .base import ConfigError
-from .defaults import OPENAI_LLM
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.defaults import OPENAI_LLM
 
 Kind = Literal["llm", "images", "speech", "critic", "clips"]
 KINDS: tuple[Kind, ...] = ("llm", "images", "speech", "critic", "clips")
 
 _BUILTIN: dict[Kind, dict[str, str]] = {
     "llm": {
-        "openai": "tools.llm_openai:OpenAILLM",
-        "local": "tools.llm_local:LocalLLM",
-        "fake": "tools.fakes:FakeLLM",
+        "openai": "lessonforge.tools.llm.openai:OpenAILLM",
+        "local": "lessonforge.tools.llm.local:LocalLLM",
+        "fake": "lessonforge.tools.fakes:FakeLLM",
     },
     "images": {
-        "diffusers": "tools.images_diffusers:DiffusersImages",
-        "openai": "tools.images_openai:OpenAIImages",
-        "fake": "tools.fakes:FakeImages",
-        "ray": "tools.ray_serve:ServedImages",
+        "diffusers": "lessonforge.tools.images.diffusers:DiffusersImages",
+        "openai": "lessonforge.tools.images.openai:OpenAIImages",
+        "fake": "lessonforge.tools.fakes:FakeImages",
+        "ray": "lessonforge.tools.ray_serve:ServedImages",
     },
     "speech": {
-        "edge": "tools.speech_edge:EdgeSpeech",
-        "espeak": "tools.speech_espeak:EspeakSpeech",
-        "openai": "tools.speech_openai:OpenAISpeech",
-        "piper": "tools.speech_piper:PiperSpeech",
-        "kokoro": "tools.speech_kokoro:KokoroSpeech",
-        "fake": "tools.fakes:FakeSpeech",
+        "edge": "lessonforge.tools.speech.edge:EdgeSpeech",
+        "espeak": "lessonforge.tools.speech.espeak:EspeakSpeech",
+        "openai": "lessonforge.tools.speech.openai:OpenAISpeech",
+        "piper": "lessonforge.tools.speech.piper:PiperSpeech",
+        "kokoro": "lessonforge.tools.speech.kokoro:KokoroSpeech",
+        "fake": "lessonforge.tools.fakes:FakeSpeech",
     },
     "critic": {
-        "clip": "tools.critic_clip:ClipCritic",
-        "openai": "tools.critic_openai:OpenAICritic",
-        "fake": "tools.fakes:FakeCritic",
-        "ray": "tools.ray_serve:ServedCritic",
+        "clip": "lessonforge.tools.critic.clip:ClipCritic",
+        "openai": "lessonforge.tools.critic.openai:OpenAICritic",
+        "fake": "lessonforge.tools.fakes:FakeCritic",
+        "ray": "lessonforge.tools.ray_serve:ServedCritic",
     },
     "clips": {
-        "veo": "tools.clips:VeoClips",
-        "videos": "tools.clips:OpenAIVideoClips",
+        "veo": "lessonforge.tools.clips:VeoClips",
+        "videos": "lessonforge.tools.clips:OpenAIVideoClips",
     },
 }
 

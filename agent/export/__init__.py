@@ -4,7 +4,7 @@
     lessonforge import DIR deck.pptx                                   (an edited deck back in)
 
 Every export reads `lesson.json` and the files it names; nothing is produced again. A deck
-comes back in through the same path as a chat edit (`agent.run.produce`), so only changed scenes
+comes back in through the same path as a chat edit (`lessonforge.agent.run.produce`), so only changed scenes
 are made again, the result is a new version, and undo goes back.
 """
 
@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.base import ConfigError
-
-from ..project import Manifest, Project
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.tools.base import ConfigError
 
 FORMATS = ("pptx", "scorm", "html", "md")
 EXPORT_DIR = "export"
@@ -57,7 +56,7 @@ def lesson_title(manifest: Manifest) -> str:
 
 def export(folder: Path | str, formats: list[str]) -> dict[str, Path]:
     """Write each format under DIR/export/; returns format -> what was written."""
-    from . import deck, markdown, page, scorm
+    from lessonforge.agent.export import deck, markdown, page, scorm
 
     writers: dict[str, Callable[[Project, Manifest, Path], Path]] = {
         "pptx": deck.write_deck, "scorm": scorm.write_package, "html": page.write_folder, "md": markdown.write_markdown,

@@ -19,12 +19,11 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import ImageFont
 
-from tools.base import ConfigError
-from tools.cache import atomic_path, content_key
-
-from ..project import Manifest, Project
-from ..state import SceneRecord
-from . import lesson_title
+from lessonforge.agent.export import lesson_title
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.agent.state import SceneRecord
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.cache import atomic_path, content_key
 
 INCH = 914400  # EMU
 SIZES = {"16:9": (13.333, 7.5), "9:16": (7.5, 13.333), "1:1": (7.5, 7.5)}
@@ -45,7 +44,7 @@ def text_key(manifest: Manifest) -> str:
 
 def _font_name(text: str, language: str, bold: bool) -> str:
     """The family of the font the video's slides use for ``text`` (as PowerPoint names it)."""
-    from tools.slides import choose_font
+    from lessonforge.tools.media.slides import choose_font
 
     choice = choose_font(text or "A", bold=bold, language=language)
     return ImageFont.truetype(choice.path, 12, index=choice.index).getname()[0]
@@ -110,7 +109,7 @@ def build_deck(project: Project, manifest: Manifest) -> Any:
     from pptx.dml.color import RGBColor
     from pptx.enum.text import MSO_ANCHOR, MSO_AUTO_SIZE
 
-    from tools.slides import THEMES
+    from lessonforge.tools.media.slides import THEMES
 
     req = manifest.request
     theme = THEMES.get(req.theme, THEMES["light"])

@@ -11,17 +11,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tools.base import ConfigError
-
-from ..config import Settings, describe_validation
-from ..context import EventSink
-from ..edit import EditResult
-from ..project import Manifest, Project
-from ..quiz import renumber
-from ..run import produce
-from ..schemas import SceneDraft, Script
-from . import finished, lesson_title
-from .deck import DeckText, SlideText, clean_text, lesson_id, read_deck, text_key
+from lessonforge.agent.config import Settings, describe_validation
+from lessonforge.agent.context import EventSink
+from lessonforge.agent.edit import EditResult
+from lessonforge.agent.export import finished, lesson_title
+from lessonforge.agent.export.deck import DeckText, SlideText, clean_text, lesson_id, read_deck, text_key
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.agent.quiz import renumber
+from lessonforge.agent.run import produce
+from lessonforge.agent.schemas import SceneDraft, Script
+from lessonforge.tools.base import ConfigError
 
 
 def _structure(manifest: Manifest) -> list[tuple[str, Any]]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.cache import atomic_write_text
-
-from ..project import Manifest, Project
-from . import clock, lesson_title
+from lessonforge.agent.export import clock, lesson_title
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.tools.cache import atomic_write_text
 
 LETTERS = "ABCDEFGHIJ"
 

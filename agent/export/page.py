@@ -12,10 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tools.cache import link_or_copy
-
-from ..project import Manifest, Project
-from . import lesson_title
+from lessonforge.agent.export import lesson_title
+from lessonforge.agent.project import Manifest, Project
+from lessonforge.tools.cache import link_or_copy
 
 RTL = {"ar", "he", "fa", "ur", "yi", "ps", "dv"}
 MASTERY = 80  # percent of questions right that passes (the SCORM manifest's masteryscore)

@@ -12,11 +12,10 @@ import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from tools.cache import atomic_path
-
-from ..project import Manifest, Project, slugify
-from . import lesson_title
-from .page import MASTERY, page_files
+from lessonforge.agent.export import lesson_title
+from lessonforge.agent.export.page import MASTERY, page_files
+from lessonforge.agent.project import Manifest, Project, slugify
+from lessonforge.tools.cache import atomic_path
 
 CP = "http://www.imsproject.org/xsd/imscp_rootv1p1p2"
 ADLCP = "http://www.adlnet.org/xsd/adlcp_rootv1p2"

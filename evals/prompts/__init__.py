@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import prompts
+from lessonforge import prompts
 
 
 def variables(name: str) -> set[str]:

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent import checkpoint
-from agent.batch import load_requests, run_batch
-from agent.cli import app
-from agent.config import Settings
-from agent.executor import LocalExecutor
-from agent.executor import create as create_executor
-from agent.project import Project
-from tools.base import ConfigError, SpeechError
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.agent import checkpoint
+from lessonforge.agent.batch import load_requests, run_batch
+from lessonforge.agent.cli import app
+from lessonforge.agent.config import Settings
+from lessonforge.agent.executor import LocalExecutor
+from lessonforge.agent.executor import create as create_executor
+from lessonforge.agent.project import Project
+from lessonforge.tools.base import ConfigError, SpeechError
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 
 SETTINGS = Settings(llm="fake:", images="fake:", critic="fake:", speech="fake:", fit_rounds=0)
 

@@ -25,11 +25,11 @@ from typing import ClassVar
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.state import make_request
-from tools import video
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow
 

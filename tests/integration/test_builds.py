@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import Script
-from agent.state import make_request
-from tools import video
-from tools.fakes import FakeSpeech
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeSpeech
+from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "photosynthesis.json"
@@ -75,7 +75,7 @@ def test_builds_off_keeps_one_still_per_scene(tmp_path):
 
 
 def test_a_title_card_opens_and_an_end_card_closes_the_lesson(tmp_path):
-    from agent import nodes
+    from lessonforge.agent import nodes
 
     manifest = _make(tmp_path / "cards")
     mp4 = tmp_path / "cards" / "lesson.mp4"

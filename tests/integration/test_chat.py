@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
-from agent.project import Project
-from tools.cache import file_hash
+from lessonforge.agent.cli import app
+from lessonforge.agent.project import Project
+from lessonforge.tools.cache import file_hash
 
 pytestmark = pytest.mark.slow
 
@@ -102,11 +102,11 @@ def test_review_pauses_after_the_outline(tmp_path):
 def test_review_notes_reach_the_new_plan(tmp_path):
     import asyncio
 
-    from agent import run
-    from agent.config import Settings
-    from agent.schemas import Outline
-    from agent.state import make_request
-    from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+    from lessonforge.agent import run
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.schemas import Outline
+    from lessonforge.agent.state import make_request
+    from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 
     shown = []
 

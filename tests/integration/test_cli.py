@@ -8,7 +8,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
+from lessonforge.agent.cli import app
 
 runner = CliRunner()
 
@@ -133,9 +133,9 @@ def test_a_voice_that_cannot_speak_the_language_is_refused_before_any_work(tmp_p
 def test_a_fallback_voice_that_cannot_speak_the_language_is_not_used():
     import asyncio
 
-    from tools.base import SpeechError
-    from tools.speech_espeak import EspeakSpeech
-    from tools.speech_fallback import FallbackSpeech
+    from lessonforge.tools.base import SpeechError
+    from lessonforge.tools.speech.espeak import EspeakSpeech
+    from lessonforge.tools.speech.fallback import FallbackSpeech
 
     class Down:
         name = "edge:"

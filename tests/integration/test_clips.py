@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import Script
-from agent.state import make_request
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeLLM, default_answer
+from lessonforge.tools.media import video
 from tests.fake_openai import FakeOpenAIServer
-from tools import video
-from tools.fakes import FakeLLM, default_answer
 
 pytestmark = pytest.mark.slow
 

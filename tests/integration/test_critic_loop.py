@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import PromptRevision
-from agent.state import make_request
-from tools.base import CriticError
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import PromptRevision
+from lessonforge.agent.state import make_request
+from lessonforge.tools.base import CriticError
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_a_failing_critic_leaves_scenes_unjudged_not_lost(tmp_path):
 
 
 def test_diffusers_batches_the_scenes_pictures(tmp_path, tiny_sd):
-    from tools.images_diffusers import DiffusersImages
+    from lessonforge.tools.images.diffusers import DiffusersImages
 
     images = DiffusersImages(str(tiny_sd), batch_window_s=0.2)
     manifest, _, _ = _make(tmp_path, images=images, critic=FakeCritic(floor=0.0, margin=-1.0), image_size=64)
@@ -108,7 +108,7 @@ def test_vision_critic_judges_the_composed_slide_against_the_narration(tmp_path,
 
     from PIL import Image
 
-    from tools.critic_openai import OpenAICritic
+    from lessonforge.tools.critic.openai import OpenAICritic
 
     verdict = {"matches_narration": 5, "legible": 5, "resembles_other_scene": None, "problems": [], "suggestion": ""}
     fake_openai.default = lambda request: json.dumps(verdict)

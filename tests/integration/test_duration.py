@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import Script
-from agent.state import make_request
-from tools import video
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow
 

@@ -17,13 +17,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent.config import Settings
-from evals import judge as J
-from evals import report as reporting
-from evals.cli import app as eval_app
-from evals.runner import run_eval
-from tools.base import LLMError, Message
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.agent.config import Settings
+from lessonforge.evals import judge as J
+from lessonforge.evals import report as reporting
+from lessonforge.evals.cli import app as eval_app
+from lessonforge.evals.runner import run_eval
+from lessonforge.tools.base import LLMError, Message
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
 
 pytestmark = pytest.mark.slow
 
@@ -152,9 +152,9 @@ def test_failed_topic_is_recorded_and_a_rerun_finishes_only_what_is_left(tmp_pat
 
 KILL_SCRIPT = """
 import asyncio, sys
-from agent.config import Settings
-from evals.runner import run_eval
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.agent.config import Settings
+from lessonforge.evals.runner import run_eval
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 asyncio.run(run_eval(sys.argv[1], sys.argv[2], jobs=1, settings=Settings(fit_rounds=0), judge=False,
                      llm=FakeLLM(), images=FakeImages(), speech=FakeSpeech(), critic=FakeCritic()))
 """
@@ -251,7 +251,7 @@ def _flat(text: str) -> str:
 
 
 def test_settings_that_cannot_work_stop_the_run_before_any_lesson(tmp_path):
-    from tools.base import ConfigError
+    from lessonforge.tools.base import ConfigError
 
     dataset = topic_set(tmp_path, "tides")
     settings = Settings(images="none", critic="none", speech="fake:")  # the default LLM, with no key or server
@@ -262,7 +262,7 @@ def test_settings_that_cannot_work_stop_the_run_before_any_lesson(tmp_path):
 
 def test_the_fake_llm_judges_offline(tmp_path):
     dataset = topic_set(tmp_path, "tides")
-    # no judge given: the lesson LLM judges; the fake answers the judge's schemas by rule (evals.fakejudge)
+    # no judge given: the lesson LLM judges; the fake answers the judge's schemas by rule (lessonforge.evals.fakejudge)
     report = asyncio.run(run_eval(dataset, tmp_path / "run", settings=SETTINGS, **fakes()))
     [lesson] = report.lessons
     content = lesson.metrics.content
@@ -297,7 +297,7 @@ def test_the_critic_is_built_with_the_floor_and_margin_the_report_records(tmp_pa
 
 
 def test_a_topic_set_of_prompts_is_read_and_the_report_shows_each_reading(tmp_path):
-    from agent.project import Project
+    from lessonforge.agent.project import Project
 
     path = tmp_path / "prompts.yaml"
     path.write_text("topics:\n  - prompt: a square 30-second lesson on rainbows for kids, with everyday examples\n"

@@ -24,17 +24,17 @@ from pptx.opc.constants import RELATIONSHIP_TYPE as RT
 from pptx.oxml.ns import qn
 from typer.testing import CliRunner
 
-from agent import edit, run
-from agent.cli import app
-from agent.config import Settings
-from agent.export import export, parse_formats
-from agent.export.deck import lesson_id, text_key
-from agent.export.deck_import import import_deck
-from agent.project import Project
-from agent.state import make_request
-from tools.base import ConfigError
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
-from tools.slides import THEMES
+from lessonforge.agent import edit, run
+from lessonforge.agent.cli import app
+from lessonforge.agent.config import Settings
+from lessonforge.agent.export import export, parse_formats
+from lessonforge.agent.export.deck import lesson_id, text_key
+from lessonforge.agent.export.deck_import import import_deck
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import make_request
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.media.slides import THEMES
 
 pytestmark = pytest.mark.slow
 

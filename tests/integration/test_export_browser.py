@@ -22,14 +22,14 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.export import export
-from agent.project import Project
-from agent.state import make_request
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.export import export
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.media import video
 from tests.integration.test_browser import open_page, serve
-from tools import video
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 
 pytestmark = pytest.mark.slow
 

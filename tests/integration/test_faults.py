@@ -1,6 +1,6 @@
 """Faults injected through the real code path of `lessonforge make`: each run finishes or explains itself.
 
-Every test runs the real CLI (typer's CliRunner on agent.cli.app, or a real second process) with the
+Every test runs the real CLI (typer's CliRunner on lessonforge.agent.cli.app, or a real second process) with the
 fault in one backend and fakes elsewhere, then judges the outcome with benchmarks.durability.judge:
 finished (lesson.json "done", audio and video agree) or a clean error (exit 1/2, an ``error:`` line,
 no traceback, no "unexpected" bug report); never a half-written or temporary file under the project,
@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks.durability import FAKES, PLANTED_KEY, Outcome, invoke, patch_backends
+from lessonforge.tools.base import CriticError, ImageError, SpeechUnavailable
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.tools.llm.openai import OpenAILLM
 from tests.conftest import lesson_answers
 from tests.fake_openai import Error, FakeOpenAIServer, Hang, completion
-from tools.base import CriticError, ImageError, SpeechUnavailable
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
-from tools.llm_openai import OpenAILLM
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +178,7 @@ def test_speech_unavailable_falls_back_to_espeak_and_records_it(tmp_path, monkey
 
 
 def test_speech_and_its_fallback_unavailable_is_a_clean_error(tmp_path, monkeypatch):
-    from agent import context
+    from lessonforge.agent import context
 
     real = context.create
     monkeypatch.setattr(context, "create", lambda kind, spec, **kw: UnavailableSpeech(spec) if kind == "speech"
@@ -250,7 +250,7 @@ def _scene_files(out: Path) -> dict[str, int]:
 
 
 def test_ffmpeg_missing_is_a_clean_error_and_scenes_stay(tmp_path, monkeypatch):
-    from tools import video
+    from lessonforge.tools.media import video
 
     def missing():
         raise video.RenderError("ffmpeg was not found. Fix: install ffmpeg (apt install ffmpeg).")
@@ -268,7 +268,7 @@ def test_ffmpeg_missing_is_a_clean_error_and_scenes_stay(tmp_path, monkeypatch):
 
 
 def test_ffmpeg_crashing_is_a_clean_error(tmp_path, monkeypatch):
-    from tools import video
+    from lessonforge.tools.media import video
 
     fake = tmp_path / "bin" / "ffmpeg"
     fake.parent.mkdir()
@@ -343,7 +343,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], check=True)
     try:
         out = mnt / "o"
-        cmd = [sys.executable, "-m", "agent.cli", *TOPIC, *FAKES, "--out", str(out)]
+        cmd = [sys.executable, "-m", "lessonforge.agent.cli", *TOPIC, *FAKES, "--out", str(out)]
         env = {**os.environ, "OPENAI_API_KEY": PLANTED_KEY}
         first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
         from benchmarks.durability import judge
@@ -365,7 +365,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "agent.cli", "make", "tides", "--minutes", "1.5", "--json", *FAKES, "--out", str(out)]
+    cmd = [sys.executable, "-m", "lessonforge.agent.cli", "make", "tides", "--minutes", "1.5", "--json", *FAKES, "--out", str(out)]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -432,7 +432,7 @@ def test_topic_never_becomes_a_path_outside(tmp_path, monkeypatch, topic):
     outside_before = _every_path(tmp_path) - _every_path(cwd)
     from typer.testing import CliRunner
 
-    from agent.cli import app
+    from lessonforge.agent.cli import app
 
     result = CliRunner().invoke(app, ["make", topic, "--minutes", "0.5", *FAKES], catch_exceptions=True)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
@@ -443,7 +443,7 @@ def test_topic_never_becomes_a_path_outside(tmp_path, monkeypatch, topic):
 
 
 def test_titles_from_the_llm_never_become_paths_outside(tmp_path, monkeypatch):
-    from agent import schemas
+    from lessonforge.agent import schemas
 
     def evil(messages, schema):
         answer = default_answer(messages, schema)
@@ -478,7 +478,7 @@ def test_manifest_path_outside_the_project_is_refused_by_render(tmp_path):
     (out / "lesson.json").write_text(json.dumps(data))
     from typer.testing import CliRunner
 
-    from agent.cli import app
+    from lessonforge.agent.cli import app
 
     result = CliRunner().invoke(app, ["render", str(out), "--speech", "fake:", "--images", "fake:", "--critic", "fake:"])
     assert "Traceback" not in result.output

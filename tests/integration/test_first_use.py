@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
-from tools import models
-from tools.base import SpeechUnavailable
+from lessonforge.agent.cli import app
+from lessonforge.tools import hub as models
+from lessonforge.tools.base import SpeechUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "photosynthesis.json"
@@ -60,7 +60,7 @@ def test_an_error_is_one_line_at_any_terminal_width(tmp_path):
 def test_argument_errors_come_before_the_heavy_imports(args, needle):
     # in a fresh interpreter (the test session has imported everything already)
     done = _python(
-        "import sys; from typer.testing import CliRunner; from agent.cli import app; "
+        "import sys; from typer.testing import CliRunner; from lessonforge.agent.cli import app; "
         "r = CliRunner().invoke(app, sys.argv[1:]); "
         f"print(r.exit_code, [m for m in {HEAVY!r} if m in sys.modules]); print(r.output)",
         *args,
@@ -95,7 +95,7 @@ def test_models_lists_whole_ids_in_a_narrow_pipe():
 
 
 def test_espeak_voices_claim_no_gender():
-    pytest.importorskip("tools.speech_espeak")
+    pytest.importorskip("lessonforge.tools.speech.espeak")
     code, out = _run(["voices", "--speech", "espeak:", "--language", "en"])
     assert code == 0, out
     assert "en-us" in out.split()
@@ -144,9 +144,9 @@ class DownSpeech:
 def test_the_speech_fallback_notice_prints_once(tmp_path):
     # a fresh interpreter: Python's last-resort log handler is active there, as for a user (not under pytest)
     done = _python(
-        "import sys; from tools import registry; "
+        "import sys; from lessonforge.tools import registry; "
         "registry._BUILTIN['speech']['down'] = 'tests.integration.test_first_use:DownSpeech'; "
-        "from agent.cli import main; sys.argv = ['lessonforge', *sys.argv[1:]]; main()",
+        "from lessonforge.agent.cli import main; sys.argv = ['lessonforge', *sys.argv[1:]]; main()",
         "make", "rainbows", "--minutes", "0.5", "--out", str(tmp_path / "l"), "--llm", "fake:", "--images", "none",
         "--speech", "down:", "--critic", "none",
     )

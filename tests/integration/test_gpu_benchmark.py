@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import gpu
-from tools.images_diffusers import CPU_MAX_BATCH
+from lessonforge.tools.images.diffusers import CPU_MAX_BATCH
 
 
 def test_tiny_run_measures_every_row_and_the_batching_shows() -> None:

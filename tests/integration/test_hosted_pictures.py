@@ -10,9 +10,9 @@ import json
 import pytest
 from PIL import Image
 
-from agent import run
-from agent.config import Settings
-from agent.state import make_request
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.state import make_request
 from tests.fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tools import video
+from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ FAKES = ["--llm", "fake:", "--images", "fake:", "--speech", "fake:", "--critic",
 
 
 def _cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "agent.cli", "make", "how bridges stand", "--minutes", "1.5",
+    return [sys.executable, "-m", "lessonforge.agent.cli", "make", "how bridges stand", "--minutes", "1.5",
             "--out", str(out), "--json", *FAKES]
 
 

@@ -39,7 +39,7 @@ def test_graph_runs_with_a_json_context(tmp_path):
 
 
 def test_graph_without_a_context_says_what_to_pass():
-    from tools.base import ConfigError
+    from lessonforge.tools.base import ConfigError
 
     with pytest.raises(ConfigError, match='"out"'):
         asyncio.run(_load_graph().ainvoke({"request": {"topic": "tides"}}))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("langgraph_api", reason="needs langgraph-cli[inmem] (the dev extra)")
-from langgraph_sdk import get_client  # noqa: E402
+from langgraph_sdk import get_client
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = {"llm": "fake:", "images": "fake:", "speech": "fake:", "critic": "fake:"}
@@ -73,7 +73,7 @@ def server(tmp_path_factory, openai_server):
                     pass
                 if asyncio.run(get_client(url=url).assistants.search(graph_id="lessonforge")):
                     break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"langgraph dev did not start:\n{(work / 'server.log').read_text()[-3000:]}")
@@ -121,10 +121,10 @@ def test_the_server_publishes_the_graphs_schemas(server):
 
 @pytest.mark.slow
 def test_a_run_with_the_fakes_streams_progress_and_makes_the_same_lesson_as_the_cli(server, tmp_path):
-    from agent import run
-    from agent.config import Settings
-    from agent.project import Project
-    from tools import video
+    from lessonforge.agent import run
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.project import Project
+    from lessonforge.tools.media import video
 
     url, lessons, log = server
     parts = asyncio.run(_stream(url, {"out": "tides", **FAKES}))
@@ -208,7 +208,7 @@ def test_a_run_with_an_openai_compatible_llm_and_espeak_makes_a_lesson(server, o
     errors = [p.data for p in parts if p.event == "error"]
     assert not errors, f"{errors}\n{log.read_text()[-3000:]}"
     assert len(openai_server.chat_requests) > asked
-    from agent.project import Project
+    from lessonforge.agent.project import Project
 
     manifest = Project(lessons / "served-openai").load()
     assert manifest.status == "done" and manifest.backends["llm"] == "openai:gpt-4.1-mini"

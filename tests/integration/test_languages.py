@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import SceneDraft, Script
-from agent.state import make_request
-from tools import slides, video
-from tools.fakes import FakeSpeech
-from tools.speech_espeak import EspeakSpeech
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import SceneDraft, Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeSpeech
+from lessonforge.tools.media import slides, video
+from lessonforge.tools.speech.espeak import EspeakSpeech
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_lesson_in_language(tmp_path, language):
     # subtitles carry the narration as written, in order
     srt = (out / "lesson.srt").read_text(encoding="utf-8")
     body = "".join(line for line in srt.splitlines() if line and not line[0].isdigit())
-    squash = lambda t: re.sub(r"\W+", "", t)  # noqa: E731
+    squash = lambda t: re.sub(r"\W+", "", t)
     assert squash(narration) in squash(body)
     info = video.probe(out / "lesson.mp4")
     assert abs(info.video_duration - info.audio_duration) <= 0.2

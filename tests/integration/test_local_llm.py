@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.state import make_request
-from tools import video
-from tools.fakes import FakeCritic, FakeImages, FakeSpeech
-from tools.llm_local import LocalLLM
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
+from lessonforge.tools.llm.local import LocalLLM
+from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow
 

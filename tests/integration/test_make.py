@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.project import Project
-from agent.state import make_request
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import make_request
+from lessonforge.tools.base import SpeechError
+from lessonforge.tools.cache import file_hash
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.llm.openai import OpenAILLM
+from lessonforge.tools.media import video
 from tests.fake_openai import Error
-from tools import video
-from tools.base import SpeechError
-from tools.cache import file_hash
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
-from tools.llm_openai import OpenAILLM
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ def test_render_after_hand_edit_redoes_only_that_scene(tmp_path):
 
 def test_llm_failure_keeps_partial_work_and_says_why(tmp_path, fake_openai, monkeypatch):
     """A server that keeps failing: a clear LLMError, and lesson.json records the failure."""
-    from tools.base import LLMError
+    from lessonforge.tools.base import LLMError
 
     fake_openai.script(*[Error(400, body={"error": {"message": "model overloaded", "type": "x"}})] * 3)
     llm = OpenAILLM("m", base_url=fake_openai.url, max_retries=0)

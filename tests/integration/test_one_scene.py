@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import SceneReplacement, Script
-from agent.state import make_request
-from tools.base import Message
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import SceneReplacement, Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.base import Message
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
 
 pytestmark = pytest.mark.slow
 

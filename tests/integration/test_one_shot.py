@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent import cli
-from agent.config import Settings
-from agent.project import Project
-from agent.understand import start, understand
+from lessonforge.agent import cli
+from lessonforge.agent.config import Settings
+from lessonforge.agent.project import Project
+from lessonforge.agent.understand import start, understand
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.llm.openai import OpenAILLM
 from tests.fake_openai import Error
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
-from tools.llm_openai import OpenAILLM
 
 runner = CliRunner()
 FAKES = ["--llm", "fake:", "--images", "fake:", "--speech", "fake:", "--critic", "fake:"]
@@ -66,7 +66,7 @@ async def test_the_llm_failing_leaves_the_offline_reading_with_a_note(fake_opena
     await llm.aclose()
     assert u.via == "offline" and any("the LLM could not read the prompt" in r for r in u.unsure)
     fake_openai.script(Error(400, {"error": {"message": "model not found", "type": "invalid_request_error"}}))
-    from tools.base import LLMError
+    from lessonforge.tools.base import LLMError
 
     llm = OpenAILLM("gpt-4.1-mini", base_url=fake_openai.url, max_repairs=0)
     with pytest.raises(LLMError):
@@ -157,7 +157,7 @@ def test_bare_prompt_routes_to_make():
     assert cli.route(["edit", "x", "y"]) == ["edit", "x", "y"]
     assert cli.route(["--help"]) == ["--help"] and cli.route([]) == []
     assert cli.route(["--minutes", "3", "tides"]) == ["make", "--minutes", "3", "tides"]
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "make a video please", *FAKES], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "lessonforge.agent.cli", "make a video please", *FAKES], capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=Path(__file__).parents[2])
     assert proc.returncode == 2
     assert "does not say what the lesson should teach" in " ".join(proc.stderr.split())

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agent.cli import app
 from benchmarks.durability import FAKES, scan_tree
+from lessonforge.agent.cli import app
 
 pytestmark = pytest.mark.slow
 

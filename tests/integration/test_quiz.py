@@ -9,13 +9,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agent import edit, run
-from agent.cli import app
-from agent.config import Settings
-from agent.project import Project
-from agent.state import make_request
-from tools.cache import file_hash
-from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.agent import edit, run
+from lessonforge.agent.cli import app
+from lessonforge.agent.config import Settings
+from lessonforge.agent.project import Project
+from lessonforge.agent.state import make_request
+from lessonforge.tools.cache import file_hash
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_a_new_language_writes_the_questions_again(tmp_path):
     asyncio.run(run.make(make_request(topic="tides", minutes=0.5), Settings.load(fit_rounds=0), out, llm=FakeLLM(),
                          **fakes))
     llm = FakeLLM()
-    from agent.schemas import EditPlan, LessonChange
+    from lessonforge.agent.schemas import EditPlan, LessonChange
 
     plan = EditPlan(action="edit", reply="In French.", scene_edits=[], inserts=[], deletes=[], order=None,
                     lesson=LessonChange(voice=None, language="fr", audience=None, minutes=None, theme=None, aspect=None))

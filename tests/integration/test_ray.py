@@ -11,13 +11,13 @@ import pytest
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-import ray  # noqa: E402  (the [ray] extra, part of dev)
+import ray
 
-from agent.batch import run_batch  # noqa: E402
-from agent.config import Settings  # noqa: E402
-from agent.executor_ray import EVENTS_LOG, RayExecutor  # noqa: E402
-from tools import ray_serve  # noqa: E402
-from tools.fakes import FakeSpeech  # noqa: E402
+from lessonforge.agent.batch import run_batch
+from lessonforge.agent.config import Settings
+from lessonforge.agent.executor_ray import EVENTS_LOG, RayExecutor
+from lessonforge.tools import ray_serve
+from lessonforge.tools.fakes import FakeSpeech
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ async def test_pictures_of_concurrent_lessons_share_model_calls_of_one_served_mo
 
 
 async def test_an_eval_run_makes_its_lessons_on_ray_and_scores_them_here(local_ray, tmp_path):
-    from evals.runner import run_eval
+    from lessonforge.evals.runner import run_eval
 
     topics = tmp_path / "set.yaml"
     topics.write_text("name: mini\ntopics:\n  - {topic: tides, minutes: 0.5, audience: primary school, "

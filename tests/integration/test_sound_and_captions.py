@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import run
-from agent.config import Settings
-from agent.schemas import SceneDraft, Script
-from agent.state import make_request
-from tools import loudness, video
-from tools.fakes import FakeSpeech
+from lessonforge.agent import run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import SceneDraft, Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeSpeech
+from lessonforge.tools.media import loudness, video
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent import service
-from agent.project import Project
-from tools.cache import file_hash
+from lessonforge.agent import service
+from lessonforge.agent.project import Project
+from lessonforge.tools.cache import file_hash
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("gradio")
 
-from agent import ui  # noqa: E402
+from lessonforge.agent import ui  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def template(tmp_path_factory) -> Path:
     """One lesson made with the fakes; each test works on its own copy."""
     from typer.testing import CliRunner
 
-    from agent.cli import app
+    from lessonforge.agent.cli import app
 
     folder = tmp_path_factory.mktemp("made") / "tides"
     flags = [x for k, v in FAKES.items() for x in (f"--{k}", v)]
@@ -251,7 +251,7 @@ def test_the_page_names_nothing_from_elsewhere(server):
 
 
 def test_the_page_will_not_serve_the_home_folder_or_the_root(tmp_path):
-    from tools.base import ConfigError
+    from lessonforge.tools.base import ConfigError
 
     for folder in (Path.home(), Path("/")):
         with pytest.raises(ConfigError, match="give it a folder for your lessons"):

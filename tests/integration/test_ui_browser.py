@@ -45,7 +45,7 @@ def serving(folder: Path, *args: str) -> Iterator[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     log_path = folder.parent / f"ui-{port}.log"
     with log_path.open("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ui", str(folder), "--port", str(port), *args],
+        proc = subprocess.Popen([sys.executable, "-m", "lessonforge.agent.cli", "ui", str(folder), "--port", str(port), *args],
                                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder.parent)
         try:
             deadline = time.monotonic() + 120

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import nodes, run
-from agent.config import Settings
-from agent.schemas import SceneDraft, Script
-from agent.state import make_request
-from tools import video
-from tools.diagrams import Cycle
-from tools.fakes import FakeCritic, FakeImages, FakeSpeech
+from lessonforge.agent import nodes, run
+from lessonforge.agent.config import Settings
+from lessonforge.agent.schemas import SceneDraft, Script
+from lessonforge.agent.state import make_request
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
+from lessonforge.tools.media import video
+from lessonforge.tools.media.diagrams import Cycle
 
 pytestmark = pytest.mark.slow
 

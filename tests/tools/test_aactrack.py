@@ -4,7 +4,7 @@ import wave
 
 import numpy as np
 
-from tools import aactrack
+from lessonforge.tools.media import aactrack
 
 
 def _tone(path, seconds, freq, rate=24000):

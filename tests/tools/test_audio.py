@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import audio
-from tools.base import RenderError, SpeechError
+from lessonforge.tools.base import RenderError, SpeechError
+from lessonforge.tools.media import audio
 
 
 def _tone(seconds: float, rate: int, freq: float = 440.0) -> bytes:
@@ -89,7 +89,7 @@ def test_ffmpeg_exe_falls_back_to_path_and_names_the_fix(monkeypatch: pytest.Mon
 def test_tempo_changes_length_not_pitch(tmp_path):
     import numpy as np
 
-    from tools.audio import read_wav_pcm, to_wav, wav_duration, write_wav
+    from lessonforge.tools.media.audio import read_wav_pcm, to_wav, wav_duration, write_wav
 
     rate = 24000
     t = np.arange(rate * 2) / rate

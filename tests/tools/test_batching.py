@@ -4,9 +4,9 @@ import asyncio
 
 from PIL import Image
 
-from tools.batching import BatchedCritic
-from tools.cache import AssetStore
-from tools.fakes import FakeCritic
+from lessonforge.tools.batching import BatchedCritic
+from lessonforge.tools.cache import AssetStore
+from lessonforge.tools.fakes import FakeCritic
 
 
 def _pic(prompt: str) -> Image.Image:

@@ -11,11 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from tools import video
-from tools.base import ConfigError, RenderError
-from tools.captions import CaptionStyle, caption_frames, encode_captioned_segment, render_caption, safe_area
-from tools.slides import ASPECTS, choose_font, compose_slide
-from tools.subtitles import Cue
+from lessonforge.tools.base import ConfigError, RenderError
+from lessonforge.tools.media import video
+from lessonforge.tools.media.captions import (
+    CaptionStyle,
+    caption_frames,
+    encode_captioned_segment,
+    render_caption,
+    safe_area,
+)
+from lessonforge.tools.media.slides import ASPECTS, choose_font, compose_slide
+from lessonforge.tools.media.subtitles import Cue
 
 TWO_LINES = "Plants need light, and they also\nneed water to grow tall and strong."
 
@@ -111,7 +117,7 @@ def test_style_controls_box_and_outline():
     base = Image.new("RGB", (1920, 1080), (250, 250, 245))
     boxed = render_caption(base, "Light.", aspect="16:9")
     bare = render_caption(base, "Light.", aspect="16:9", style=CaptionStyle(box_opacity=0.0, outline_width=0.0))
-    dark = lambda im: int((np.asarray(im).astype(int).sum(axis=2) < 200).sum())  # noqa: E731
+    dark = lambda im: int((np.asarray(im).astype(int).sum(axis=2) < 200).sum())
     assert dark(boxed) > 20 * max(1, dark(bare))  # the translucent box darkens a whole band
     with pytest.raises(ConfigError, match="box_opacity"):
         CaptionStyle(box_opacity=1.5)

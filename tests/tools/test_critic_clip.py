@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILModule
 
-from tools.base import ConfigError
-from tools.critic_clip import DEFAULT_FLOOR, DEFAULT_MARGIN, ClipCritic, clip_score
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.critic.clip import DEFAULT_FLOOR, DEFAULT_MARGIN, ClipCritic, clip_score
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from PIL import Image as PILModule
 
+from lessonforge.tools.base import ConfigError, Critic, CriticError, Verdict
+from lessonforge.tools.batching import BatchedCritic
+from lessonforge.tools.cache import AssetStore
+from lessonforge.tools.critic.openai import MAX_SIDE, OpenAICritic, VisionVerdict, png_data_url, to_verdict
 from tests.fake_openai import Error, FakeOpenAIServer, fake_openai, full_text  # noqa: F401
-from tools.base import ConfigError, Critic, CriticError, Verdict
-from tools.batching import BatchedCritic
-from tools.cache import AssetStore
-from tools.critic_openai import MAX_SIDE, OpenAICritic, VisionVerdict, png_data_url, to_verdict
 
 SECRET = "sk-test-SECRET-critic-123"
 PROMPTS = [
@@ -256,7 +256,7 @@ def test_neither_key_nor_server_is_a_config_error_naming_the_critic_option(monke
     with pytest.raises(ConfigError) as info:
         OpenAICritic()
     text = str(info.value)
-    assert "vision critic openai:gpt-6-luna" in text  # the default (tools.defaults)
+    assert "vision critic openai:gpt-6-luna" in text  # the default (lessonforge.tools.defaults)
     assert "OPENAI_API_KEY" in text and "OPENAI_BASE_URL" in text and "--critic / LESSONFORGE_CRITIC" in text
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     critic = OpenAICritic("gpt-4o", floor=4)
@@ -302,7 +302,7 @@ def test_concurrent_judges_from_worker_threads_share_nothing_but_usage(fake_open
     def work(target: int) -> None:
         try:
             results.append(critic.judge([picture()], PROMPTS, [target]))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in (0, 1, 2, 0)]
@@ -321,9 +321,9 @@ async def test_judge_works_when_called_inside_a_running_event_loop(fake_openai, 
     assert verdict.accepted and verdict.scores == (0.0, 0.0, 2.5)
 
 
-async def test_batched_critic_judges_concurrent_scenes_in_one_pass_and_caches_the_verdicts(  # noqa: F811
+async def test_batched_critic_judges_concurrent_scenes_in_one_pass_and_caches_the_verdicts(
         fake_openai, critic, tmp_path):
-    """How the agent calls it: tools.batching.BatchedCritic groups concurrent scenes into one judge call."""
+    """How the agent calls it: lessonforge.tools.batching.BatchedCritic groups concurrent scenes into one judge call."""
     def by_scene(request: dict[str, Any]) -> str:
         scene = int(re.search(r"belongs to scene (\d+) of", _text_part(request)).group(1))
         return answer(5, 5) if scene != 2 else answer(1, 5, problems=("off topic",))
@@ -344,10 +344,10 @@ async def test_batched_critic_judges_concurrent_scenes_in_one_pass_and_caches_th
 
 def test_the_agent_retries_a_scene_the_vision_critic_rejects_and_records_its_reason(fake_openai, tmp_path):  # noqa: F811
     """A whole (fake) lesson judged by OpenAICritic: scene 1's first picture "resembles scene 2"."""
-    from agent import run
-    from agent.config import Settings
-    from agent.state import make_request
-    from tools.fakes import FakeImages, FakeLLM, FakeSpeech
+    from lessonforge.agent import run
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.state import make_request
+    from lessonforge.tools.fakes import FakeImages, FakeLLM, FakeSpeech
 
     seen: dict[int, int] = {}
     lock = threading.Lock()

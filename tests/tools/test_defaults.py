@@ -8,15 +8,15 @@ from datetime import date
 import pytest
 from pydantic import BaseModel, Field
 
-from agent.config import DEFAULT_LLM, Settings
-from evals.metrics import estimate_price
+from lessonforge.agent.config import DEFAULT_LLM, Settings
+from lessonforge.evals.metrics import estimate_price
+from lessonforge.tools import defaults
+from lessonforge.tools.base import ConfigError, Message
+from lessonforge.tools.critic.openai import OpenAICritic
+from lessonforge.tools.hub import OPENAI_DEFAULT
+from lessonforge.tools.llm.openai import OpenAILLM
+from lessonforge.tools.speech.openai import OpenAISpeech
 from tests.fake_openai import Error, fake_openai  # noqa: F401
-from tools import defaults
-from tools.base import ConfigError, Message
-from tools.critic_openai import OpenAICritic
-from tools.llm_openai import OpenAILLM
-from tools.models import OPENAI_DEFAULT
-from tools.speech_openai import OpenAISpeech
 
 ASK = [Message("system", "You write lessons."), Message("user", "One scene about tides.")]
 

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from tools import diagrams, slides
-from tools.base import ConfigError
-from tools.diagrams import (
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.llm.openai import strict_json_schema
+from lessonforge.tools.media import diagrams, slides
+from lessonforge.tools.media.diagrams import (
     Diagram,
     TypeAdapter,
     compose_diagram_slide,
@@ -17,7 +18,6 @@ from tools.diagrams import (
     format_value,
     palette,
 )
-from tools.llm_openai import strict_json_schema
 
 # Distinctive colours: label text is pure-ish red, nothing else in the picture is red.
 PROBE = slides.Theme("probe", background=(255, 255, 255), title=(0, 0, 0), text=(200, 0, 0),

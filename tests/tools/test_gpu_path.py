@@ -10,10 +10,17 @@ import pytest
 import torch
 from PIL import Image as PILModule
 
+from lessonforge.tools.base import ImageRequest
+from lessonforge.tools.critic.clip import ClipCritic, _image_processor_class, preprocess_on_device
+from lessonforge.tools.images.diffusers import (
+    CPU_MAX_BATCH,
+    MAX_AUTO_BATCH,
+    DiffusersImages,
+    auto_max_batch,
+    is_blank,
+    to_uint8,
+)
 from tests.tiny_models import build_tiny_clip
-from tools.base import ImageRequest
-from tools.critic_clip import ClipCritic, _image_processor_class, preprocess_on_device
-from tools.images_diffusers import CPU_MAX_BATCH, MAX_AUTO_BATCH, DiffusersImages, auto_max_batch, is_blank, to_uint8
 
 GIB = 2**30
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from lessonforge.tools.base import ClipError, ConfigError, ImageError, ImageRequest
+from lessonforge.tools.clips import BudgetedClips, ClipBudget, ClipRequest, OpenAIVideoClips, VeoClips, sample_frames
+from lessonforge.tools.images.openai import OpenAIImages, api_size
+from lessonforge.tools.media import video
 from tests.fake_gemini import FakeGeminiServer
 from tests.fake_openai import Error, FakeOpenAIServer, full_text
-from tools import video
-from tools.base import ClipError, ConfigError, ImageError, ImageRequest
-from tools.clips import BudgetedClips, ClipBudget, ClipRequest, OpenAIVideoClips, VeoClips, sample_frames
-from tools.images_openai import OpenAIImages, api_size
 
 
 def png(size: tuple[int, int], colour=(200, 40, 40)) -> bytes:
@@ -183,10 +183,10 @@ def test_veo_needs_a_key(monkeypatch):
 
 
 def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_cap(monkeypatch, tmp_path, tiny_mp4):
-    from agent.config import Settings
-    from agent.context import create_clips
-    from tools import registry
-    from tools.clips import Clip
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.context import create_clips
+    from lessonforge.tools import registry
+    from lessonforge.tools.clips import Clip
 
     class MyClips:  # the README's example, answering from a file instead of a service
         def __init__(self, model: str, **options):

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image as PILModule
 
-from tests.tiny_models import build_tiny_taesd
-from tools.base import ConfigError, ImageError, ImageRequest
-from tools.images_diffusers import (
+from lessonforge.tools.base import ConfigError, ImageError, ImageRequest
+from lessonforge.tools.images.diffusers import (
     RESEED_OFFSET,
     DiffusersImages,
     family_defaults,
     fit_size,
     is_blank,
 )
+from tests.tiny_models import build_tiny_taesd
 
 
 def _images(tiny_sd: Path, **options) -> DiffusersImages:
@@ -288,7 +288,7 @@ async def test_negative_prompts_are_passed_only_when_guidance_uses_them(tiny_sd:
 
 
 def test_turbo_models_decode_with_taesd_on_cpu_and_the_full_vae_on_cuda():
-    from tools.images_diffusers import DiffusersImages, family_defaults
+    from lessonforge.tools.images.diffusers import DiffusersImages, family_defaults
 
     assert family_defaults("stabilityai/sd-turbo").cpu_tiny_vae == "madebyollin/taesd"
     assert family_defaults("stabilityai/sdxl-turbo").cpu_tiny_vae == "madebyollin/taesdxl"

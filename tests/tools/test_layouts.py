@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import diagrams, layouts, pictograms, slides
-from tools.base import ConfigError
-from tools.layouts import compose_scene, largest_empty_fraction
-from tools.slides import ASPECTS, THEMES, contrast_ratio
-from tools.specimens import SCRIPTS, cases
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.media import diagrams, layouts, pictograms, slides
+from lessonforge.tools.media.layouts import compose_scene, largest_empty_fraction
+from lessonforge.tools.media.slides import ASPECTS, THEMES, contrast_ratio
+from lessonforge.tools.media.specimens import SCRIPTS, cases
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from tools.base import ConfigError, WordTiming
-from tools.lexicon import Lexicon, restore_written
-from tools.subtitles import cues_from_words, with_punctuation
+from lessonforge.tools.base import ConfigError, WordTiming
+from lessonforge.tools.media.subtitles import cues_from_words, with_punctuation
+from lessonforge.tools.speech.lexicon import Lexicon, restore_written
 
 
 def engine_words(spoken: str, step: float = 0.5) -> list[WordTiming]:

@@ -10,11 +10,11 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from agent.schemas import Outline
+from lessonforge.agent.schemas import Outline
+from lessonforge.tools.base import ConfigError, LLMError, Message, expecting
+from lessonforge.tools.llm.local import LocalLLM, ReplyLengths, bound_schema, require_items
+from lessonforge.tools.llm.openai import strict_json_schema
 from tests.tiny_lm import build_tiny_lm
-from tools.base import ConfigError, LLMError, Message, expecting
-from tools.llm_local import LocalLLM, ReplyLengths, bound_schema, require_items
-from tools.llm_openai import strict_json_schema
 
 PROMPT = [Message("system", "You plan short lessons."), Message("user", "Plan a lesson on photosynthesis.")]
 BUDGET = 400

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
+from lessonforge.tools import registry
+from lessonforge.tools.base import ConfigError, LLMError, Message
+from lessonforge.tools.llm.openai import OpenAILLM, strict_json_schema
 from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, completion, fake_openai, full_text  # noqa: F401
-from tools import registry
-from tools.base import ConfigError, LLMError, Message
-from tools.llm_openai import OpenAILLM, strict_json_schema
 
 SECRET = "sk-test-SECRET123"
 
@@ -381,7 +381,7 @@ def test_registry_builds_it_by_name(fake_openai):  # noqa: F811
     llm = registry.create("llm", "openai:llama3.2", base_url=fake_openai.url, max_repairs=1)
     assert isinstance(llm, OpenAILLM)
     assert llm.name == "openai:llama3.2" and llm.max_repairs == 1
-    assert OpenAILLM("", base_url=fake_openai.url).name == "openai:gpt-6-luna"  # the default (tools.defaults)
+    assert OpenAILLM("", base_url=fake_openai.url).name == "openai:gpt-6-luna"  # the default (lessonforge.tools.defaults)
 
 
 @pytest.mark.parametrize(
@@ -445,7 +445,7 @@ async def test_check_with_a_rejected_key_is_a_config_error(fake_openai, make_llm
 
 
 async def test_check_does_not_wait_long_for_a_silent_server(make_llm, monkeypatch):
-    import tools.llm_openai as module
+    import lessonforge.tools.llm.openai as module
 
     monkeypatch.setattr(module, "CHECK_TIMEOUT_S", 0.3)
     with socket.socket() as silent:

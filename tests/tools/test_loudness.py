@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.base import RenderError
-from tools.loudness import measure, measure_loudness, normalize_loudness
+from lessonforge.tools.base import RenderError
+from lessonforge.tools.media.loudness import measure, measure_loudness, normalize_loudness
 
 RATE = 24000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools import models
-from tools.base import ConfigError
+from lessonforge.tools import hub as models
+from lessonforge.tools.base import ConfigError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

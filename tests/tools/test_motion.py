@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import motion, video
-from tools.base import RenderError
-from tools.motion import encode_motion_segment
+from lessonforge.tools.base import RenderError
+from lessonforge.tools.media import motion, video
+from lessonforge.tools.media.motion import encode_motion_segment
 
 FPS = 24
 SIZE = (480, 270)
@@ -228,7 +228,7 @@ def test_background_is_the_commonest_top_row_colour():
 
 
 def test_captions_lie_still_over_a_moving_slide_for_their_frames(slide, moving, tmp_path):
-    from tools.captions import caption_overlay
+    from lessonforge.tools.media.captions import caption_overlay
 
     layer, area = caption_overlay(SIZE, "Leaves catch the light", aspect="16:9")
     png = tmp_path / "caption.png"

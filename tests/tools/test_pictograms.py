@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools import pictograms
-from tools.base import ConfigError
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.media import pictograms
 
 
 def test_every_offered_name_is_a_free_solid_icon_of_the_set():

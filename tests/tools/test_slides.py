@@ -3,9 +3,17 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops
 
-from tools import slides
-from tools.base import ConfigError, RenderError
-from tools.slides import ASPECTS, THEMES, choose_font, compose_slide, contrast_ratio, raqm_available, wrap_text
+from lessonforge.tools.base import ConfigError, RenderError
+from lessonforge.tools.media import slides
+from lessonforge.tools.media.slides import (
+    ASPECTS,
+    THEMES,
+    choose_font,
+    compose_slide,
+    contrast_ratio,
+    raqm_available,
+    wrap_text,
+)
 
 SHORT = dict(title="How plants make food", bullets=["Light is the energy", "Water and CO2 are the inputs",
                                                      "Sugar and oxygen come out"], footer="Photosynthesis")

@@ -17,17 +17,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import edge_tts.communicate
 import pytest
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
-import edge_tts.communicate
-from tools import speech_espeak
-from tools.audio import ffmpeg_exe, wav_duration
-from tools.base import ConfigError, SpeechSynth, SpeechUnavailable
-from tools.registry import create
-from tools.speech_edge import EdgeSpeech
-from tools.speech_espeak import EspeakSpeech
+from lessonforge.tools.base import ConfigError, SpeechSynth, SpeechUnavailable
+from lessonforge.tools.media.audio import ffmpeg_exe, wav_duration
+from lessonforge.tools.registry import create
+from lessonforge.tools.speech import espeak as speech_espeak
+from lessonforge.tools.speech.edge import EdgeSpeech
+from lessonforge.tools.speech.espeak import EspeakSpeech
 
 TEXT = "Light bends when it enters water."
 TICKS = 10_000_000

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import speech_espeak
-from tools.audio import read_wav_pcm, wav_duration
-from tools.base import ConfigError, SpeechSynth
-from tools.registry import create
-from tools.speech_espeak import EspeakSpeech, estimate_timings
+from lessonforge.tools.base import ConfigError, SpeechSynth
+from lessonforge.tools.media.audio import read_wav_pcm, wav_duration
+from lessonforge.tools.registry import create
+from lessonforge.tools.speech import espeak as speech_espeak
+from lessonforge.tools.speech.espeak import EspeakSpeech, estimate_timings
 
 pytestmark = pytest.mark.skipif(speech_espeak._engine() is None, reason="libespeak-ng.so.1 is not installed")
 

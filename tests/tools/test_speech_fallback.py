@@ -6,16 +6,16 @@ import asyncio
 import time
 from pathlib import Path
 
+import edge_tts.communicate
 import pytest
 
-import edge_tts.communicate
-from tools import speech_espeak
-from tools.audio import wav_duration
-from tools.base import ConfigError, Speech, SpeechError, SpeechSynth, WordTiming
-from tools.cache import content_key
-from tools.speech_edge import EdgeSpeech
-from tools.speech_espeak import EspeakSpeech
-from tools.speech_fallback import FallbackSpeech
+from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechSynth, WordTiming
+from lessonforge.tools.cache import content_key
+from lessonforge.tools.media.audio import wav_duration
+from lessonforge.tools.speech import espeak as speech_espeak
+from lessonforge.tools.speech.edge import EdgeSpeech
+from lessonforge.tools.speech.espeak import EspeakSpeech
+from lessonforge.tools.speech.fallback import FallbackSpeech
 
 pytestmark = pytest.mark.skipif(speech_espeak._engine() is None, reason="libespeak-ng.so.1 is not installed")
 

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tiny_kokoro import VOCAB, write_kokoro
-from tools.base import ConfigError, SpeechError, SpeechSynth
-from tools.speech_kokoro import (
+from lessonforge.tools.base import ConfigError, SpeechError, SpeechSynth
+from lessonforge.tools.speech.kokoro import (
     DEFAULT_REPO,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
@@ -30,7 +29,8 @@ from tools.speech_kokoro import (
     locate_words,
     phoneme_words,
 )
-from tools.wordtiming import bare
+from lessonforge.tools.speech.wordtiming import bare
+from tests.tiny_kokoro import VOCAB, write_kokoro
 
 # Checked without importing kokoro, so collecting the tests stays fast (it imports spaCy and transformers).
 pytestmark = pytest.mark.skipif(
@@ -193,7 +193,7 @@ async def test_words_espeak_runs_together_are_timed_apart(offline_hub, forward_c
 async def test_loading_and_speaking_print_nothing(offline_hub, tmp_path, capfd, recwarn, caplog, monkeypatch) -> None:
     import threading
 
-    from tools import speech_kokoro
+    from lessonforge.tools.speech import kokoro as speech_kokoro
 
     monkeypatch.setattr(speech_kokoro, "_english_warned", threading.Event())
     monkeypatch.setattr(speech_kokoro, "_spacy_english", lambda: False)
@@ -308,7 +308,7 @@ def test_default_voices_and_the_voice_list() -> None:
 
 
 def test_without_the_package_the_error_says_how_to_install(monkeypatch, tmp_path) -> None:
-    from tools.speech_kokoro import _import_kokoro
+    from lessonforge.tools.speech.kokoro import _import_kokoro
 
     monkeypatch.setitem(sys.modules, "kokoro", None)
     with pytest.raises(ConfigError, match=r"pip install 'lessonforge\[kokoro\]'"):
@@ -360,7 +360,7 @@ def test_nan_or_silent_audio_is_rejected() -> None:
 
 
 def test_first_use_fetches_the_model_and_only_the_voice_it_needs(fake_hub, tmp_path):
-    from tools import models
+    from lessonforge.tools import hub as models
 
     folder = write_kokoro(tmp_path / "repo", voices=("af_heart", "bf_emma"))
     fake_hub.repos[DEFAULT_REPO] = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, fake_openai, full_text  # noqa: F401
-from tools import speech_espeak
-from tools.audio import check_audio, read_wav_pcm
-from tools.base import ConfigError, SpeechError, SpeechSynth, SpeechUnavailable, WordTiming
-from tools.fakes import FakeSpeech
-from tools.speech_fallback import FallbackSpeech
-from tools.speech_openai import (
+from lessonforge.tools.base import ConfigError, SpeechError, SpeechSynth, SpeechUnavailable, WordTiming
+from lessonforge.tools.fakes import FakeSpeech
+from lessonforge.tools.media.audio import check_audio, read_wav_pcm
+from lessonforge.tools.media.subtitles import cues_from_words, with_punctuation
+from lessonforge.tools.speech import espeak as speech_espeak
+from lessonforge.tools.speech.fallback import FallbackSpeech
+from lessonforge.tools.speech.openai import (
     MAX_INPUT_CHARS,
     OpenAISpeech,
     align_words,
@@ -38,7 +38,7 @@ from tools.speech_openai import (
     split_for_request,
     voiced_stretches,
 )
-from tools.subtitles import cues_from_words, with_punctuation
+from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, fake_openai, full_text  # noqa: F401
 
 SECRET = "sk-test-SECRET-speech-123"
 PAUSE_S = 0.8
@@ -326,7 +326,7 @@ def test_decode_wav_reads_other_layouts_as_mono_16_bit():
 async def test_audio_in_another_container_is_decoded_with_ffmpeg(fake_openai, make_tts, tmp_path):  # noqa: F811
     import subprocess
 
-    from tools.audio import ffmpeg_exe
+    from lessonforge.tools.media.audio import ffmpeg_exe
 
     samples, _ = tone_speech("Hello there, friends.", rate=24000)
     wav = tmp_path / "in.wav"

@@ -18,11 +18,11 @@ import pytest
 pytest.importorskip("piper")
 pytest.importorskip("onnx")
 
-from tests.tiny_piper import HOP, RATE, make_piper_voice  # noqa: E402
-from tools import models  # noqa: E402
-from tools.base import ConfigError  # noqa: E402
-from tools.registry import create  # noqa: E402
-from tools.speech_piper import DEFAULT_VOICE, PiperSpeech, voice_files  # noqa: E402
+from lessonforge.tools import hub as models
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.registry import create
+from lessonforge.tools.speech.piper import DEFAULT_VOICE, PiperSpeech, voice_files
+from tests.tiny_piper import HOP, RATE, make_piper_voice
 
 TEXT = "Plants make sugar from light. In 1990, Dr. Smith measured it, carefully — twice!"
 
@@ -132,7 +132,7 @@ def test_speakers_of_a_multi_speaker_voice(tmp_path):
 
 
 def test_a_voice_without_alignments_is_aligned_to_the_audio(voice, tmp_path, monkeypatch):
-    import tools.speech_piper as sp
+    import lessonforge.tools.speech.piper as sp
 
     monkeypatch.setattr(sp, "_has_onnx", lambda: False)  # as when the onnx package is missing
     backend = PiperSpeech(str(voice))

@@ -7,11 +7,10 @@ import pytest
 import srt
 import webvtt
 
-from tools.base import WordTiming
-from tools.subtitles import Cue, break_lines, cues_from_words, display_width, to_srt, to_vtt
+from lessonforge.tools.base import WordTiming
+from lessonforge.tools.media.subtitles import Cue, break_lines, cues_from_words, display_width, to_srt, to_vtt
 
-VOCAB = ("light plants water energy sugar leaf oxygen carbon dioxide chlorophyll cell sun root the a of and "
-         "into every small green molecule photosynthesis process glucose").split()
+VOCAB = ["light", "plants", "water", "energy", "sugar", "leaf", "oxygen", "carbon", "dioxide", "chlorophyll", "cell", "sun", "root", "the", "a", "of", "and", "into", "every", "small", "green", "molecule", "photosynthesis", "process", "glucose"]
 
 
 def timed(words: list[str], *, t0: float = 0.0, rng: random.Random | None = None) -> list[WordTiming]:
@@ -83,7 +82,7 @@ def test_a_long_sentence_is_split_at_its_comma():
 
 
 def test_two_lines_are_balanced_and_prefer_punctuation():
-    lines = break_lines("Chlorophyll absorbs red and blue light, and reflects green light back".split())
+    lines = break_lines(["Chlorophyll", "absorbs", "red", "and", "blue", "light,", "and", "reflects", "green", "light", "back"])
     assert lines == ["Chlorophyll absorbs red and blue light,", "and reflects green light back"]
     assert break_lines(["word"] * 40) is None  # cannot fit two lines
 
@@ -158,7 +157,7 @@ def test_blank_lines_inside_a_cue_do_not_break_the_files():
 
 
 def test_punctuation_is_put_back_on_engine_words():
-    from tools.subtitles import with_punctuation
+    from lessonforge.tools.media.subtitles import with_punctuation
 
     text = "Hello, world! It's well-known — really."
     engine = [WordTiming("hello", 0.0, 0.4), WordTiming("world", 0.5, 0.9), WordTiming("it's", 1.0, 1.2),
@@ -171,7 +170,7 @@ def test_punctuation_is_put_back_on_engine_words():
 
 
 def test_text_without_spaces_keeps_the_engines_words():
-    from tools.subtitles import with_punctuation
+    from lessonforge.tools.media.subtitles import with_punctuation
 
     engine = [WordTiming("植物は", 0.0, 0.5), WordTiming("光を", 0.5, 0.9), WordTiming("使います", 0.9, 1.5)]
     got = with_punctuation("植物は、光を使います。", engine)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import video
-from tools.base import RenderError
-from tools.video import (
+from lessonforge.tools.base import RenderError
+from lessonforge.tools.media import video
+from lessonforge.tools.media.video import (
     assemble,
     concat_entry,
     concat_wavs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools import builds
+from lessonforge.tools.media import builds
 
 
 def _words(text: str, every: float = 0.4) -> list[tuple[str, float, float]]:

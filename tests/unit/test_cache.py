@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tools.cache import AssetStore, atomic_path, atomic_write_bytes, content_key, link_or_copy
+from lessonforge.tools.cache import AssetStore, atomic_path, atomic_write_bytes, content_key, link_or_copy
 
 
 def test_content_key_is_stable_and_sensitive():
@@ -41,8 +41,8 @@ def test_store_round_trip_and_links(tmp_path):
 def test_same_words_spoken_at_once_share_one_synthesis(tmp_path):
     import asyncio
 
-    from tools.cached import CachedSpeech
-    from tools.fakes import FakeSpeech
+    from lessonforge.tools.cached import CachedSpeech
+    from lessonforge.tools.fakes import FakeSpeech
 
     inner = FakeSpeech()
     speech = CachedSpeech(inner, AssetStore(tmp_path / "store"))
@@ -57,7 +57,7 @@ def test_same_words_spoken_at_once_share_one_synthesis(tmp_path):
 
 
 def test_an_asset_and_its_metadata_land_as_one_step(tmp_path):
-    from tools.cache import AssetStore
+    from lessonforge.tools.cache import AssetStore
 
     store = AssetStore(tmp_path)
     key = "ab" * 8

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import DEFAULT_LLM, Settings
-from agent.state import make_request
-from tools.base import ConfigError
+from lessonforge.agent.config import DEFAULT_LLM, Settings
+from lessonforge.agent.state import make_request
+from lessonforge.tools.base import ConfigError
 
 
 def test_explicit_beats_env_beats_default(monkeypatch):

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis_jsonschema import from_schema
 from pydantic import BaseModel
 
-from agent import edit
-from agent.project import Manifest
-from agent.quiz import quiz_model
-from agent.schemas import (
+from lessonforge.agent import edit
+from lessonforge.agent.project import Manifest
+from lessonforge.agent.quiz import quiz_model
+from lessonforge.agent.schemas import (
     EditPlan,
     NarrationRewrite,
     Outline,
@@ -26,13 +26,13 @@ from agent.schemas import (
     Script,
     sized_script,
 )
-from agent.state import LessonRequest, SceneRecord
-from agent.understand import Reading, resolve
-from evals.judge import QuizAnswers, QuizGrades, QuizQuestions, Rubric
-from tools.base import ConfigError
-from tools.contract import cut_at_word
-from tools.llm_local import bound_schema
-from tools.llm_openai import openai_json_schema, openai_schema_problems, strict_json_schema
+from lessonforge.agent.state import LessonRequest, SceneRecord
+from lessonforge.agent.understand import Reading, resolve
+from lessonforge.evals.judge import QuizAnswers, QuizGrades, QuizQuestions, Rubric
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.contract import cut_at_word
+from lessonforge.tools.llm.local import bound_schema
+from lessonforge.tools.llm.openai import openai_json_schema, openai_schema_problems, strict_json_schema
 
 TASKS: dict[str, type[BaseModel]] = {
     "outline": Outline, "script": Script, "scene": SceneReplacement, "rewrite": NarrationRewrite,
@@ -46,7 +46,7 @@ EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True, database=
 
 
 def local_schema(model: type[BaseModel]) -> dict:
-    return bound_schema(strict_json_schema(model), 2000, 64)  # as tools.llm_local sends it by default
+    return bound_schema(strict_json_schema(model), 2000, 64)  # as lessonforge.tools.llm.local sends it by default
 
 
 def _manifest(n: int = 4) -> Manifest:
@@ -161,11 +161,11 @@ def test_a_script_valid_under_the_schema_sent_makes_a_lesson(tmp_path_factory):
     """Whole lessons from generated scripts (a few: each is a full make): never a failed lesson."""
     import asyncio
 
-    from agent import run
-    from agent.config import Settings
-    from agent.schemas import sized_script
-    from agent.state import make_request
-    from tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+    from lessonforge.agent import run
+    from lessonforge.agent.config import Settings
+    from lessonforge.agent.schemas import sized_script
+    from lessonforge.agent.state import make_request
+    from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
 
     model = sized_script(3, 20)
 

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from agent import doctor
-from agent.cli import app
-from agent.config import Settings
+from lessonforge.agent import doctor
+from lessonforge.agent.cli import app
+from lessonforge.agent.config import Settings
 from tests.fake_openai import closed_port, fake_openai  # noqa: F401
 
 SECRET = "sk-doctor-test-0123456789abcdef"
@@ -21,28 +21,28 @@ def _by_area(findings):
 
 
 def test_a_missing_program_fails_with_the_package_to_install(monkeypatch):
-    import tools.video
+    import lessonforge.tools.media.video
 
-    monkeypatch.setattr(tools.video, "ffprobe_exe", lambda: None)
+    monkeypatch.setattr(lessonforge.tools.media.video, "ffprobe_exe", lambda: None)
     found = _by_area(doctor.programs())
     assert found["ffprobe"].status == "fail" and found["ffprobe"].fix == "sudo apt-get install -y ffmpeg"
     assert found["ffmpeg"].status == "ok" and "version" in found["ffmpeg"].found
 
 
 def test_fonts_per_script_and_shaping(monkeypatch):
-    import tools.slides
+    import lessonforge.tools.media.slides
 
     found = _by_area(doctor.fonts())
     assert {f"font {script}" for script, *_ in doctor.SCRIPTS} <= set(found)
     assert found["font Latin"].status == "ok"  # DejaVu ships with matplotlib at the least
-    real = tools.slides.choose_font
+    real = lessonforge.tools.media.slides.choose_font
 
     def no_arabic(text, **kw):
         choice = real(text, **kw)
         return choice if choice.script != "arabic" else SimpleNamespace(path=choice.path, missing=text[:3])
 
-    monkeypatch.setattr(tools.slides, "choose_font", no_arabic)
-    monkeypatch.setattr(tools.slides, "raqm_available", lambda: False)
+    monkeypatch.setattr(lessonforge.tools.media.slides, "choose_font", no_arabic)
+    monkeypatch.setattr(lessonforge.tools.media.slides, "raqm_available", lambda: False)
     found = _by_area(doctor.fonts())
     assert found["font Arabic"].status == "warn" and found["font Arabic"].fix.endswith("fonts-noto-core")
     assert found["libraqm"].status == "warn" and found["libraqm"].fix.endswith("libraqm0")

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.edit import PlanError, apply_plan
-from agent.project import Manifest
-from agent.schemas import EditPlan, LessonChange, SceneDraft, SceneEdit, SceneInsert, Script
-from agent.state import LessonRequest, SceneRecord
+from lessonforge.agent.edit import PlanError, apply_plan
+from lessonforge.agent.project import Manifest
+from lessonforge.agent.schemas import EditPlan, LessonChange, SceneDraft, SceneEdit, SceneInsert, Script
+from lessonforge.agent.state import LessonRequest, SceneRecord
 
 
 def _scene(n: int) -> SceneDraft:

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from agent.state import AssetRef, Attempt, SceneRecord
-from evals import judge as J
-from evals import metrics as m
-from evals import prompts as eval_prompts
-from evals import topics
-from tools.base import ConfigError
-from tools.fakes import FakeLLM
+from lessonforge.agent.state import AssetRef, Attempt, SceneRecord
+from lessonforge.evals import judge as J
+from lessonforge.evals import metrics as m
+from lessonforge.evals import prompts as eval_prompts
+from lessonforge.evals import topics
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.fakes import FakeLLM
 
 # --------------------------------------------------------------------------- delivery
 
@@ -165,7 +165,7 @@ def test_picture_stats_fall_back_to_the_best_score():
 
 
 def test_theme_contrast_meets_wcag_aa_for_text():
-    from tools.slides import THEMES, contrast_ratio
+    from lessonforge.tools.media.slides import THEMES, contrast_ratio
 
     for name, theme in THEMES.items():
         ratios = m.theme_contrast(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.context import _token_progress
+from lessonforge.agent.context import _token_progress
 
 
 def test_token_progress_shows_rate_and_time_left():
@@ -24,7 +24,7 @@ def test_token_progress_shows_rate_and_time_left():
 
 
 def test_plain_progress_prints_a_model_line_every_ten_seconds(monkeypatch):
-    from agent import cli
+    from lessonforge.agent import cli
 
     clock = iter([0.0, 1.0, 5.0, 9.0, 12.0, 13.0, 25.0])
     monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
@@ -41,7 +41,7 @@ def test_plain_progress_prints_a_model_line_every_ten_seconds(monkeypatch):
 def test_download_progress_prints_first_last_and_every_ten_seconds(monkeypatch):
     from rich.progress_bar import ProgressBar
 
-    from agent import cli
+    from lessonforge.agent import cli
 
     clock = iter([0.0, 0.5, 3.0, 6.0, 7.0, 8.0])
     monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))

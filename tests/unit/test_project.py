@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from agent.project import Manifest, Project, slugify
-from agent.state import AssetRef, LessonRequest
-from tools.base import ConfigError
+from lessonforge.agent.project import Manifest, Project, slugify
+from lessonforge.agent.state import AssetRef, LessonRequest
+from lessonforge.tools.base import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
     p = Project(tmp_path)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys,time; sys.path.insert(0, %r); from agent.project import Project\n"
+         "import sys,time; sys.path.insert(0, %r); from lessonforge.agent.project import Project\n"
          "with Project(%r).lock():\n    print('locked', flush=True); time.sleep(30)" % (os.getcwd(), str(tmp_path))],
         stdout=subprocess.PIPE, text=True,
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-import prompts
+from lessonforge import prompts
 
 TEMPLATES = ["plan", "write", "fit", "revise_prompt", "understand", "quiz", "edit"]
 

@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.edit import arrangement, moved_scenes
-from agent.quiz import QuizError, apply_changes, question_count, quiz_model, renumber
-from agent.schemas import EditPlan, LessonChange, Question, QuestionEdit, Quiz, QuizChange, SceneDraft, SceneInsert
-from tools.llm_openai import openai_json_schema, openai_schema_problems, strict_json_schema
+from lessonforge.agent.edit import arrangement, moved_scenes
+from lessonforge.agent.quiz import QuizError, apply_changes, question_count, quiz_model, renumber
+from lessonforge.agent.schemas import (
+    EditPlan,
+    LessonChange,
+    Question,
+    QuestionEdit,
+    Quiz,
+    QuizChange,
+    SceneDraft,
+    SceneInsert,
+)
+from lessonforge.tools.llm.openai import openai_json_schema, openai_schema_problems, strict_json_schema
 
 
 def q(scene: int, stem: str = "What does a leaf make?", answer: int = 1) -> Question:

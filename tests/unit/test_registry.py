@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tools import registry
-from tools.base import ConfigError
-from tools.fakes import FakeImages, FakeLLM
+from lessonforge.tools import registry
+from lessonforge.tools.base import ConfigError
+from lessonforge.tools.fakes import FakeImages, FakeLLM
 
 
 def test_parse_and_create():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from agent.scene_clips import clip_box
-from tools import layouts
+from lessonforge.agent.scene_clips import clip_box
+from lessonforge.tools.media import layouts
 
 
 def _overlaps(a, b) -> bool:

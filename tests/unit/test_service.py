@@ -1,12 +1,12 @@
-"""agent.service without a web page: jobs on one project never overlap, events arrive as they happen,
+"""lessonforge.agent.service without a web page: jobs on one project never overlap, events arrive as they happen,
 errors end a stream plainly, and the progress tracker's share and time left."""
 
 import asyncio
 
 import pytest
 
-from agent import service
-from tools.base import ConfigError, SpeechError
+from lessonforge.agent import service
+from lessonforge.tools.base import ConfigError, SpeechError
 
 
 async def _collect(stream):
@@ -123,7 +123,7 @@ def test_settings_of_a_folder_without_a_lesson_name_the_fix(tmp_path):
 def test_without_gradio_the_page_names_the_extra_to_install(monkeypatch, tmp_path):
     import sys
 
-    from agent import ui
+    from lessonforge.agent import ui
 
     for key in [*ui.PRIVATE_ENV, "GRADIO_TEMP_DIR", "GRADIO_EXAMPLES_CACHE"]:
         monkeypatch.setenv(key, "")  # restored after the test
@@ -133,7 +133,7 @@ def test_without_gradio_the_page_names_the_extra_to_install(monkeypatch, tmp_pat
 
 
 def test_what_the_page_says_never_shows_an_api_key(monkeypatch):
-    from agent import ui
+    from lessonforge.agent import ui
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-0123456789")
     said = ui.say("error: the server refused the key sk-planted-0123456789 (401)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.understand import MissingTopic, correct, read_offline, resolve, understand
+from lessonforge.agent.understand import MissingTopic, correct, read_offline, resolve, understand
 
 # prompt, topic, minutes, audience, language, aspect (after defaults: 2 min, a general audience, en, 16:9)
 TABLE = [
@@ -162,7 +162,7 @@ def test_a_topic_flag_completes_a_prompt_without_one():
 @pytest.mark.parametrize(("prompt", "said"), [("volcanoes in 45 minutes", "45 minutes"),
                                               ("volcanoes in 10 seconds", "10 seconds")])
 def test_a_length_out_of_range_is_refused_naming_the_prompt(prompt, said):
-    from tools.base import ConfigError
+    from lessonforge.tools.base import ConfigError
 
     with pytest.raises(ConfigError, match=said) as err:
         resolve(prompt, read_offline(prompt)[0])
@@ -184,7 +184,7 @@ def test_corrections_by_field_or_by_phrase():
     assert (fixed.request.topic, fixed.request.minutes, fixed.request.audience) == ("ocean tides", 4, "kids")
     fixed = correct(u, "in Spanish, vertical")
     assert (fixed.request.topic, fixed.request.language, fixed.request.aspect) == ("tides", "es", "9:16")
-    from tools.base import ConfigError
+    from lessonforge.tools.base import ConfigError
 
     with pytest.raises(ConfigError, match="not a number"):
         correct(u, "minutes: three-ish")
@@ -201,7 +201,7 @@ async def test_offline_mode_never_calls_the_llm():
 
 
 def test_eval_topic_sets_may_give_prompts(tmp_path):
-    from evals import topics
+    from lessonforge.evals import topics
 
     path = tmp_path / "t.yaml"
     path.write_text(
@@ -221,8 +221,8 @@ def test_eval_topic_sets_may_give_prompts(tmp_path):
 
 
 def test_an_eval_prompt_without_a_topic_names_its_entry(tmp_path):
-    from evals import topics
-    from tools.base import ConfigError
+    from lessonforge.evals import topics
+    from lessonforge.tools.base import ConfigError
 
     path = tmp_path / "t.yaml"
     path.write_text("topics:\n  - prompt: make a 2 minute video for kids\n    key_concepts: [x]\n", "utf-8")
@@ -231,8 +231,8 @@ def test_an_eval_prompt_without_a_topic_names_its_entry(tmp_path):
 
 
 def test_a_gender_hint_picks_a_voice_of_that_gender_in_the_right_region():
-    from agent.understand import hinted_gender, pick_voice
-    from tools.base import Voice
+    from lessonforge.agent.understand import hinted_gender, pick_voice
+    from lessonforge.tools.base import Voice
 
     voices = [Voice("en-US-GuyNeural", "en-US", "male"), Voice("en-US-AriaNeural", "en-US", "female"),
               Voice("en-GB-SoniaNeural", "en-GB", "female"), Voice("fr-FR-DeniseNeural", "fr-FR", "female")]
@@ -252,7 +252,7 @@ def test_a_gender_hint_picks_a_voice_of_that_gender_in_the_right_region():
     ("tides with a British accent", "tides", "", "en-GB"),
 ])
 def test_voice_hints_in_four_languages(prompt, topic, gender, language):
-    from agent.understand import hinted_gender
+    from lessonforge.agent.understand import hinted_gender
 
     reading, unsure = read_offline(prompt)
     assert (reading.topic, hinted_gender(reading.voice), reading.language) == (topic, gender, language)
@@ -260,7 +260,7 @@ def test_voice_hints_in_four_languages(prompt, topic, gender, language):
 
 
 def test_a_prompt_that_is_a_text_is_refused_by_its_length():
-    from tools.base import ConfigError
+    from lessonforge.tools.base import ConfigError
 
     with pytest.raises(ConfigError, match="5000 characters long; keep it under 500"):
         read_offline("a" * 5000)

@@ -1,0 +1,1 @@
+"""Image backends: local diffusers pipelines and the OpenAI images API."""

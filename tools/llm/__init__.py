@@ -1,0 +1,1 @@
+"""Language-model backends: one module per backend (local transformers + constrained decoding, OpenAI)."""

@@ -1,0 +1,1 @@
+"""The fixed render chain: typesetting, diagrams, layouts, pictograms, subtitles, captions, audio, video."""
