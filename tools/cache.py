@@ -220,7 +220,7 @@ class AssetStore:
             os.chmod(scratch, 0o777 & ~_umask)
             # The swap holds the shard's lock: a pair another producer (thread or process) finished
             # meanwhile stands, and ours is dropped; only an incomplete leftover is ever replaced.
-            with _flock(final.parent / ".pair.lock"):
+            with _flock(final.parent):
                 if self.lookup(key, suffix) is not None:
                     shutil.rmtree(scratch, ignore_errors=True)
                 else:
@@ -271,9 +271,9 @@ class AssetStore:
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created when missing), between threads and processes."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+def _flock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``folder`` itself (no lock file left behind), between threads and processes."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
