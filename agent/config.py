@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lessonforge.tools import registry
 from lessonforge.tools.base import ConfigError
-from lessonforge.tools.defaults import OPENAI_LLM
+from lessonforge.tools.defaults import CLIP_CRITIC, DIFFUSERS_IMAGES, OPENAI_IMAGES, OPENAI_LLM
 
 DEFAULT_LLM = f"openai:{OPENAI_LLM}"  # with OPENAI_API_KEY or OPENAI_BASE_URL set; else a local model
-DEFAULT_IMAGES = "diffusers:stabilityai/sd-turbo"
+DEFAULT_IMAGES = f"diffusers:{DIFFUSERS_IMAGES}"
 DEFAULT_SPEECH = "edge:"  # the voice follows the language; espeak-ng takes over offline
-DEFAULT_CRITIC = "clip:openai/clip-vit-base-patch32"
+DEFAULT_CRITIC = f"clip:{CLIP_CRITIC}"
 
 
 class Settings(BaseModel):
@@ -72,7 +72,8 @@ class Settings(BaseModel):
     clip_price: float | None = Field(None, ge=0, description="Dollars per second of clip, for a model whose list "
                                      "price is not known (default: the list price).")
     image_quality: str = Field("auto", pattern="^(low|medium|high|auto)$",
-                               description="Quality of hosted pictures (openai:gpt-image-1): low, medium, high, auto.")
+                               description=f"Quality of hosted pictures (openai:{OPENAI_IMAGES}): low, medium, high, "
+                               "auto (a backend that does not take it refuses low, medium and high).")
     loudness_lufs: float | None = Field(
         -16.0, ge=-40, le=-5, description="Integrated loudness of the narration (EBU R128); null leaves it as spoken."
     )

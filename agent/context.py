@@ -11,7 +11,6 @@ a concrete class, so a test or a dry run swaps in fakes without touching the gra
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,18 +48,11 @@ class Context:
 
 
 def create(kind: registry.Kind, spec: str, **options: Any) -> Any:
-    """Build a backend, passing only the options its constructor accepts."""
-    parsed = registry.parse(kind, spec)
-    if parsed is None:
-        return None
-    factory = registry._resolve(kind, parsed.backend)
-    try:
-        params = inspect.signature(factory).parameters
-        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        options = {k: v for k, v in options.items() if v not in (None, "") and (accepts_any or k in params)}
-    except (TypeError, ValueError):
-        options = {}
-    return factory(parsed.model, **options)
+    """Build a backend from the run's settings. ``device`` and ``on_tokens`` go to the backends whose options
+    declare them (local models); any other option that is set (not None or "") must be one the backend takes."""
+    offered = {name: options.pop(name) for name in ("device", "on_tokens") if name in options}
+    chosen = {name: value for name, value in options.items() if value not in (None, "")}
+    return registry.create(kind, spec, offered=offered, **chosen)
 
 
 def create_critic(settings: Settings) -> Any:
@@ -120,7 +112,8 @@ def from_settings(
     else:
         llm = None
     if images is None:
-        images = create("images", settings.images, device=settings.device, quality=settings.image_quality)
+        images = create("images", settings.images, device=settings.device,
+                        quality=None if settings.image_quality == "auto" else settings.image_quality)
     if critic is None and images is not None:
         critic = create_critic(settings)
     if speech is None:

@@ -1,4 +1,4 @@
-"""The hosted model ids LessonForge uses by default, and what replaces a model its provider retired.
+"""The model ids and voices LessonForge uses by default, and what replaces a model its provider retired.
 
 This is the one place for them: the backends, the settings, the CLI's help and the error messages all
 read from here. Checked against OpenAI's model pages and its deprecations page (2026-11-30):
@@ -21,6 +21,19 @@ OPENAI_LLM = "gpt-6-luna"  # plan, write, fit, edit, the eval judge
 OPENAI_CRITIC = "gpt-6-luna"  # the vision critic (openai: critic backend): takes image inputs
 OPENAI_TTS = "gpt-4o-mini-tts-2025-12-15"  # openai: speech backend
 OPENAI_LLM_STRONGER = "gpt-6.1-terra"  # suggested when the default model cannot follow a schema
+OPENAI_IMAGES = "gpt-image-1"  # openai: images backend
+
+LOCAL_LLM = "Qwen/Qwen3-1.7B"  # local: LLM without an API key (CPU)
+LOCAL_LLM_LIGHT = "Qwen/Qwen2.5-1.5B-Instruct"  # a lighter local LLM
+LOCAL_LLM_GPU = "Qwen/Qwen3-4B-Instruct-2507"  # the local LLM chosen when a CUDA GPU is present
+DIFFUSERS_IMAGES = "stabilityai/sd-turbo"  # diffusers: images backend
+CLIP_CRITIC = "openai/clip-vit-base-patch32"  # clip: critic backend
+
+PIPER_VOICE = "en_US-lessac-medium"  # piper: speech
+KOKORO_VOICE = "af_heart"  # kokoro: speech
+
+VEO_CLIPS = "veo-3.1-generate-preview"  # veo: clips backend
+VIDEOS_CLIPS = "sora-2"  # videos: clips backend (any server with the OpenAI Videos API shape)
 
 
 @dataclass(frozen=True)

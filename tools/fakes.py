@@ -42,6 +42,7 @@ from lessonforge.tools.base import (
     WordTiming,
 )
 from lessonforge.tools.cache import atomic_path, thread_to_end
+from lessonforge.tools.registry import BackendOptions
 
 Responder = Callable[[list[Message], type[BaseModel]], BaseModel | str | dict]
 
@@ -65,6 +66,12 @@ class FakeLLM:
     Each scripted item is a pydantic object, a dict, a JSON string (possibly invalid, to exercise
     repairs) or a callable ``(messages, schema) -> any of those``.
     """
+
+    class Options(BackendOptions):
+        """What ``fake:`` LLMs take."""
+
+        script: Sequence[Any] = ()
+        max_repairs: int = 2
 
     def __init__(self, model: str = "", *, script: Sequence[Any] = (), max_repairs: int = 2) -> None:
         self.name = f"fake:{model}"
@@ -283,6 +290,12 @@ def _sentence_block(first: str, words: int) -> str:
 class FakeImages:
     """Draws a deterministic picture per (prompt, seed); the prompt is kept in the PNG's info."""
 
+    class Options(BackendOptions):
+        """What ``fake:`` pictures take."""
+
+        fail_seeds: Sequence[int] = ()
+        fail_first: dict[str, int] | None = None
+
     def __init__(self, model: str = "", *, fail_seeds: Sequence[int] = (), fail_first: dict[str, int] | None = None) -> None:
         """``fail_seeds``: seeds whose picture shows something unrelated. ``fail_first``: for each key,
         the first N pictures of prompts containing it show something unrelated."""
@@ -331,6 +344,12 @@ class FakeSpeech:
     """Writes soft tones, one per word, at ``wpm`` words per minute; timings are exact by construction."""
 
     SAMPLE_RATE = 16000
+
+    class Options(BackendOptions):
+        """What ``fake:`` speech takes."""
+
+        wpm: float = 150.0
+        crash_once: str | Path | None = None
 
     def __init__(self, model: str = "", *, wpm: float = 150.0, crash_once: str | Path | None = None) -> None:
         """``crash_once``: a marker file; the first speak anywhere while it is absent creates it and kills
@@ -387,6 +406,12 @@ class FakeSpeech:
 
 class FakeCritic:
     """Scores word overlap between what a fake picture shows and each prompt (CLIPScore-like range)."""
+
+    class Options(BackendOptions):
+        """What ``fake:`` critics take."""
+
+        floor: float = 0.5
+        margin: float = 0.05
 
     def __init__(self, model: str = "", *, floor: float = 0.5, margin: float = 0.05) -> None:
         self.name = f"fake:{model}"

@@ -25,15 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from lessonforge.tools.base import ConfigError
-from lessonforge.tools.defaults import OPENAI_LLM
+from lessonforge.tools.defaults import CLIP_CRITIC as CLIP
+from lessonforge.tools.defaults import DIFFUSERS_IMAGES as IMAGES
+from lessonforge.tools.defaults import LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT, OPENAI_LLM
 
 OPENAI_DEFAULT = f"openai:{OPENAI_LLM}"
-LOCAL_LLM = "Qwen/Qwen3-1.7B"
-LOCAL_LLM_LIGHT = "Qwen/Qwen2.5-1.5B-Instruct"
-LOCAL_LLM_GPU = "Qwen/Qwen3-4B-Instruct-2507"
-IMAGES = "stabilityai/sd-turbo"
 TINY_VAE = "madebyollin/taesd"
-CLIP = "openai/clip-vit-base-patch32"
 
 _LLM_FILES = ("*.json", "*.safetensors", "merges.txt", "*.jinja")
 _TRUTHY = {"1", "true", "yes", "on"}

@@ -24,6 +24,8 @@ from typing import Any
 
 from lessonforge.tools.base import ConfigError, Image, ImageRequest, LessonForgeError, Verdict
 from lessonforge.tools.cache import content_key
+from lessonforge.tools.defaults import CLIP_CRITIC, DIFFUSERS_IMAGES
+from lessonforge.tools.registry import BackendOptions
 
 PREFIX = "ray"
 IMAGES_DEPLOYMENT = "LessonForgeImages"
@@ -88,8 +90,7 @@ class ImageModel(_Counted):
     def __init__(self, spec: str, device: str = "", max_batch: int = 16) -> None:
         from lessonforge.tools.registry import create
 
-        self.backend = create("images", spec, **({"device": device} if device else {}),
-                              **({"max_batch": max_batch} if spec.startswith("diffusers") else {}))
+        self.backend = create("images", spec, offered={"device": device, "max_batch": max_batch})
         load = getattr(self.backend, "load", None)
         if load is not None:
             load()
@@ -109,8 +110,8 @@ class CriticModel(_Counted):
     def __init__(self, spec: str, device: str = "", floor: float | None = None, margin: float | None = None) -> None:
         from lessonforge.tools.registry import create
 
-        options = {k: v for k, v in (("device", device), ("floor", floor), ("margin", margin)) if v not in (None, "")}
-        self.critic = create("critic", spec, **options)
+        options = {k: v for k, v in (("floor", floor), ("margin", margin)) if v is not None}
+        self.critic = create("critic", spec, offered={"device": device}, **options)
         load = getattr(self.critic, "load", None)
         if load is not None:
             load()
@@ -202,12 +203,15 @@ def _handle(kind: str, spec: str) -> Any:
 class ServedImages:
     """ImageGenerator that forwards every request to the shared images deployment (batched there)."""
 
-    def __init__(self, model: str, **_: Any) -> None:
+    class Options(BackendOptions):
+        """None: the deployment was built with the run's settings (`deploy`)."""
+
+    def __init__(self, model: str) -> None:
         from lessonforge.tools.registry import parse
 
         if parse("images", model) is None or model.startswith(f"{PREFIX}:"):
             raise ConfigError(f"--images {PREFIX}:{model} names no image model; write {PREFIX}:BACKEND:MODEL, "
-                              f"e.g. {PREFIX}:diffusers:stabilityai/sd-turbo")
+                              f"e.g. {PREFIX}:diffusers:{DIFFUSERS_IMAGES}")
         self.spec = model
         self.name = model  # the same model draws the same pictures: share the cache with local runs
         self._handle: Any = None
@@ -225,12 +229,19 @@ class ServedImages:
 class ServedCritic:
     """Critic that forwards to the shared critic deployment; BatchedCritic sees the same scores() as CLIP's."""
 
-    def __init__(self, model: str, **_: Any) -> None:
+    class Options(BackendOptions):
+        """The acceptance floor and margin the run names; the deployment's critic applies them (`deploy`)."""
+
+        floor: float | None = None
+        margin: float | None = None
+
+    def __init__(self, model: str, *, floor: float | None = None, margin: float | None = None) -> None:
+        """``floor`` and ``margin`` are the run's; the deployment's critic was built with them."""
         from lessonforge.tools.registry import parse
 
         if parse("critic", model) is None or model.startswith(f"{PREFIX}:"):
             raise ConfigError(f"--critic {PREFIX}:{model} names no critic; write {PREFIX}:BACKEND:MODEL, "
-                              f"e.g. {PREFIX}:clip:openai/clip-vit-base-patch32")
+                              f"e.g. {PREFIX}:clip:{CLIP_CRITIC}")
         self.spec = model
         self.name = model
         self._handle: Any = None

@@ -33,6 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from lessonforge.tools.base import ClipError, ConfigError
 from lessonforge.tools.cache import atomic_path
+from lessonforge.tools.defaults import VEO_CLIPS, VIDEOS_CLIPS
+from lessonforge.tools.registry import BackendOptions
 
 MIN_SECONDS, MAX_SECONDS = 4, 8
 
@@ -159,10 +161,19 @@ def _veo_seconds(seconds: int) -> int:
 class VeoClips:
     """``veo:MODEL`` clips through the Gemini API (google-genai): generate_videos, poll, download."""
 
-    def __init__(self, model: str = "veo-3.1-generate-preview", *, api_key: str | None = None,
+    class Options(BackendOptions):
+        """What ``veo:`` takes (see the constructor)."""
+
+        api_key: str | None = None
+        base_url: str | None = None
+        price_per_second: float | None = None
+        poll_s: float = 10.0
+        timeout_s: float = 600.0
+
+    def __init__(self, model: str = VEO_CLIPS, *, api_key: str | None = None,
                  base_url: str | None = None, price_per_second: float | None = None, poll_s: float = 10.0,
                  timeout_s: float = 600.0) -> None:
-        self.model = (model or "").strip() or "veo-3.1-generate-preview"
+        self.model = (model or "").strip() or VEO_CLIPS
         self.name = f"veo:{self.model}"
         key = (api_key or os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or "").strip()
         if not key:
@@ -239,11 +250,20 @@ def _videos_size(aspect: str) -> str:
 class OpenAIVideoClips:
     """``videos:MODEL`` clips from a server speaking the OpenAI Videos API at OPENAI_BASE_URL."""
 
-    def __init__(self, model: str = "sora-2", *, api_key: str | None = None, base_url: str | None = None,
+    class Options(BackendOptions):
+        """What ``videos:`` takes (see the constructor)."""
+
+        api_key: str | None = None
+        base_url: str | None = None
+        price_per_second: float | None = None
+        poll_s: float = 5.0
+        timeout_s: float = 600.0
+
+    def __init__(self, model: str = VIDEOS_CLIPS, *, api_key: str | None = None, base_url: str | None = None,
                  price_per_second: float | None = None, poll_s: float = 5.0, timeout_s: float = 600.0) -> None:
         from lessonforge.tools.images.openai import OpenAIClient
 
-        self.model = (model or "").strip() or "sora-2"
+        self.model = (model or "").strip() or VIDEOS_CLIPS
         self.name = f"videos:{self.model}"
         self.price_per_second = _price(self.name, self.model, price_per_second)
         self.poll_s, self.timeout_s = float(poll_s), float(timeout_s)

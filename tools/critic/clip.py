@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, CriticError, Verdict
+from lessonforge.tools.defaults import CLIP_CRITIC
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
+from lessonforge.tools.registry import BackendOptions
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -116,16 +118,24 @@ def decide(row: Sequence[float], target: int, floor: float, margin: float) -> Ve
 class ClipCritic:
     """Judges pictures against prompts with CLIP (see the module docstring for the rule)."""
 
+    class Options(BackendOptions):
+        """What ``clip:`` takes (see the constructor)."""
+
+        floor: float = DEFAULT_FLOOR
+        margin: float = DEFAULT_MARGIN
+        device: str | None = None
+        device_preprocess: bool | None = None
+
     def __init__(
         self,
-        model: str = "openai/clip-vit-base-patch32",
+        model: str = CLIP_CRITIC,
         *,
         floor: float = DEFAULT_FLOOR,
         margin: float = DEFAULT_MARGIN,
         device: str | None = None,
         device_preprocess: bool | None = None,
     ) -> None:
-        self.model = model or "openai/clip-vit-base-patch32"
+        self.model = model or CLIP_CRITIC
         self.name = f"clip:{self.model}"
         if not 0.0 <= float(floor) <= CLIPSCORE_WEIGHT:
             raise ConfigError(

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
+from lessonforge.tools.defaults import DIFFUSERS_IMAGES
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
+from lessonforge.tools.registry import BackendOptions
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -274,9 +276,21 @@ class DiffusersImages:
     factor), scaled down first for models trained at a smaller size (turbo models: 512 px).
     """
 
+    class Options(BackendOptions):
+        """What ``diffusers:`` takes (see the class docstring)."""
+
+        device: str | None = None
+        steps: int | None = None
+        guidance_scale: float | None = None
+        max_batch: int | None = None
+        batch_window_s: float = 0.05
+        tiny_vae: str | None = None
+        channels_last: bool | None = None
+        compile: bool | None = None
+
     def __init__(
         self,
-        model: str = "stabilityai/sd-turbo",
+        model: str = DIFFUSERS_IMAGES,
         *,
         device: str | None = None,
         steps: int | None = None,
@@ -287,7 +301,7 @@ class DiffusersImages:
         channels_last: bool | None = None,
         compile: bool | None = None,
     ) -> None:
-        self.model = model or "stabilityai/sd-turbo"
+        self.model = model or DIFFUSERS_IMAGES
         self.name = f"diffusers:{self.model}"
         self.family = family_defaults(self.model)
         self.steps = int(steps) if steps is not None else self.family.steps

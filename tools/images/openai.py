@@ -36,9 +36,11 @@ import openai
 
 from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
 from lessonforge.tools.cached import PerLoop
+from lessonforge.tools.defaults import OPENAI_IMAGES
 from lessonforge.tools.llm.openai import NO_KEY, OPENAI_URL, display_url, network_cause, scrub_secrets, status_detail
+from lessonforge.tools.registry import BackendOptions
 
-DEFAULT_MODEL = "gpt-image-1"
+DEFAULT_MODEL = OPENAI_IMAGES
 Quality = Literal["low", "medium", "high", "auto"]
 QUALITIES: tuple[str, ...] = ("low", "medium", "high", "auto")
 SIZES: tuple[tuple[int, int], ...] = ((1024, 1024), (1536, 1024), (1024, 1536))
@@ -142,6 +144,16 @@ class OpenAIImages:
     """``openai:MODEL`` pictures through the Images API (see the module docstring)."""
 
     shaped = True  # draws the picture in the shape the layout gives it (lessonforge.agent.nodes.illustrate)
+
+    class Options(BackendOptions):
+        """What ``openai:`` pictures take (see the constructor)."""
+
+        quality: Literal["low", "medium", "high", "auto"] = "auto"
+        api_key: str | None = None
+        base_url: str | None = None
+        max_concurrency: int = 4
+        timeout_s: float = 180.0
+        max_retries: int = 2
 
     def __init__(self, model: str = DEFAULT_MODEL, *, quality: str = "auto", api_key: str | None = None,
                  base_url: str | None = None, max_concurrency: int = 4, timeout_s: float = 180.0,

@@ -34,12 +34,14 @@ from pydantic import ValidationError
 
 from lessonforge.tools.base import ConfigError, LLMError, Message, T, expected_words
 from lessonforge.tools.cache import read_state, user_cache_dir, write_state
+from lessonforge.tools.defaults import LOCAL_LLM
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
 from lessonforge.tools.llm.openai import UsageTotals, strict_json_schema, summarize_validation
+from lessonforge.tools.registry import BackendOptions
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "Qwen/Qwen3-1.7B"
+DEFAULT_MODEL = LOCAL_LLM
 PULL_HINT = "lessonforge models pull"
 NUMBER_LIMIT = 1_000_000_000
 NUMBER_STEP = 0.001
@@ -47,6 +49,19 @@ NUMBER_STEP = 0.001
 
 class LocalLLM:
     """Structured output from a local transformers causal LM, constrained by llguidance."""
+
+    class Options(BackendOptions):
+        """What ``local:`` takes (see the constructor)."""
+
+        device: str | None = None
+        max_new_tokens: int = 2048
+        max_repairs: int = 1
+        on_tokens: Callable[[int, float, int | None], None] | None = None
+        temperature: float = 0.0
+        seed: int | None = None
+        max_string_chars: int | None = 2000
+        max_items: int | None = 40
+        schema_in_prompt: bool = True
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from lessonforge.tools.base import ConfigError, LLMError, Message, ProviderError, T
 from lessonforge.tools.cached import PerLoop
 from lessonforge.tools.defaults import OPENAI_LLM, OPENAI_LLM_STRONGER, retired_hint
+from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.secrets import SECRET_VARS, scrub_environment, scrub_secrets  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,17 @@ def status_detail(err: openai.APIStatusError) -> str:
 
 class OpenAILLM:
     """Structured output from an OpenAI-compatible chat completions endpoint."""
+
+    class Options(BackendOptions):
+        """What ``openai:`` takes (see the constructor)."""
+
+        api_key: str | None = None
+        base_url: str | None = None
+        timeout_s: float = 120.0
+        max_repairs: int = 2
+        max_retries: int = 4
+        temperature: float | None = None
+        response_format: str = "auto"
 
     def __init__(
         self,

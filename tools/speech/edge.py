@@ -39,6 +39,7 @@ from lessonforge.tools.base import (
 from lessonforge.tools.cache import atomic_path
 from lessonforge.tools.cached import PerLoop
 from lessonforge.tools.media.audio import check_audio, to_wav
+from lessonforge.tools.registry import BackendOptions
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,13 @@ class EdgeSpeech:
     ``model`` is a default voice (``en-US-AriaNeural``); ``max_concurrency`` bounds the requests
     in flight (the free service throttles); ``retries`` and ``backoff_s`` shape the retry loop.
     """
+
+    class Options(BackendOptions):
+        """What ``edge:`` takes (see the class docstring)."""
+
+        max_concurrency: int = 2
+        retries: int = 4
+        backoff_s: float = 1.0
 
     def __init__(
         self, model: str = "", *, max_concurrency: int = 2, retries: int = 4, backoff_s: float = 1.0

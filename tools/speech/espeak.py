@@ -31,6 +31,7 @@ import numpy as np
 from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
 from lessonforge.tools.cache import atomic_path
 from lessonforge.tools.media.audio import check_audio, read_wav_pcm, write_wav
+from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.speech.wordtiming import bare
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,11 @@ class EspeakSpeech:
     # shown under `lessonforge voices`: a voice here is a language; a variant gives another sound
     voices_note = ("eSpeak NG's voices are languages, all with one default sound; add a variant for another, "
                    "e.g. en-us+f3 (higher) or en-us+m3 (lower)")
+
+    class Options(BackendOptions):
+        """What ``espeak:`` takes (see the class docstring)."""
+
+        rate_wpm: int = 160
 
     def __init__(self, model: str = "", *, rate_wpm: int = 160) -> None:
         if not 80 <= int(rate_wpm) <= 450:

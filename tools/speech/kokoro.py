@@ -54,13 +54,15 @@ from typing import Any
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, Speech, SpeechError, Voice, WordTiming
+from lessonforge.tools.defaults import KOKORO_VOICE
 from lessonforge.tools.media.audio import check_audio, write_wav
+from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.speech.wordtiming import TimingSource, bare, timings_from_spans
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPO = "hexgrad/Kokoro-82M"
-DEFAULT_VOICE = "af_heart"
+DEFAULT_VOICE = KOKORO_VOICE
 SAMPLE_RATE = 24_000
 SAMPLES_PER_FRAME = 600  # iSTFTNet: 2x upsampling, upsample_rates 10*6, hop 5
 MAX_PHONEMES = 510  # the model's 512 positions less the two boundary tokens; also a voice pack's rows
@@ -427,6 +429,13 @@ class KokoroSpeech:
     file of a repository other than hexgrad's. ``device`` is ``cuda`` or ``cpu`` (default: CUDA
     when available); ``speed`` scales the speaking rate (0.5-2.0).
     """
+
+    class Options(BackendOptions):
+        """What ``kokoro:`` takes (see the class docstring)."""
+
+        device: str = ""
+        speed: float = 1.0
+        weights: str = ""
 
     def __init__(self, model: str = "", *, device: str = "", speed: float = 1.0, weights: str = "") -> None:
         self.model = (model or "").strip() or DEFAULT_REPO

@@ -33,13 +33,15 @@ from typing import Any
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, Speech, SpeechError, Voice
+from lessonforge.tools.defaults import PIPER_VOICE
 from lessonforge.tools.media.audio import check_audio, write_wav
+from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.speech.wordtiming import TimingSource, text_tokens, timings_from_spans
 
 log = logging.getLogger(__name__)
 
 REPO = "rhasspy/piper-voices"
-DEFAULT_VOICE = "en_US-lessac-medium"
+DEFAULT_VOICE = PIPER_VOICE
 VOICE_MB = {"x_low": 28, "low": 63, "medium": 63, "high": 114}  # approximate .onnx sizes per quality
 
 # One well-rated voice per language (the voices' own names in rhasspy/piper-voices).
@@ -109,6 +111,12 @@ class PiperSpeech:
     every phoneme (above 1 is slower); ``use_cuda`` runs onnxruntime on CUDA when it has that
     provider (default: when available).
     """
+
+    class Options(BackendOptions):
+        """What ``piper:`` takes (see the class docstring)."""
+
+        length_scale: float = 1.0
+        use_cuda: bool | None = None
 
     def __init__(self, model: str = "", *, length_scale: float = 1.0, use_cuda: bool | None = None) -> None:
         self.model = (model or "").strip()
