@@ -36,7 +36,8 @@ class Settings(BaseModel):
     device: str = Field("", description="Torch device for local models; empty picks CUDA when present.")
     max_attempts: int = Field(3, ge=1, le=10, description="Illustration attempts per scene before the best is kept.")
     critic_floor: float | None = Field(
-        None, description="The critic's acceptance floor (CLIP: CLIPScore 0-2.5, default 0.65; openai: 1-5, default 3.5)."
+        None,
+        description="The critic's acceptance floor (CLIP: CLIPScore 0-2.5, default 0.65; openai: 1-5, default 3.5).",
     )
     critic_margin: float | None = Field(
         None, description="How much a picture must match its own scene better than any other (CLIP, default 0.02)."

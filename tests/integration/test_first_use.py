@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from lessonforge.agent.cli import app
 from lessonforge.tools import hub as models
 from lessonforge.tools.base import SpeechUnavailable
+from tests.plugins import write_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "photosynthesis.json"
@@ -143,9 +144,10 @@ class DownSpeech:
 
 def test_the_speech_fallback_notice_prints_once(tmp_path):
     # a fresh interpreter: Python's last-resort log handler is active there, as for a user (not under pytest)
+    plugins = write_plugin(tmp_path / "plugins", "speech-down",
+                           {"speech.down": "tests.integration.test_first_use:DownSpeech"})
     done = _python(
-        "import sys; from lessonforge.tools import registry; "
-        "registry._BUILTIN['speech']['down'] = 'tests.integration.test_first_use:DownSpeech'; "
+        f"import sys; sys.path.insert(0, {str(plugins)!r}); "
         "from lessonforge.agent.cli import main; sys.argv = ['lessonforge', *sys.argv[1:]]; main()",
         "make", "rainbows", "--minutes", "0.5", "--out", str(tmp_path / "l"), "--llm", "fake:", "--images", "none",
         "--speech", "down:", "--critic", "none",
