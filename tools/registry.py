@@ -115,7 +115,7 @@ def parse(kind: Kind, spec: str) -> Spec | None:
 def resolve(kind: Kind, backend: str) -> Callable[..., Any]:
     """The class or factory registered as ``KIND.BACKEND`` (its module is imported now)."""
     try:
-        return _entry(kind, backend).load()  # type: ignore[no-any-return]
+        return _entry(kind, backend).load()
     except KeyError:
         raise ConfigError(f"Unknown {kind} backend {backend!r}. Known: {', '.join(prefixes(kind))}.") from None
 

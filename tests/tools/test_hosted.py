@@ -182,15 +182,19 @@ def test_veo_needs_a_key(monkeypatch):
         VeoClips("veo-3.1-generate-preview")
 
 
-def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_cap(monkeypatch, tmp_path, tiny_mp4):
+def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_cap(monkeypatch, tmp_path, tiny_mp4,
+                                                                                   request):
     from lessonforge.agent.config import Settings
     from lessonforge.agent.context import create_clips
     from lessonforge.tools import registry
     from lessonforge.tools.clips import Clip
 
     class MyClips:  # the README's example, answering from a file instead of a service
-        def __init__(self, model: str, **options):
-            self.name, self.model, self.price_per_second = f"myvideo:{model}", model, 0.05
+        class Options(registry.BackendOptions):
+            price_per_second: float | None = None
+
+        def __init__(self, model: str, *, price_per_second: float | None = None):
+            self.name, self.model, self.price_per_second = f"myvideo:{model}", model, price_per_second or 0.05
             self.calls = 0
 
         async def generate(self, request: ClipRequest, out):
@@ -205,7 +209,10 @@ def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_
         def load(self):
             return MyClips
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EP()])
+    installed = registry.entry_points
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*installed(group=group), EP()])
+    registry.refresh()
+    request.addfinalizer(registry.refresh)
     clips = create_clips(Settings.load(llm="fake:", clips="myvideo:v1", clip_budget=0.5))
     assert clips.name == "myvideo:v1"
     clip = asyncio.run(clips.generate(ClipRequest("a pendulum swinging", 8), tmp_path / "a.mp4"))  # $0.40
@@ -213,6 +220,7 @@ def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_
     with pytest.raises(ClipError, match="--clip-budget"):
         asyncio.run(clips.generate(ClipRequest("a pendulum swinging", 4), tmp_path / "b.mp4"))  # $0.20 more
     assert clips.inner.calls == 1
+    assert create_clips(Settings.load(llm="fake:", clips="myvideo:v1", clip_price=0.1)).inner.price_per_second == 0.1
     assert create_clips(Settings.load(llm="fake:")) is None  # off by default
     with pytest.raises(ConfigError, match="Unknown clips backend"):
         Settings.load(llm="fake:", clips="sora:2")
