@@ -20,9 +20,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from lessonforge.agent.config import DEFAULT_LLM
+from lessonforge.agent.config import DEFAULT_CRITIC, DEFAULT_IMAGES, DEFAULT_LLM
 from lessonforge.tools.base import ConfigError, LessonForgeError
 from lessonforge.tools.cache import atomic_write_text
+from lessonforge.tools.defaults import VEO_CLIPS, VIDEOS_CLIPS
 from lessonforge.tools.media.slides import THEMES
 from lessonforge.tools.secrets import scrub_environment
 
@@ -280,9 +281,9 @@ def make(
     aspect: str | None = typer.Option(None, metavar="16:9|9:16|1:1", help="Frame shape (default 16:9)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: a slug of the topic)."),
     llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
-    images: str | None = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    images: str | None = typer.Option(None, help=f"Image backend, e.g. {DEFAULT_IMAGES}, or none."),
     speech: str | None = typer.Option(None, help="Speech backend, e.g. edge:en-GB-SoniaNeural or espeak:en-us."),
-    critic: str | None = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    critic: str | None = typer.Option(None, help=f"Critic backend, e.g. {DEFAULT_CRITIC}, or none."),
     seed: int | None = typer.Option(None, help="Base seed for pictures (default 0)."),
     theme: str | None = typer.Option(None, metavar="|".join(THEMES),
                                         help=f"Slide theme: {', '.join(THEMES)} (default light)."),
@@ -295,7 +296,7 @@ def make(
     builds: str = typer.Option("on", "--builds", metavar="on|off", help="on: key phrases appear as they are said, "
                                "the one being said highlighted, a question's answer after a pause; off: one still per scene."),
     clips: str | None = typer.Option(None, help="Short motion clips for scenes that need motion, e.g. "
-                                        "veo:veo-3.1-generate-preview or videos:sora-2 (default none)."),
+                                        f"veo:{VEO_CLIPS} or videos:{VIDEOS_CLIPS} (default none)."),
     clip_budget: float | None = typer.Option(None, help="Most dollars a lesson may spend on clips (default 2)."),
     clip_price: float | None = typer.Option(None, help="Dollars per second of clip for a model with no list price."),
     image_quality: str | None = typer.Option(None, help="Hosted picture quality: low, medium, high or auto."),
@@ -468,9 +469,9 @@ def batch(
     theme: str | None = typer.Option(None, help="Slide theme."),
     voice: str | None = typer.Option(None, help="Voice name."),
     llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
-    images: str | None = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    images: str | None = typer.Option(None, help=f"Image backend, e.g. {DEFAULT_IMAGES}, or none."),
     speech: str | None = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
-    critic: str | None = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    critic: str | None = typer.Option(None, help=f"Critic backend, e.g. {DEFAULT_CRITIC}, or none."),
     max_attempts: int | None = typer.Option(None, help="Picture attempts per scene (default 3)."),
     device: str | None = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
     lexicon: Path | None = typer.Option(None, help="Pronunciation lexicon, speech only."),

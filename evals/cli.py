@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from lessonforge.agent.config import DEFAULT_LLM
+from lessonforge.agent.config import DEFAULT_CRITIC, DEFAULT_IMAGES, DEFAULT_LLM
 from lessonforge.tools.base import ConfigError, LessonForgeError
 from lessonforge.tools.secrets import scrub_environment
 
@@ -163,9 +163,9 @@ def run_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: eval-runs/<topic set>)."),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Lessons made at the same time."),
     llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
-    images: str | None = typer.Option(None, help="Image backend, e.g. diffusers:stabilityai/sd-turbo, or none."),
+    images: str | None = typer.Option(None, help=f"Image backend, e.g. {DEFAULT_IMAGES}, or none."),
     speech: str | None = typer.Option(None, help="Speech backend, e.g. edge: or espeak:en-us."),
-    critic: str | None = typer.Option(None, help="Critic backend, e.g. clip:openai/clip-vit-base-patch32, or none."),
+    critic: str | None = typer.Option(None, help=f"Critic backend, e.g. {DEFAULT_CRITIC}, or none."),
     judge: str | None = typer.Option(None, help="Judge LLM for the rubric and quiz (default: the --llm one)."),
     no_judge: bool = typer.Option(False, "--no-judge", help="Skip the LLM-judged metrics (rubric, quiz)."),
     quiz_questions: int = typer.Option(5, min=1, max=20, help="Quiz questions per lesson."),

@@ -189,7 +189,7 @@ class ClipCritic:
             except Exception as exc:
                 raise ConfigError(
                     f"Could not load critic model {self.model!r}{_offline_note()} ({_one_line(exc)}). "
-                    f"Fix: check the model id or folder (e.g. openai/clip-vit-base-patch32); if it is a hub "
+                    f"Fix: check the model id or folder (e.g. {CLIP_CRITIC}); if it is a hub "
                     f"id, run once online to download it, or set HF_HOME to the cache that holds it; or "
                     f"pass --critic none to accept every illustration unjudged."
                 ) from exc

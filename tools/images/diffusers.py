@@ -414,7 +414,7 @@ class DiffusersImages:
         except Exception as exc:
             raise ConfigError(
                 f"Could not load image model {self.model!r}{_offline_note()} ({_one_line(exc)}). "
-                f"Fix: check the model id or folder (e.g. stabilityai/sd-turbo); if it is a hub id, run "
+                f"Fix: check the model id or folder (e.g. {DIFFUSERS_IMAGES}); if it is a hub id, run "
                 f"once online to download it, or set HF_HOME to the cache that holds it; or pass "
                 f"--images none to make the lesson without illustrations."
             ) from exc

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from lessonforge.tools.base import ConfigError, LLMError, Message, T, expected_words
 from lessonforge.tools.cache import read_state, user_cache_dir, write_state
-from lessonforge.tools.defaults import LOCAL_LLM
+from lessonforge.tools.defaults import LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
 from lessonforge.tools.llm.openai import UsageTotals, strict_json_schema, summarize_validation
 from lessonforge.tools.registry import BackendOptions
@@ -157,13 +157,13 @@ class LocalLLM:
         except (RuntimeError, ValueError) as err:
             raise ConfigError(
                 f"Cannot load the local LLM {self.model!r} on {device}: {_short(err)}. Pick another device "
-                "(--device cpu) or a smaller model (local:Qwen/Qwen2.5-1.5B-Instruct)."
+                f"(--device cpu) or a smaller model (local:{LOCAL_LLM_LIGHT})."
             ) from None
         model.eval()
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(
                 f"{self.model!r} has no chat template, so it is not an instruct/chat model. Use one that is, "
-                "e.g. local:Qwen/Qwen3-1.7B or local:Qwen/Qwen2.5-1.5B-Instruct."
+                f"e.g. local:{LOCAL_LLM} or local:{LOCAL_LLM_LIGHT}."
             )
         eos = _eos_ids(model, tokenizer)
         if not eos:
@@ -239,7 +239,7 @@ class LocalLLM:
             if repairs >= self.max_repairs:
                 raise LLMError(
                     f"{self.name} did not return a valid {schema.__name__} after {repairs + 1} attempt(s); last "
-                    f"error:\n{error}\nUse a larger model (e.g. --llm local:Qwen/Qwen3-4B-Instruct-2507), raise "
+                    f"error:\n{error}\nUse a larger model (e.g. --llm local:{LOCAL_LLM_GPU}), raise "
                     "max_new_tokens, or ask for a shorter lesson."
                 )
             repairs += 1
