@@ -180,3 +180,11 @@ def test_options_models_take_what_callers_pass(kind, spec, options):
     factory = registry.resolve(kind, backend.backend)
     checked = registry.check_options(kind, backend.backend, factory, options)
     assert checked == options
+
+
+def test_the_ray_deployments_offer_device_and_batch_size():
+    from lessonforge.tools.ray_serve import CriticModel, ImageModel
+
+    assert isinstance(ImageModel("fake:", device="cuda", max_batch=8).backend, FakeImages)  # takes neither
+    critic = CriticModel("fake:", device="cpu", floor=0.7, margin=0.1).critic
+    assert isinstance(critic, FakeCritic) and (critic.floor, critic.margin) == (0.7, 0.1)
