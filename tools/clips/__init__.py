@@ -250,14 +250,10 @@ def _videos_size(aspect: str) -> str:
 class OpenAIVideoClips:
     """``videos:MODEL`` clips from a server speaking the OpenAI Videos API at OPENAI_BASE_URL."""
 
-    class Options(BackendOptions):
-        """What ``videos:`` takes (see the constructor)."""
+    class Options(VeoClips.Options):
+        """What ``videos:`` takes: what ``veo:`` takes, polled more often (see the constructor)."""
 
-        api_key: str | None = None
-        base_url: str | None = None
-        price_per_second: float | None = None
         poll_s: float = 5.0
-        timeout_s: float = 600.0
 
     def __init__(self, model: str = VIDEOS_CLIPS, *, api_key: str | None = None, base_url: str | None = None,
                  price_per_second: float | None = None, poll_s: float = 5.0, timeout_s: float = 600.0) -> None:

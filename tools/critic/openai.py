@@ -32,8 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lessonforge.tools.base import ConfigError, CriticError, Message, Verdict
 from lessonforge.tools.critic.clip import check_targets
 from lessonforge.tools.defaults import OPENAI_CRITIC as DEFAULT_MODEL
-from lessonforge.tools.llm.openai import OpenAILLM, UsageTotals, display_url
-from lessonforge.tools.registry import BackendOptions
+from lessonforge.tools.llm.openai import OpenAILLM, ServiceOptions, UsageTotals, display_url
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -170,14 +169,10 @@ class _Options:
 class OpenAICritic:
     """Judges pictures with an OpenAI-compatible vision model (see the module docstring)."""
 
-    class Options(BackendOptions):
+    class Options(ServiceOptions):
         """What ``openai:`` critics take (see the constructor)."""
 
-        api_key: str | None = None
-        base_url: str | None = None
         floor: float = DEFAULT_FLOOR
-        timeout_s: float = 120.0
-        max_retries: int = 4
         max_repairs: int = 2
 
     def __init__(

@@ -254,17 +254,22 @@ def status_detail(err: openai.APIStatusError) -> str:
 # --------------------------------------------------------------------------- the backend
 
 
+class ServiceOptions(BackendOptions):
+    """What every backend of an OpenAI-compatible service takes: the key, the server and the client's limits."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 4
+
+
 class OpenAILLM:
     """Structured output from an OpenAI-compatible chat completions endpoint."""
 
-    class Options(BackendOptions):
+    class Options(ServiceOptions):
         """What ``openai:`` takes (see the constructor)."""
 
-        api_key: str | None = None
-        base_url: str | None = None
-        timeout_s: float = 120.0
         max_repairs: int = 2
-        max_retries: int = 4
         temperature: float | None = None
         response_format: str = "auto"
 

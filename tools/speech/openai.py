@@ -62,13 +62,13 @@ from lessonforge.tools.defaults import OPENAI_TTS, retired_hint
 from lessonforge.tools.llm.openai import (
     NO_KEY,
     OPENAI_URL,
+    ServiceOptions,
     display_url,
     network_cause,
     scrub_secrets,
     status_detail,
 )
 from lessonforge.tools.media.audio import check_audio, read_wav_pcm, to_wav, write_wav
-from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.speech.wordtiming import bare as _strip_punct
 
 log = logging.getLogger(__name__)
@@ -122,14 +122,10 @@ class OpenAISpeech:
 
     timing_source: Literal["aligned"] = "aligned"
 
-    class Options(BackendOptions):
+    class Options(ServiceOptions):
         """What ``openai:`` speech takes (see the class docstring)."""
 
-        api_key: str | None = None
-        base_url: str | None = None
         max_concurrency: int = 4
-        timeout_s: float = 120.0
-        max_retries: int = 4
 
     def __init__(
         self,
