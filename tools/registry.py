@@ -103,6 +103,11 @@ def parse(kind: Kind, spec: str) -> Spec | None:
             f"Empty {kind} backend. Name one as BACKEND:MODEL, e.g. --{kind} "
             f"{_example(kind)} (known backends: {', '.join(prefixes(kind))})."
         )
+    if not any(_table().values()):
+        raise ConfigError(
+            f"No backends are registered: the entry-point group {GROUP} is empty, so LessonForge's installed "
+            "metadata is missing or stale. Reinstall it (pip install lessonforge, or pip install -e . in a checkout)."
+        )
     if backend not in _table()[kind]:
         raise ConfigError(
             f"Unknown {kind} backend {backend!r} in {text!r}. Known: {', '.join(prefixes(kind))}. "

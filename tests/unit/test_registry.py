@@ -188,3 +188,11 @@ def test_the_ray_deployments_offer_device_and_batch_size():
     assert isinstance(ImageModel("fake:", device="cuda", max_batch=8).backend, FakeImages)  # takes neither
     critic = CriticModel("fake:", device="cpu", floor=0.7, margin=0.1).critic
     assert isinstance(critic, FakeCritic) and (critic.floor, critic.margin) == (0.7, 0.1)
+
+
+def test_an_install_without_the_table_says_to_reinstall(monkeypatch, request):
+    monkeypatch.setattr(registry, "entry_points", lambda group: [])
+    registry.refresh()
+    request.addfinalizer(registry.refresh)
+    with pytest.raises(ConfigError, match=r"No backends are registered.*pip install -e \."):
+        registry.parse("llm", "fake:")
