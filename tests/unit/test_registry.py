@@ -79,7 +79,7 @@ def test_every_builtin_is_an_entry_point_of_lessonforge():
     for kind, prefixes in BUILTINS.items():
         assert set(registry.prefixes(kind)) - {"none"} == prefixes
         for prefix in prefixes:
-            factory = registry.resolve(kind, prefix)  # type: ignore[arg-type]
+            factory = registry.resolve(kind, prefix)
             assert factory is ours[f"{kind}.{prefix}"].load()
             assert factory.__module__.startswith("lessonforge.tools.")
 
@@ -87,7 +87,7 @@ def test_every_builtin_is_an_entry_point_of_lessonforge():
 def test_each_builtin_options_model_matches_its_constructor():
     for kind, prefixes in BUILTINS.items():
         for prefix in prefixes:
-            factory = registry.resolve(kind, prefix)  # type: ignore[arg-type]
+            factory = registry.resolve(kind, prefix)
             model = registry.options_of(factory)
             assert model is not registry.BackendOptions and issubclass(model, BaseModel), (kind, prefix)
             params = inspect.signature(factory).parameters
