@@ -27,10 +27,12 @@ LOCAL_LLM = "Qwen/Qwen3-1.7B"  # local: LLM without an API key (CPU)
 LOCAL_LLM_LIGHT = "Qwen/Qwen2.5-1.5B-Instruct"  # a lighter local LLM
 LOCAL_LLM_GPU = "Qwen/Qwen3-4B-Instruct-2507"  # the local LLM chosen when a CUDA GPU is present
 DIFFUSERS_IMAGES = "stabilityai/sd-turbo"  # diffusers: images backend
+TINY_VAE = "madebyollin/taesd"  # its fast decoder on the CPU
 CLIP_CRITIC = "openai/clip-vit-base-patch32"  # clip: critic backend
 
 PIPER_VOICE = "en_US-lessac-medium"  # piper: speech
-KOKORO_VOICE = "af_heart"  # kokoro: speech
+KOKORO_MODEL = "hexgrad/Kokoro-82M"  # kokoro: speech, the model
+KOKORO_VOICE = "af_heart"  # and its voice
 
 VEO_CLIPS = "veo-3.1-generate-preview"  # veo: clips backend
 VIDEOS_CLIPS = "sora-2"  # videos: clips backend (any server with the OpenAI Videos API shape)

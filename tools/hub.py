@@ -27,10 +27,9 @@ from typing import Any
 from lessonforge.tools.base import ConfigError
 from lessonforge.tools.defaults import CLIP_CRITIC as CLIP
 from lessonforge.tools.defaults import DIFFUSERS_IMAGES as IMAGES
-from lessonforge.tools.defaults import LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT, OPENAI_LLM
+from lessonforge.tools.defaults import KOKORO_MODEL, LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT, OPENAI_LLM, TINY_VAE
 
 OPENAI_DEFAULT = f"openai:{OPENAI_LLM}"
-TINY_VAE = "madebyollin/taesd"
 
 _LLM_FILES = ("*.json", "*.safetensors", "merges.txt", "*.jinja")
 _TRUTHY = {"1", "true", "yes", "on"}
@@ -88,7 +87,7 @@ MODELS: tuple[ModelInfo, ...] = (
 )
 OPTIONAL_MODELS: tuple[ModelInfo, ...] = (
     # listed, and pulled when named, but not by a bare `models pull`: their backends are optional extras
-    ModelInfo("hexgrad/Kokoro-82M", "offline neural voices (--speech kokoro:, optional extra lessonforge[kokoro]; "
+    ModelInfo(KOKORO_MODEL, "offline neural voices (--speech kokoro:, optional extra lessonforge[kokoro]; "
               "Kokoro-82M with its 54 voices)", 355,
               ("config.json", "kokoro-v1_0.pth", "voices/*.pt"),
               ("config.json", "kokoro-v1_0.pth", "voices/af_heart.pt")),

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
-from lessonforge.tools.defaults import DIFFUSERS_IMAGES
+from lessonforge.tools.defaults import DIFFUSERS_IMAGES, TINY_VAE
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
 from lessonforge.tools.registry import BackendOptions
 
@@ -72,7 +72,7 @@ class FamilyDefaults:
 _FAMILIES: tuple[tuple[tuple[str, ...], FamilyDefaults], ...] = (
     # Adversarial-diffusion-distilled models: one step, no classifier-free guidance, 512² training.
     (("sdxl-turbo",), FamilyDefaults(steps=1, guidance_scale=0.0, max_side=512, cpu_tiny_vae="madebyollin/taesdxl")),
-    (("sd-turbo",), FamilyDefaults(steps=1, guidance_scale=0.0, max_side=512, cpu_tiny_vae="madebyollin/taesd")),
+    (("sd-turbo",), FamilyDefaults(steps=1, guidance_scale=0.0, max_side=512, cpu_tiny_vae=TINY_VAE)),
     # FLUX.1-schnell: 1-4 steps, guidance-distilled (0), T5 prompt up to 256 tokens.
     (
         ("flux", "schnell"),

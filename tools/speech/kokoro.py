@@ -54,14 +54,14 @@ from typing import Any
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, Speech, SpeechError, Voice, WordTiming
-from lessonforge.tools.defaults import KOKORO_VOICE
+from lessonforge.tools.defaults import KOKORO_MODEL, KOKORO_VOICE
 from lessonforge.tools.media.audio import check_audio, write_wav
 from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.speech.wordtiming import TimingSource, bare, timings_from_spans
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REPO = "hexgrad/Kokoro-82M"
+DEFAULT_REPO = KOKORO_MODEL
 DEFAULT_VOICE = KOKORO_VOICE
 SAMPLE_RATE = 24_000
 SAMPLES_PER_FRAME = 600  # iSTFTNet: 2x upsampling, upsample_rates 10*6, hop 5
@@ -73,7 +73,7 @@ INSTALL_HINT = "pip install 'lessonforge[kokoro]'"
 
 # The weights file of each known repository (as kokoro.KModel.MODEL_NAMES).
 WEIGHTS: dict[str, str] = {
-    "hexgrad/Kokoro-82M": "kokoro-v1_0.pth",
+    KOKORO_MODEL: "kokoro-v1_0.pth",
     "hexgrad/Kokoro-82M-v1.1-zh": "kokoro-v1_1-zh.pth",
 }
 
