@@ -206,35 +206,38 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         if not off:
             break
         emit("fit", f"Rewriting {len(off)} scene(s) to fit their time", attempt=round_no)
-        rewrites = await asyncio.gather(
-            *(
-                ask(
-                    ctx,
-                    "fit",
-                    NarrationRewrite,
-                    expect_words=budgets[i],
-                    language=req.language,
-                    words=count_words(scenes[i].narration),
-                    budget=budgets[i],
-                    wpm=round(wpm),
-                    seconds=round(targets[i]),
-                    direction=(
-                        "Make it shorter: keep the key idea and its example, cut the rest."
-                        if count_words(scenes[i].narration) > budgets[i]
-                        else "Make it longer: add a concrete example or a short explanation."
-                    ),
-                    title=scenes[i].title,
-                    narration=scenes[i].narration,
-                )
-                for i in off
-            )
-        )
-        for i, r in zip(off, rewrites, strict=True):
-            scenes[i] = scenes[i].model_copy(update={"narration": r.narration})
+        scenes = await rewrite_to_budget(ctx, req, scenes, off, budgets, targets, wpm)
     new_script = script.model_copy(update={"scenes": scenes})
     if new_script != script:
         await _save_progress(ctx, req, outline=state.get("outline"), script=new_script, targets=targets, status="written")
     return {"script": new_script, "timings": {"fit": now() - t}}
+
+
+SHORTER = "Make it shorter: keep the key idea and its example, cut the rest."
+LONGER = "Make it longer: add a concrete example or a short explanation."
+
+
+async def rewrite_to_budget(ctx: Context, req: LessonRequest, drafts: Sequence[SceneDraft], which: Sequence[int],
+                            budgets: Sequence[int], targets: Sequence[float], wpm: float, *,
+                            shorter: bool | None = None) -> list[SceneDraft]:
+    """``drafts`` with the narration of each scene in ``which`` rewritten toward its word budget (LLM, one
+    request per scene, concurrently); the other scenes as they were. Each is asked to be shorter when it
+    has more words than its budget, or, when ``shorter`` is given, all in that direction (the measured
+    lesson as a whole runs long or short)."""
+
+    async def one(i: int) -> SceneDraft:
+        draft, words = drafts[i], count_words(drafts[i].narration)
+        cut = words > budgets[i] if shorter is None else shorter
+        reply: NarrationRewrite = await ask(
+            ctx, "fit", NarrationRewrite, expect_words=budgets[i], language=req.language, words=words,
+            budget=budgets[i], wpm=round(wpm), seconds=round(targets[i]), direction=SHORTER if cut else LONGER,
+            title=draft.title, narration=draft.narration)
+        return draft.model_copy(update={"narration": reply.narration})
+
+    out = list(drafts)
+    for i, new in zip(which, await asyncio.gather(*(one(i) for i in which)), strict=True):
+        out[i] = new
+    return out
 
 
 def fan_out(state: LessonState) -> list[Send]:
@@ -309,17 +312,8 @@ async def measure(state: LessonState, runtime: Runtime[Context]) -> dict[str, An
             off = list(range(len(records)))
         budgets = word_budgets(targets, wpm, s.gap_seconds)
         emit("fit", f"Rewriting {len(off)} scene(s) to bring the lesson to {target:.0f} s", attempt=refits + 1)
-        drafts = [r.draft() for r in records]
-        rewrites = await asyncio.gather(*(
-            ask(ctx, "fit", NarrationRewrite, language=req.language, words=count_words(drafts[i].narration),
-                budget=budgets[i], wpm=round(wpm), seconds=round(targets[i]),
-                direction=("Make it shorter: keep the key idea and its example, cut the rest." if scale < 1
-                           else "Make it longer: add a concrete example or a short explanation."),
-                title=drafts[i].title, narration=drafts[i].narration)
-            for i in off
-        ))
-        for i, r in zip(off, rewrites, strict=True):
-            drafts[i] = drafts[i].model_copy(update={"narration": r.narration})
+        drafts = await rewrite_to_budget(ctx, req, [r.draft() for r in records], off, budgets, targets, wpm,
+                                         shorter=scale < 1)
         script = state["script"].model_copy(update={"scenes": drafts})
         return out | {"script": script, "refits": refits + 1}
     # 2. speak faster or slower, within ±10%, to close what is left; what tempo does not scale is fixed
