@@ -22,7 +22,7 @@ from typing import Any
 from lessonforge.agent.context import Context
 from lessonforge.agent.state import ClipRecord, SceneState
 from lessonforge.tools.base import ClipError, LessonForgeError
-from lessonforge.tools.cache import content_key, link_or_copy
+from lessonforge.tools.cache import content_key
 from lessonforge.tools.clips import ClipRequest, sample_frames
 
 FRAMES = 3  # frames the critic sees of each clip
@@ -35,21 +35,19 @@ async def make(ctx: Context, state: SceneState, folder: Path) -> tuple[ClipRecor
     req, draft = state["request"], state["draft"]
     visual = draft.visual
     request = ClipRequest(prompt=visual.prompt, seconds=visual.seconds, aspect=req.aspect, seed=req.seed)
-    store = ctx.project.store
     key = content_key("clip", ctx.clips.name, request.prompt, request.seconds, request.aspect)
-    found = store.lookup(key, ".mp4")
-    try:
-        if found is None:  # paid for once: a rerun or an edit finds it here
-            with store.pair(key, ".mp4") as out:
-                made = await ctx.clips.generate(request, out.path)
-                out.meta = {"model": made.model, "seconds": made.seconds, "cost": made.cost}
-            found = store.lookup(key, ".mp4")
+
+    async def generate(path: Path) -> dict[str, Any]:
+        made = await ctx.clips.generate(request, path)
+        return {"model": made.model, "seconds": made.seconds, "cost": made.cost}
+
+    try:  # paid for once: a rerun or an edit finds it in the store
+        placed, meta = await ctx.project.store.aproduce(key, ".mp4", generate, place=folder / "clip.mp4")
     except ClipError as err:
         return None, str(err)
-    path, meta = found
-    dst = link_or_copy(path, folder / "clip.mp4")
-    return ClipRecord(file=ctx.project.ref(dst, key), model=str(meta["model"]), prompt=request.prompt,
-                      seconds=float(meta["seconds"]), cost=float(meta["cost"])), ""
+    ref = await asyncio.to_thread(ctx.project.ref, placed, key)
+    return ClipRecord(file=ref, model=str(meta["model"]), prompt=request.prompt, seconds=float(meta["seconds"]),
+                      cost=float(meta["cost"])), ""
 
 
 async def judge(ctx: Context, state: SceneState, clip: ClipRecord) -> ClipRecord:

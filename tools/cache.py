@@ -14,6 +14,7 @@ import contextvars
 import fcntl
 import functools
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -231,26 +232,56 @@ class AssetStore:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
 
-    def produce(self, key: str, suffix: str, make: Callable[[Path], Any]) -> tuple[Path, Any]:
+    def produce(self, key: str, suffix: str, make: Callable[[Path], Any], *,
+                finish: Callable[[Pending], None] | None = None, place: Path | None = None) -> tuple[Path, Any]:
         """The asset ``key`` and its metadata, made first when missing: ``make(path)`` writes the file and
-        returns the metadata, and both land as one step (:meth:`pair`). Blocking: run it in a worker
-        thread, where a run that is cancelled meanwhile still lets it finish cleanly."""
+        returns the metadata, ``finish(out)`` (when given) checks them, and both land as one step
+        (:meth:`pair`). With ``place`` the asset is also linked (or copied) there, and that path returned.
+        Blocking: run it in a worker thread, or use :meth:`aproduce`."""
         found = self.lookup(key, suffix)
         if found is None:
             with self.pair(key, suffix) as out:
                 out.meta = make(out.path)
-            found = self.lookup(key, suffix)
-            assert found is not None
+                if inspect.iscoroutine(out.meta):  # an async make given to the blocking form
+                    out.meta.close()
+                    raise TypeError(f"make for asset {key}{suffix} returned an awaitable: pass an async function "
+                                    "to aproduce")
+                if finish is not None:
+                    finish(out)
+            found = self._made(key, suffix)
+        return (link_or_copy(found[0], place), found[1]) if place is not None else found
+
+    async def aproduce(self, key: str, suffix: str, make: Callable[[Path], Any], *,
+                       finish: Callable[[Pending], None] | None = None, place: Path | None = None
+                       ) -> tuple[Path, Any]:
+        """:meth:`produce` for async code; the event loop never waits on the disk.
+
+        ``make`` is an async function, awaited (a synthesis, a request), or a plain one, run with the rest
+        in a worker thread. Once ``make`` is done, the check (``finish``) and the keeping run in one thread
+        call: an asset that was made is kept even if the run is cancelled meanwhile, and a run cancelled
+        earlier leaves nothing behind.
+        """
+        if not inspect.iscoroutinefunction(make):
+            return await thread_to_end(self.produce, key, suffix, make, finish=finish, place=place)
+        found = await asyncio.to_thread(self.lookup, key, suffix)
+        if found is None:
+            async with self._apair(key, suffix, finish=finish) as out:
+                out.meta = await make(out.path)
+            found = await asyncio.to_thread(self._made, key, suffix)
+        if place is not None:
+            return await asyncio.to_thread(link_or_copy, found[0], place), found[1]
+        return found
+
+    def _made(self, key: str, suffix: str) -> tuple[Path, Any]:
+        found = self.lookup(key, suffix)
+        if found is None:  # only when something outside removed it at once
+            raise FileNotFoundError(f"asset {key}{suffix} was made but is gone from {self.pair_dir(key)}")
         return found
 
     @contextlib.asynccontextmanager
-    async def apair(self, key: str, suffix: str, *, finish: Callable[[Pending], None] | None = None
-                    ) -> AsyncIterator[Pending]:
-        """:meth:`pair` for async code, its file work in threads (the event loop never waits on the disk).
-
-        ``finish(out)``, when given, runs in the same thread call that keeps the asset, for checks that
-        read the file: once the body is done the asset is kept even if the run is cancelled meanwhile.
-        """
+    async def _apair(self, key: str, suffix: str, *, finish: Callable[[Pending], None] | None = None
+                     ) -> AsyncIterator[Pending]:
+        """:meth:`pair` with its file work in threads; ``finish(out)`` runs in the thread call that keeps it."""
         pending = self.pair(key, suffix)
         entering = _in_thread(pending.__enter__)
         try:

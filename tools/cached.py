@@ -97,15 +97,17 @@ class CachedSpeech:
     async def _produce(self, key: str, text: str, voice: str) -> dict[str, Any]:
         # the file and its metadata land as one step; the check and the keeping, in one thread call as soon as
         # the speech is back, so a narration that was finished is kept even if the run is cancelled then
-        async with self.store.apair(key, ".wav", finish=self._check) as out:
-            speech = await self.inner.speak(text, voice, out.path)
-            out.meta = {
+        async def make(path: Path) -> dict[str, Any]:
+            speech = await self.inner.speak(text, voice, path)
+            return {
                 "duration": speech.duration,
                 "voice": speech.voice,
                 "backend": speech.backend,
                 "words": [[w.word, w.start, w.end] for w in speech.words],
             }
-        return out.meta
+
+        _, meta = await self.store.aproduce(key, ".wav", make, finish=self._check)
+        return meta
 
     def _check(self, out: Pending) -> None:
         """A 0-byte, truncated or empty file is never accepted as narration."""

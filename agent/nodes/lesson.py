@@ -209,7 +209,8 @@ async def fit(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
         scenes = await rewrite_to_budget(ctx, req, scenes, off, budgets, targets, wpm)
     new_script = script.model_copy(update={"scenes": scenes})
     if new_script != script:
-        await _save_progress(ctx, req, outline=state.get("outline"), script=new_script, targets=targets, status="written")
+        await _save_progress(ctx, req, outline=state.get("outline"), script=new_script, targets=targets,
+                             status="written")
     return {"script": new_script, "timings": {"fit": now() - t}}
 
 

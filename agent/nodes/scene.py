@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,9 +119,8 @@ def _join_answer(ctx: Context, question: Speech, spoken: Speech, out: Path) -> t
     key = content_key("question+answer", ctx.project.ref(question.path).sha256, ctx.project.ref(spoken.path).sha256,
                       pause)
     rate = audio.wav_rate(question.path)
-    joined, meta = store.produce(key, ".wav", lambda p: {"answer_at": video.concat_wavs(
-        [question.path, spoken.path], p, gap_s=[pause, 0.0], sample_rate=rate)[1]})
-    link_or_copy(joined, out)
+    _, meta = store.produce(key, ".wav", lambda p: {"answer_at": video.concat_wavs(
+        [question.path, spoken.path], p, gap_s=[pause, 0.0], sample_rate=rate)[1]}, place=out)
     at = float(meta["answer_at"])
     words = (*question.words, *(WordTiming(w.word, w.start + at, w.end + at) for w in spoken.words))
     return Speech(path=out, duration=audio.wav_duration(out), words=words, voice=question.voice,
@@ -137,8 +137,7 @@ def _normalise(ctx: Context, wav: Path, lufs: float) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in dataclasses.asdict(result).items() if isinstance(v, int | float | str)}
 
-    done, report = store.produce(key, ".wav", make)
-    link_or_copy(done, wav)
+    _, report = store.produce(key, ".wav", make, place=wav)
     return report
 
 
@@ -165,7 +164,8 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     if attempt >= 3 and ctx.llm is not None and state["attempts"]:
         last = state["attempts"][-1]
         others = [p for j, p in enumerate(state["prompts"]) if j != i - 1]
-        emit("revise", "Rewriting the picture prompt from the critic's feedback", scene=i, total=state["total"], attempt=attempt)
+        emit("revise", "Rewriting the picture prompt from the critic's feedback", scene=i, total=state["total"],
+             attempt=attempt)
         revision: PromptRevision = await ask(
             ctx,
             "revise_prompt",
@@ -293,7 +293,8 @@ def choose(state: SceneState) -> dict[str, Any]:
     best = max(range(len(attempts)), key=lambda k: (attempts[k].score or 0.0, -k))
     out: dict[str, Any] = {"chosen": best}
     if state.get("critic") == "below_bar":
-        note = f"no picture passed the critic in {len(attempts)} attempt(s); kept the best (score {attempts[best].score:.2f})"
+        note = (f"no picture passed the critic in {len(attempts)} attempt(s); kept the best "
+                f"(score {attempts[best].score:.2f})")
         emit("critique", note, scene=state["index"], total=state["total"], level="warning")
         out |= {"critic_note": note, "warnings": [f"scene {state['index']}: {note}"]}
     return out
@@ -335,44 +336,42 @@ async def compose(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         req.language, draft.role, draft.key, draft.answer,
     )
     emit("compose", draft.title, scene=i, total=state["total"])
-    found = await asyncio.to_thread(project.store.lookup, key, ".png")
-    if found is None:
-        layout = dict(role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer,
-                      picture=picture, icon=icon, footer=footer, index=i, total=state["total"], aspect=req.aspect,
-                      theme=req.theme, language=req.language)
-        result = None
-        if diagram is not None:  # drawn crisply at the centre of a diagram layout
-            try:
-                result = await asyncio.to_thread(layouts.compose_scene, diagram=diagram, **layout)
-            except RenderError as err:  # one scene's diagram never sinks the lesson: its text stands alone
-                degraded = f"the {diagram.kind} diagram could not be drawn ({err}); shown as a text slide"
-                diagram = None
-        if result is None:
+    layout: dict[str, Any] = dict(
+        role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer, picture=picture,
+        icon=icon, diagram=diagram, footer=footer, index=i, total=state["total"], aspect=req.aspect, theme=req.theme,
+        language=req.language)
+
+    async def draw(path: Path) -> dict[str, Any]:
+        failed = ""
+        try:  # a diagram is drawn crisply at the centre of a diagram layout
             result = await asyncio.to_thread(layouts.compose_scene, **layout)
-        box = result.boxes.get("picture") if picture is not None or diagram is not None or icon else None
-        async with project.store.apair(key, ".png") as out:
-            await thread_to_end(save_png, result.image, out.path)
-            out.meta = {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
-                        "picture_box": list(box) if box else None, "degraded": degraded, "layout": result.layout}
-            if clip is not None:
-                out.meta["clip_box"] = scene_clips.clip_box(result.boxes)
-        found = await asyncio.to_thread(project.store.lookup, key, ".png")
-    cached, meta = found
+        except RenderError as err:
+            if layout["diagram"] is None:
+                raise
+            # one scene's diagram never sinks the lesson: its text stands alone (and builds without it)
+            failed = f"the {layout['diagram'].kind} diagram could not be drawn ({err}); shown as a text slide"
+            layout["diagram"] = None
+            result = await asyncio.to_thread(layouts.compose_scene, **layout)
+        box = result.boxes.get("picture") if picture is not None or layout["diagram"] is not None or icon else None
+        await thread_to_end(save_png, result.image, path)
+        return {"overflow": result.overflow, "notes": list(result.notes), "min_font_px": result.min_font_px,
+                "picture_box": list(box) if box else None, "degraded": failed or degraded, "layout": result.layout,
+                **({"clip_box": scene_clips.clip_box(result.boxes)} if clip is not None else {})}
+
+    slide_path, meta = await project.store.aproduce(key, ".png", draw, place=folder / "slide.png")
     overflow, notes, min_font = bool(meta.get("overflow")), list(meta.get("notes", [])), meta.get("min_font_px")
     picture_box = tuple(meta["picture_box"]) if meta.get("picture_box") else None
     if clip is not None:
         clip = clip.model_copy(update={"box": tuple(meta["clip_box"]) if meta.get("clip_box") else None})
-    degraded = degraded or meta.get("degraded", "")
-    slide_path = await asyncio.to_thread(link_or_copy, cached, folder / "slide.png")
+    if meta.get("degraded") and meta["degraded"] != degraded:  # its diagram failed when the slide was drawn
+        layout["diagram"] = None
+    degraded = meta.get("degraded") or degraded
     slide_ref = await asyncio.to_thread(project.ref, slide_path, key)
     wpm = await asyncio.to_thread(budget_wpm, ctx, req)  # reads the measured voice rates
     steps: list[BuildRecord] = []
     speech = state["speech"]
     if (ctx.settings.builds and not ctx.settings.motion and clip is None
             and (draft.bullets or speech.answer_at is not None)):
-        layout = dict(role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key, answer=draft.answer,
-                      picture=picture, icon=icon, diagram=diagram, footer=footer, index=i, total=state["total"],
-                      aspect=req.aspect, theme=req.theme, language=req.language)
         steps = await _build_steps(ctx, folder, key, layout, draft, speech)
     if overflow:
         warnings.append(f"scene {i}: too much text for the slide ({'; '.join(notes) or 'truncated'})")
@@ -422,7 +421,7 @@ async def _build_steps(ctx: Context, folder: Path, key: str, layout: dict[str, A
     states = builds.plan(draft.bullets, speech.words, speech_end=speech.duration, hold=hold,
                          answer_at=speech.answer_at)
     project, out = ctx.project, []
-    await asyncio.to_thread(lambda: [p.unlink() for p in folder.glob("build-*.png")])  # an earlier version's states
+    await asyncio.to_thread(_remove, folder.glob("build-*.png"))  # an earlier version's states
     for n, step in enumerate(states, 1):
         state_key = content_key("build", key, step.shown, step.highlight, step.reveal_answer)
 
@@ -432,8 +431,13 @@ async def _build_steps(ctx: Context, folder: Path, key: str, layout: dict[str, A
             save_png(result.image, path)
             return {"overflow": result.overflow}
 
-        png, _ = await asyncio.to_thread(project.store.produce, state_key, ".png", draw)
-        ref = await asyncio.to_thread(lambda: project.ref(link_or_copy(png, folder / f"build-{n:02d}.png"), state_key))
+        png, _ = await project.store.aproduce(state_key, ".png", draw, place=folder / f"build-{n:02d}.png")
+        ref = await asyncio.to_thread(project.ref, png, state_key)
         out.append(BuildRecord(start=round(step.start, 3), shown=step.shown, highlight=step.highlight,
                                reveal_answer=step.reveal_answer, slide=ref))
     return out
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

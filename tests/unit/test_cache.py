@@ -102,9 +102,9 @@ def test_a_pair_finished_by_another_producer_stands_while_it_is_read(tmp_path):
 
 
 
-def test_apair_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_path):
+def test_aproduce_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_path):
     """The async form: the asset is kept (after ``finish`` checks it) in one thread call, so cancelling the
-    task once its body is done cannot lose it; a failing check or body keeps nothing."""
+    task once ``make`` is done cannot lose it; a failing check or ``make`` keeps nothing."""
     import asyncio
     import threading
 
@@ -114,15 +114,14 @@ def test_apair_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_p
     def slow_check(out):
         checking.set()
         release.wait(5)
-        assert out.path.read_bytes() == b"audio"
+        assert out.path.read_bytes() == b"audio" and out.meta == {"duration": 1.0}
 
-    async def produce():
-        async with store.apair("ab" * 8, ".wav", finish=slow_check) as out:
-            await asyncio.to_thread(out.path.write_bytes, b"audio")
-            out.meta = {"duration": 1.0}
+    async def speak(path):
+        await asyncio.to_thread(path.write_bytes, b"audio")
+        return {"duration": 1.0}
 
     async def cancel_while_keeping():
-        task = asyncio.create_task(produce())
+        task = asyncio.create_task(store.aproduce("ab" * 8, ".wav", speak, finish=slow_check))
         await asyncio.to_thread(checking.wait, 5)
         task.cancel()
         release.set()
@@ -136,20 +135,72 @@ def test_apair_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_p
     def reject(out):
         raise ValueError("broken audio")
 
-    async def rejected():
-        async with store.apair("cd" * 8, ".wav", finish=reject) as out:
-            out.path.write_bytes(b"x")
-            out.meta = {}
+    async def write_x(path):
+        path.write_bytes(b"x")
+        return {}
 
     with pytest.raises(ValueError, match="broken audio"):
-        asyncio.run(rejected())
+        asyncio.run(store.aproduce("cd" * 8, ".wav", write_x, finish=reject))
 
-    async def failing_body():
-        async with store.apair("ef" * 8, ".wav") as out:
-            out.path.write_bytes(b"x")
-            raise RuntimeError("synthesis failed")
+    async def failing(path):
+        path.write_bytes(b"x")
+        raise RuntimeError("synthesis failed")
 
     with pytest.raises(RuntimeError, match="synthesis failed"):
-        asyncio.run(failing_body())
+        asyncio.run(store.aproduce("ef" * 8, ".wav", failing))
     assert store.lookup("cd" * 8, ".wav") is None and store.lookup("ef" * 8, ".wav") is None
     assert not [p for p in tmp_path.rglob("*.tmp*")]
+
+
+def test_aproduce_cancelled_while_making_leaves_nothing(tmp_path):
+    import asyncio
+
+    store = AssetStore(tmp_path)
+
+    async def slow(path):
+        path.write_bytes(b"half")
+        await asyncio.sleep(30)
+        return {}
+
+    async def cancel_while_making():
+        task = asyncio.create_task(store.aproduce("ab" * 8, ".mp4", slow))
+        while not list(tmp_path.rglob("*.mp4")):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_while_making())
+    assert store.lookup("ab" * 8, ".mp4") is None and not list(tmp_path.rglob("*.mp4"))
+
+
+def test_produce_makes_once_and_places_the_asset_where_asked(tmp_path):
+    """Look up, else make the file and its metadata, then link it into a scene folder: sync or async, and
+    a plain ``make`` given to ``aproduce`` runs in a thread."""
+    import asyncio
+    import threading
+
+    store = AssetStore(tmp_path / "store")
+    threads = []
+
+    def draw(path):
+        threads.append(threading.current_thread())
+        path.write_bytes(b"slide")
+        return {"overflow": False}
+
+    placed, meta = asyncio.run(store.aproduce("ab" * 8, ".png", draw, place=tmp_path / "s1" / "slide.png"))
+    assert placed == tmp_path / "s1" / "slide.png" and placed.read_bytes() == b"slide" and meta == {"overflow": False}
+    assert threads and threads[0] is not threading.main_thread()
+    again, meta = store.produce("ab" * 8, ".png", draw, place=tmp_path / "s2" / "slide.png")
+    assert len(threads) == 1 and again.read_bytes() == b"slide" and meta == {"overflow": False}  # found, not redrawn
+    stored, _ = store.lookup("ab" * 8, ".png")
+    assert again.stat().st_size == stored.stat().st_size and again != stored
+
+    async def speak(path):
+        path.write_bytes(b"wav")
+        return {"duration": 0.5}
+
+    with pytest.raises(TypeError, match="aproduce"):  # an async make needs the async form
+        store.produce("cd" * 8, ".wav", speak)
+    assert store.lookup("cd" * 8, ".wav") is None
+    assert asyncio.run(store.aproduce("cd" * 8, ".wav", speak))[1] == {"duration": 0.5}
