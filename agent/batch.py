@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -73,7 +73,7 @@ class BatchTopic(BaseModel):
 
 
 class BatchSet(topics.Dataset):
-    topics: list[BatchTopic]  # type: ignore[assignment]
+    topics: list[BatchTopic]
 
 
 class BatchResult(BaseModel):
@@ -103,8 +103,61 @@ class BatchReport(BaseModel):
     lessons: list[BatchResult]
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class TopicOutcome(Protocol):
+    """What a batch and an eval run record of each topic alike (BatchResult, evals' TopicResult)."""
+
+    key: str
+    status: Literal["done", "failed"]
+    error: str
+    error_type: str
+    seconds: float
+    finished: str
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def load_result(path: Path, model: type[R]) -> R | None:
+    """A result an earlier run wrote, or None when the file is missing or unreadable (the topic is then redone)."""
+    try:
+        return model.model_validate_json(path.read_text("utf-8"))
+    except (OSError, ValueError, ValidationError):
+        return None
+
+
+def done_before(path: Path, model: type[R], key: str) -> R | None:
+    """The result at ``path`` when an earlier run finished that topic with the same key (request, settings,
+    backends...), else None: failed topics and changed ones are made again."""
+    old = load_result(path, model)
+    if old is None or getattr(old, "status", None) != "done" or getattr(old, "key", None) != key:
+        return None
+    return old
+
+
+def failed(result: TopicOutcome, err: BaseException) -> None:
+    """Record on ``result`` why its topic failed; the run goes on with the others."""
+    result.error = str(err) or repr(err)
+    result.error_type = type(err).__name__
+
+
+def finish(out: Path, slug: str, result: TopicOutcome, started: float, topic: str, base: dict[str, Any],
+           emit: EventSink, **done: Any) -> None:
+    """Time and stamp a topic's result, write it atomically to ``out``/results/``slug``.json (what a rerun
+    resumes from), and report it: ``done`` is added to the event of a topic that is done."""
+    result.seconds = round(time.perf_counter() - started, 3)
+    result.finished = now_iso()
+    atomic_write_json(out / "results" / f"{slug}.json", result.model_dump(mode="json"))
+    if result.status == "done":
+        emit({**base, "status": "done", **done, "seconds": result.seconds})
+    else:
+        emit({**base, "status": "failed", "level": "error", "message": f"{topic}: {result.error}",
+              "error_type": result.error_type})
 
 
 def load_requests(path: Path | str, defaults: dict[str, Any]) -> tuple[Path, BatchSet, list[LessonRequest]]:
@@ -120,13 +173,6 @@ def load_requests(path: Path | str, defaults: dict[str, Any]) -> tuple[Path, Bat
     if problems:
         raise ConfigError(f"{file}: " + "; ".join(problems) + "; fix the file or the command's options")
     return file, batch, requests
-
-
-def _load_result(path: Path) -> BatchResult | None:
-    try:
-        return BatchResult.model_validate_json(path.read_text("utf-8"))
-    except (OSError, ValueError, ValidationError):
-        return None
 
 
 async def run_batch(
@@ -168,7 +214,7 @@ async def run_batch(
         finally:
             await runner.close()
     report = BatchReport(
-        topics_file=str(file), executor=runner.name, backends=shared.names, created=_now(),
+        topics_file=str(file), executor=runner.name, backends=shared.names, created=now_iso(),
         seconds=round(time.perf_counter() - started, 3), done=sum(r.status == "done" for r in results),
         failed=sum(r.status == "failed" for r in results), resumed=resumed, lessons=results,
     )
@@ -188,9 +234,9 @@ async def _run(out: Path, batch: BatchSet, requests: list[LessonRequest], settin
 
     async def one(i: int, slug: str, request: LessonRequest) -> None:
         key = content_key(request, fingerprint)
-        old = _load_result(out / "results" / f"{slug}.json")
+        old = done_before(out / "results" / f"{slug}.json", BatchResult, key)
         base = {"stage": "batch", "topic": slug, "index": i, "total": total}
-        if old is not None and old.status == "done" and old.key == key and (out / old.lesson_dir / "lesson.json").exists():
+        if old is not None and (out / old.lesson_dir / "lesson.json").exists():
             finished[slug] = old
             resumed.append(slug)
             emit({**base, "status": "skipped", "message": f"{request.topic}: done in an earlier run"})
@@ -206,7 +252,8 @@ async def _run(out: Path, batch: BatchSet, requests: list[LessonRequest], settin
 async def _one(out: Path, i: int, slug: str, key: str, job: LessonJob, executor: Executor, backends: dict[str, Any],
                base: dict[str, Any], emit: EventSink) -> BatchResult:
     emit({**base, "status": "start", "message": job.request.topic})
-    result = BatchResult(slug=slug, index=i, request=job.request, key=key, status="failed", lesson_dir=f"lessons/{slug}")
+    result = BatchResult(slug=slug, index=i, request=job.request, key=key, status="failed",
+                         lesson_dir=f"lessons/{slug}", duration=None)
     t = time.perf_counter()
     try:
         manifest = await executor.make(job, lambda e: emit({**e, "topic": slug}), **backends)
@@ -214,14 +261,6 @@ async def _one(out: Path, i: int, slug: str, key: str, job: LessonJob, executor:
         result.title = manifest.script.title if manifest.script else job.request.topic
         result.duration = manifest.video.duration if manifest.video else None
     except (LessonForgeError, OSError) as err:  # one topic's failure is a result; the batch goes on
-        result.error = str(err) or repr(err)
-        result.error_type = type(err).__name__
-    result.seconds = round(time.perf_counter() - t, 3)
-    result.finished = _now()
-    atomic_write_json(out / "results" / f"{slug}.json", result.model_dump(mode="json"))
-    if result.status == "done":
-        emit({**base, "status": "done", "message": result.title, "seconds": result.seconds})
-    else:
-        emit({**base, "status": "failed", "level": "error", "message": f"{job.request.topic}: {result.error}",
-              "error_type": result.error_type})
+        failed(result, err)
+    finish(out, slug, result, t, job.request.topic, base, emit, message=result.title)
     return result

@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from lessonforge.agent import run as agent_run
+from lessonforge.agent.batch import done_before, failed, finish, now_iso
 from lessonforge.agent.checkpoint import check_spec as check_checkpoint
 from lessonforge.agent.config import Settings
 from lessonforge.agent.context import Context, create
@@ -33,14 +31,10 @@ from lessonforge.evals import topics
 from lessonforge.evals.results import EvalReport, RunInfo, TopicResult, summarize
 from lessonforge.evals.score import score_lesson
 from lessonforge.tools.base import LLM, ConfigError
-from lessonforge.tools.cache import atomic_write_json, content_key
+from lessonforge.tools.cache import content_key
 
 EventSink = Callable[[dict[str, Any]], None]
 SCORE_VERSION = 1  # bump when metrics change, so a rerun scores finished topics again
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _name(backend: Any) -> str:
@@ -54,14 +48,6 @@ def _usage(llm: Any) -> dict[str, int]:
     if usage is None:
         return {}
     return {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def load_result(path: Path) -> TopicResult | None:
-    """A persisted result, or None when the file is missing or unreadable (it is then redone)."""
-    try:
-        return TopicResult.model_validate_json(path.read_text("utf-8"))
-    except (OSError, ValueError, ValidationError):
-        return None
 
 
 async def run_eval(
@@ -158,8 +144,8 @@ async def _run_locked(
     pending: list[tuple[int, str, topics.TopicSpec, str]] = []
     for i, (slug, spec) in enumerate(zip(slugs, dataset.topics, strict=True), 1):
         key = content_key(spec, fingerprint)
-        old = load_result(results_dir / f"{slug}.json")
-        if old is not None and old.status == "done" and old.key == key:
+        old = done_before(results_dir / f"{slug}.json", TopicResult, key)
+        if old is not None:
             finished[slug] = old
             resumed.append(slug)
             emit({"stage": "eval", "status": "skipped", "topic": slug, "index": i, "total": total,
@@ -183,7 +169,7 @@ async def _run_locked(
     info = RunInfo(
         dataset=dataset.name,
         dataset_path=str(dataset_file),
-        created=_now(),
+        created=now_iso(),
         settings=settings.model_dump(mode="json"),
         backends=names,
         judge=_name(judge_obj),
@@ -235,15 +221,8 @@ async def _run_topic(
         )
         result.status = "done"
     except Exception as err:
-        result.error = str(err) or repr(err)
-        result.error_type = type(err).__name__
-    result.seconds = round(time.perf_counter() - t, 3)
-    result.finished = _now()
-    atomic_write_json(out / "results" / f"{slug}.json", result.model_dump(mode="json"))
-    if result.status == "done":
-        emit({**base, "status": "done", "message": spec.topic, "seconds": result.seconds,
-              "metrics": {k: v for k, v in result.metrics.flat().items() if v is not None}})  # type: ignore[union-attr]
-    else:
-        emit({**base, "status": "failed", "level": "error", "message": f"{spec.topic}: {result.error}",
-              "error_type": result.error_type})
+        failed(result, err)
+    metrics = result.metrics.flat() if result.metrics is not None else {}
+    finish(out, slug, result, t, spec.topic, base, emit, message=spec.topic,
+           metrics={k: v for k, v in metrics.items() if v is not None})
     return result
