@@ -232,7 +232,8 @@ def test_each_kind_is_its_own_strict_object_with_its_limits_in_the_schema():
     assert branches["steps"]["properties"]["steps"]["items"]["maxLength"] == 40
     assert branches["cycle"]["properties"]["stages"]["minItems"] == 3
     table = branches["comparison"]["properties"]["table"]
-    assert (table["minItems"], table["maxItems"], table["items"]["minItems"], table["items"]["maxItems"]) == (1, 6, 2, 4)
+    cells = table["items"]
+    assert (table["minItems"], table["maxItems"], cells["minItems"], cells["maxItems"]) == (1, 6, 2, 4)
     assert branches["bar_chart"]["properties"]["bars"]["minItems"] == 2
     assert "labels" not in branches["comparison"]["properties"]  # a kind has exactly its own fields
 
@@ -241,6 +242,7 @@ def test_each_kind_is_its_own_strict_object_with_its_limits_in_the_schema():
     ({"kind": "steps", "steps": ["only one"]}, "at least 2 item"),
     ({"kind": "steps", "steps": ["one", " "]}, "at least 2 steps"),  # an empty one does not count
     ({"kind": "cycle", "stages": ["a", "b"]}, "at least 3 item"),
+    ({"kind": "cycle", "stages": ["a", "b", "\n"]}, "a cycle needs at least 3 stages, got 2"),
     ({"kind": "comparison", "header": ["only"], "table": [["x"]]}, "at least 2 item"),
     ({"kind": "comparison", "header": ["a", "b"], "table": []}, "at least 1 item"),
     ({"kind": "comparison", "header": ["a", "b"], "table": [["", ""]]}, "at least one row with text"),
@@ -264,6 +266,14 @@ def test_what_a_backend_may_not_enforce_is_repaired_and_recorded():
                                 "table": [["wall", "yes"], ["x", "y", "z", "extra"], ["", "", ""]]})
     assert t.rows == [["wall", "yes", ""], ["x", "y", "z"]]
     assert len(t.repairs) == 3
+
+
+@pytest.mark.parametrize("kind, field", [("steps", "steps"), ("cycle", "stages")])
+def test_steps_and_cycles_repair_their_labels_alike(kind, field):
+    d = diagrams.parse_diagram({"kind": kind, "caption": "",
+                                field: ["a", "  ", "Carbon dioxide enters the leaf through pores", *"bcdefg"]})
+    assert getattr(d, field) == d.labels == ["a", "Carbon dioxide enters the leaf through", "b", "c", "d", "e"]
+    assert [r.split(":")[0].split("[")[0] for r in d.repairs] == [field] * 3  # empty, cut, first 6, by its own name
 
 
 def test_whitespace_in_labels_is_normalised():

@@ -30,7 +30,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import numpy as np
 from PIL import Image
@@ -101,44 +101,43 @@ class _Diagram(Contract):
         self.fit_text("caption", MAX_CAPTION_CHARS)
 
 
-class Steps(_Diagram):
+class _Sequence(_Diagram):
+    """Labels in order (steps, a cycle): the list is repaired to its kind's limits and must hold enough."""
+
+    _items: ClassVar[str]  # the list's field name
+    _called: ClassVar[str]  # how an error names the diagram
+    _limits: ClassVar[tuple[int, int]]  # how many items it holds
+
+    @property
+    def labels(self) -> list[str]:
+        return list(getattr(self, self._items))
+
+    @model_validator(mode="after")
+    def _repair(self) -> Self:
+        self._fit_caption()
+        low, high = self._limits
+        self.fit_list(self._items, high, MAX_LABEL_CHARS)
+        if len(self.labels) < low:
+            raise ValueError(f"{self._called} needs at least {low} {self._items}, got {len(self.labels)}")
+        return self
+
+
+class Steps(_Sequence):
     """A process in order: boxes joined by arrows."""
 
+    _items, _called, _limits = "steps", "a steps diagram", LIMITS["steps"]
     kind: Literal["steps"]
     steps: list[Label] = items(*LIMITS["steps"], f"The steps in order, {LIMITS['steps'][0]}-{LIMITS['steps'][1]} "
                                f"items, each a few words (at most {MAX_LABEL_CHARS} characters).")
 
-    @property
-    def labels(self) -> list[str]:
-        return self.steps
 
-    @model_validator(mode="after")
-    def _repair(self) -> Steps:
-        self._fit_caption()
-        self.fit_list("steps", LIMITS["steps"][1], MAX_LABEL_CHARS)
-        if len(self.steps) < LIMITS["steps"][0]:
-            raise ValueError(f"a steps diagram needs at least {LIMITS['steps'][0]} steps, got {len(self.steps)}")
-        return self
-
-
-class Cycle(_Diagram):
+class Cycle(_Sequence):
     """Steps that repeat: nodes on a circle joined clockwise."""
 
+    _items, _called, _limits = "stages", "a cycle", LIMITS["cycle"]
     kind: Literal["cycle"]
     stages: list[Label] = items(*LIMITS["cycle"], f"The stages in order, {LIMITS['cycle'][0]}-{LIMITS['cycle'][1]} "
                                 f"items, each a few words (at most {MAX_LABEL_CHARS} characters).")
-
-    @property
-    def labels(self) -> list[str]:
-        return self.stages
-
-    @model_validator(mode="after")
-    def _repair(self) -> Cycle:
-        self._fit_caption()
-        self.fit_list("stages", LIMITS["cycle"][1], MAX_LABEL_CHARS)
-        if len(self.stages) < LIMITS["cycle"][0]:
-            raise ValueError(f"a cycle needs at least {LIMITS['cycle'][0]} stages, got {len(self.stages)}")
-        return self
 
 
 class Bar(Contract):
@@ -230,7 +229,7 @@ class Comparison(_Diagram):
 
 Diagram = Annotated[Steps | Cycle | Comparison | BarChart, Field(discriminator="kind")]
 DIAGRAM_KINDS: tuple[str, ...] = ("steps", "cycle", "comparison", "bar_chart")
-_DIAGRAM = TypeAdapter(Diagram)
+_DIAGRAM: TypeAdapter[Steps | Cycle | Comparison | BarChart] = TypeAdapter(Diagram)
 
 
 def parse_diagram(data: Any) -> Steps | Cycle | Comparison | BarChart:
@@ -340,7 +339,7 @@ class _Typesetter:
         self.renderer = renderer
         self.language = language
         self._cache: dict[tuple[str, bool, int, str], float] = {}
-        self._fonts: dict[tuple[str, bool], object] = {}
+        self._fonts: dict[tuple[str, bool], Any] = {}
 
     def prop(self, text: str, bold: bool, size: float):
         key = (text, bold)
@@ -486,7 +485,8 @@ class _Canvas:
             linewidth=lw, zorder=z, joinstyle="round", antialiased=True,
         ))
 
-    def arrow(self, points: Sequence[tuple[float, float]], *, colour: RGB, lw: float, head: float, z: float = 2) -> None:
+    def arrow(self, points: Sequence[tuple[float, float]], *, colour: RGB, lw: float, head: float,
+              z: float = 2) -> None:
         from matplotlib.patches import FancyArrowPatch
         from matplotlib.path import Path as MPath
 
@@ -641,7 +641,8 @@ def _draw_cycle(c: _Canvas, d: Diagram, area: Rect) -> None:
               for i in range(n)]
         return cs, [(x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2) for x, y in cs], rx, ry
 
-    best = None  # the node shape whose labels get the largest type, among those that leave room
+    # the node shape whose labels get the largest type, among those that leave room
+    best: tuple[int, float, float, list[tuple[float, float]], list[Rect], float, float] | None = None
     for ratio in (0.42, 0.6, 0.8):
         bw = w * 0.42
         while True:
@@ -652,6 +653,7 @@ def _draw_cycle(c: _Canvas, d: Diagram, area: Rect) -> None:
         size = c.size_for(d.labels, bw - 2 * pad, bw * ratio - 2 * pad, bold=True, max_size=int(c.px(36)))
         if best is None or size > best[0]:
             best = (size, bw, bw * ratio, centres, rects, rx, ry)
+    assert best is not None  # three ratios were tried
     size, bw, bh, centres, rects, rx, ry = best
     if c.rtl:  # counter-clockwise for right-to-left readers
         centres = [centres[0], *centres[:0:-1]]
@@ -767,13 +769,13 @@ def _draw_bars(c: _Canvas, d: Diagram, area: Rect) -> None:
     lab_size = c.size_for(d.labels, slot - c.px(10), label_h - c.px(8), bold=False, max_size=int(c.px(28)),
                           max_lines=2)
     val_size = c.size_for(values, slot - c.px(6), value_h - c.px(6), bold=True, max_size=int(c.px(30)), max_lines=1)
-    for x, v, text, label in zip(xs, d.values, values, d.labels, strict=True):
+    for x, v, shown, label in zip(xs, d.values, values, d.labels, strict=True):
         top, bottom = sorted((zero, zero - v * unit))
         if bottom - top >= 1:
             c.rect((x - bar_w / 2, top, x + bar_w / 2, bottom), fill=c.pal.edge, edge=None, radius=c.px(4))
         vbox = ((x - slot / 2 + c.px(3), top - value_h, x + slot / 2 - c.px(3), top) if v >= 0 else
                 (x - slot / 2 + c.px(3), bottom, x + slot / 2 - c.px(3), bottom + value_h))
-        c.text(text, vbox, colour=c.pal.text, bold=True, max_size=val_size, size=val_size, max_lines=1)
+        c.text(shown, vbox, colour=c.pal.text, bold=True, max_size=val_size, size=val_size, max_lines=1)
         lbox = (x - slot / 2 + c.px(5), y1 - label_h + c.px(8), x + slot / 2 - c.px(5), y1)
         c.text(label, lbox, colour=c.pal.text, max_size=lab_size, size=lab_size, max_lines=2, valign="top")
     c.ax.plot([x0, x1], [zero, zero], color=_rgb(c.pal.muted), linewidth=max(1.0, c.px(2.5)), zorder=2,
