@@ -37,7 +37,8 @@ import openai
 from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
 from lessonforge.tools.cached import PerLoop
 from lessonforge.tools.defaults import OPENAI_IMAGES
-from lessonforge.tools.llm.openai import NO_KEY, OPENAI_URL, display_url, network_cause, scrub_secrets, status_detail
+from lessonforge.tools.llm.openai import NO_KEY, OPENAI_URL, display_url, scrub_secrets
+from lessonforge.tools.openai_errors import Advice, translate
 from lessonforge.tools.registry import BackendOptions
 
 DEFAULT_MODEL = OPENAI_IMAGES
@@ -120,24 +121,11 @@ class OpenAIClient:
 
     def translate(self, err: openai.OpenAIError) -> LessonForgeError:
         """A client error as a ConfigError (the user must fix something) or this backend's error."""
-        url, tries = display_url(self.base_url), f"after {self.max_retries + 1} attempt(s)"
-        if isinstance(err, openai.APITimeoutError):
-            text = f"{self.name} at {url} answered nothing within {self.timeout_s:g} s ({tries}). Raise timeout_s or retry."
-        elif isinstance(err, openai.APIConnectionError):
-            text = f"Cannot reach {url} for {self.name} ({network_cause(err)}). Check the network or OPENAI_BASE_URL."
-        elif isinstance(err, openai.AuthenticationError):
-            return ConfigError(self.scrub(f"{url} rejected the API key (HTTP {err.status_code}: {status_detail(err)}). "
-                                          "Check OPENAI_API_KEY: it must be a valid key for this server."))
-        elif isinstance(err, openai.PermissionDeniedError | openai.NotFoundError):
-            return ConfigError(self.scrub(
-                f"{url} refused {self.name} (HTTP {err.status_code}: {status_detail(err)}). Check that the model "
-                f"exists there and your key may use it, that the base URL ends in /v1 and the server has {self.what}, "
-                f"or choose another backend with {self.flag}."))
-        elif isinstance(err, openai.APIStatusError):
-            text = f"{url} refused {self.name} {tries} (HTTP {err.status_code}: {status_detail(err)})."
-        else:
-            text = f"{self.name} failed: {type(err).__name__}: {err}."
-        return self.error(self.scrub(text))
+        return translate(err, name=self.name, url=display_url(self.base_url), scrub=self.scrub,
+                         timeout_s=self.timeout_s, tries=self.max_retries + 1, flag=self.flag, error=self.error,
+                         advice=Advice(not_found=f"Check that the model exists there and your key may use it, that "
+                                                 f"the base URL ends in /v1 and the server has {self.what}, or "
+                                                 f"choose another backend with {self.flag}."))
 
 
 class OpenAIImages:

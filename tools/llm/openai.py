@@ -25,9 +25,10 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from pydantic import BaseModel, ValidationError
 
-from lessonforge.tools.base import ConfigError, LLMError, Message, ProviderError, T
+from lessonforge.tools.base import ConfigError, LessonForgeError, LLMError, Message, ProviderError, T
 from lessonforge.tools.cached import PerLoop
 from lessonforge.tools.defaults import OPENAI_LLM, OPENAI_LLM_STRONGER, retired_hint
+from lessonforge.tools.openai_errors import Advice, auth_message, network_cause, status_detail, translate
 from lessonforge.tools.registry import BackendOptions
 from lessonforge.tools.secrets import SECRET_VARS, scrub_environment, scrub_secrets  # noqa: F401  (re-exported)
 
@@ -237,18 +238,6 @@ def summarize_validation(err: ValidationError, limit: int = _MAX_ERRORS_SHOWN) -
     if more > 0:
         lines.append(f"- ... and {more} more error(s)")
     return "\n".join(lines)
-
-
-def status_detail(err: openai.APIStatusError) -> str:
-    body = err.body
-    if isinstance(body, dict) and body.get("message"):
-        text = str(body["message"])
-    elif body:
-        text = str(body)
-    else:
-        text = err.message
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # --------------------------------------------------------------------------- the backend
@@ -485,66 +474,29 @@ class OpenAILLM:
             self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
             self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
 
-    def _translate(self, err: openai.OpenAIError) -> ConfigError | ProviderError:
+    def _translate(self, err: openai.OpenAIError) -> LessonForgeError:
         url = display_url(self.base_url)
-        if isinstance(err, openai.APITimeoutError):
-            msg: str = (
-                f"{self.name} at {url} gave no reply within {self.timeout_s:g} s (tried {self.max_retries + 1} "
-                "time(s)). Raise timeout_s, use a smaller or faster model, or check the server's load."
-            )
-            return self.error(self._scrub(msg))
-        if isinstance(err, openai.APIConnectionError):
-            return self.error(self._scrub(
-                f"Cannot connect to the {self.role} server at {url} ({network_cause(err)}). Start the server, or "
-                f"correct OPENAI_BASE_URL / {self.flag}."
-            ))
-        if isinstance(err, openai.AuthenticationError):
-            return ConfigError(self._scrub(self._auth_message(err)))
-        if isinstance(err, openai.PermissionDeniedError):
-            return ConfigError(self._scrub(
-                f"{url} refused access to model {self.model!r} (HTTP 403: {status_detail(err)}). Check that "
-                f"OPENAI_API_KEY may use this model, or choose another with {self.flag}."
-            ))
-        if isinstance(err, openai.NotFoundError):
-            replaced = retired_hint(self.model, self.flag)
-            return ConfigError(self._scrub(
-                f"Model {self.model!r} is unknown to the server at {url} (HTTP 404: {status_detail(err)}). "
-                + (f"{replaced} " if replaced else "")
-                + f"List the models it serves (GET {url}/models, or `ollama list`) and pass one as "
-                f"{self.flag} openai:MODEL; also check the base URL ends in /v1."
-            ))
-        if isinstance(err, openai.RateLimitError):
-            return self.error(self._scrub(
-                f"{url} kept rate-limiting {self.name} after {self.max_retries} retries "
-                f"(HTTP 429: {status_detail(err)}). Wait and retry, check your quota, or raise max_retries."
-            ))
-        if isinstance(err, openai.APIStatusError):
-            hint = ("The server may not support json_schema response_format; use one that does or another "
-                    "model." if err.status_code in (400, 422) else
-                    "Retry later, or check the server's logs.")
-            return self.error(self._scrub(
-                f"{url} answered HTTP {err.status_code} to {self.name}: {status_detail(err)}. {hint}"
-            ))
-        return self.error(self._scrub(
-            f"{self.name} failed: {type(err).__name__}: {err}. Check that {url} is an OpenAI-compatible server."
-        ))
+        schema_hint = isinstance(err, openai.APIStatusError) and err.status_code in (400, 422)
+        advice = Advice(
+            timeout="Raise timeout_s, use a smaller or faster model, or check the server's load.",
+            connection=f"Start the {self.role} server, or correct OPENAI_BASE_URL / {self.flag}.",
+            missing=f"does not know model {self.model!r}",
+            not_found=(f"List the models it serves (GET {url}/models, or `ollama list`) and pass one as "
+                       f"{self.flag} openai:MODEL; also check the base URL ends in /v1."),
+            rate_limit="Wait and retry, check your quota, or raise max_retries.",
+            refused=("The server may not support json_schema response_format; use one that does or another model."
+                     if schema_hint else "Retry later, or check the server's logs."))
+        return translate(err, name=self.name, url=url, scrub=self._scrub, timeout_s=self.timeout_s,
+                         tries=self.max_retries + 1, flag=self.flag, error=self.error, model=self.model, advice=advice)
 
     def _auth_message(self, err: openai.APIStatusError) -> str:
-        return (
-            f"{display_url(self.base_url)} rejected the API key (HTTP {err.status_code}: {status_detail(err)}). "
-            "Check OPENAI_API_KEY (or the api_key option): it must be a valid key for this server."
-        )
+        return auth_message(display_url(self.base_url), err)
 
     def _scrub(self, text: str) -> str:
         """``text`` with the API key (and the base URL's password, if any) replaced by ***."""
         return scrub_secrets(text, self._api_key, urlsplit(self.base_url).password)
 
 
-def network_cause(err: BaseException) -> str:
-    """The underlying network error's text (``Connection refused``...), or the error's own."""
-    inner = err.__cause__ or err.__context__
-    text = str(inner) if inner is not None and str(inner) else str(err)
-    return " ".join(text.split())[:200] or type(err).__name__
 
 
 def _check_number(name: str, value: float, *, minimum: float, exclusive: bool = False) -> None:

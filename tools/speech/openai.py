@@ -56,19 +56,26 @@ from urllib.parse import urlsplit
 import numpy as np
 import openai
 
-from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
+from lessonforge.tools.base import (
+    ConfigError,
+    LessonForgeError,
+    Speech,
+    SpeechError,
+    SpeechUnavailable,
+    Voice,
+    WordTiming,
+)
 from lessonforge.tools.cached import PerLoop
-from lessonforge.tools.defaults import OPENAI_TTS, retired_hint
+from lessonforge.tools.defaults import OPENAI_TTS
 from lessonforge.tools.llm.openai import (
     NO_KEY,
     OPENAI_URL,
     ServiceOptions,
     display_url,
-    network_cause,
     scrub_secrets,
-    status_detail,
 )
 from lessonforge.tools.media.audio import check_audio, read_wav_pcm, to_wav, write_wav
+from lessonforge.tools.openai_errors import Advice, translate
 from lessonforge.tools.speech.wordtiming import bare as _strip_punct
 
 log = logging.getLogger(__name__)
@@ -282,55 +289,19 @@ class OpenAISpeech:
             raise SpeechError(f"{self.name} sent audio holding no samples. Try again, or use another backend.")
         return samples, rate
 
-    def _translate(self, err: openai.OpenAIError, voice: str) -> ConfigError | SpeechError:
-        url = display_url(self.base_url)
-        tries = f"after {self.max_retries + 1} attempt(s)"
-        if isinstance(err, openai.APITimeoutError):
-            return SpeechUnavailable(self._scrub(
-                f"{self.name} at {url} gave no audio within {self.timeout_s:g} s ({tries}). Raise timeout_s, "
-                "shorten the narration, or use another backend (--speech)."
-            ))
-        if isinstance(err, openai.APIConnectionError):
-            return SpeechUnavailable(self._scrub(
-                f"Cannot reach the speech server at {url}, or it dropped the connection ({network_cause(err)}). Check "
-                "the network or OPENAI_BASE_URL, or use an offline voice, e.g. --speech espeak:en-us."
-            ))
-        if isinstance(err, openai.AuthenticationError):
-            return ConfigError(self._scrub(
-                f"{url} rejected the API key (HTTP {err.status_code}: {status_detail(err)}). Check "
-                "OPENAI_API_KEY (or the api_key option): it must be a valid key for this server."
-            ))
-        if isinstance(err, openai.PermissionDeniedError):
-            return ConfigError(self._scrub(
-                f"{url} refused {self.name} (HTTP 403: {status_detail(err)}). Check that OPENAI_API_KEY may use "
-                "this model, or choose another backend with --speech."
-            ))
-        if isinstance(err, openai.NotFoundError):
-            replaced = retired_hint(self.model, "--speech")
-            return ConfigError(self._scrub(
-                f"{url} has no text-to-speech model {self.model!r} or no /audio/speech endpoint (HTTP 404: "
-                f"{status_detail(err)}). " + (f"{replaced} " if replaced else "")
-                + f"Use a TTS model ({OPENAI_TTS}, tts-1) with a server that speaks, "
-                "and check that the base URL ends in /v1."
-            ))
-        if isinstance(err, openai.RateLimitError):
-            return SpeechUnavailable(self._scrub(
-                f"{url} kept rate-limiting {self.name} {tries} (HTTP 429: {status_detail(err)}). Wait and retry, "
-                "check your quota, or lower max_concurrency."
-            ))
-        if isinstance(err, openai.APIStatusError):
-            if err.status_code >= 500:
-                return SpeechUnavailable(self._scrub(
-                    f"{url} failed to speak {tries} (HTTP {err.status_code}: {status_detail(err)}). Retry later, "
-                    "or use another backend (--speech)."
-                ))
-            return SpeechError(self._scrub(
-                f"{url} refused to speak with {self.name}, voice {voice!r} (HTTP {err.status_code}: "
-                f"{status_detail(err)}). Check the voice and model names, or use another backend (--speech)."
-            ))
-        return SpeechError(self._scrub(
-            f"{self.name} failed: {type(err).__name__}: {err}. Check that {url} is an OpenAI-compatible server."
-        ))
+    def _translate(self, err: openai.OpenAIError, voice: str) -> LessonForgeError:
+        advice = Advice(
+            timeout="Raise timeout_s, shorten the narration, or use another backend (--speech).",
+            connection="Check the network or OPENAI_BASE_URL, or use an offline voice, e.g. --speech espeak:en-us.",
+            missing=f"has no text-to-speech model {self.model!r} or no /audio/speech endpoint",
+            not_found=(f"Use a TTS model ({OPENAI_TTS}, tts-1) with a server that speaks, and check that the base "
+                       "URL ends in /v1."),
+            rate_limit="Wait and retry, check your quota, or lower max_concurrency.",
+            server="Retry later, or use another backend (--speech).",
+            refused=f"Check the voice ({voice!r}) and model names, or use another backend (--speech).")
+        return translate(err, name=self.name, url=display_url(self.base_url), scrub=self._scrub,
+                         timeout_s=self.timeout_s, tries=self.max_retries + 1, flag="--speech", error=SpeechError,
+                         unavailable=SpeechUnavailable, model=self.model, advice=advice)
 
     def _scrub(self, text: str) -> str:
         return scrub_secrets(text, self._api_key, urlsplit(self.base_url).password)
