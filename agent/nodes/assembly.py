@@ -72,9 +72,9 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
                                   total=len(records), lead=opening if r is records[0] else None,
                                   with_clips=with_clips)
 
-    (track, placed), *segments = await asyncio.gather(
+    (track, offsets), segments = await asyncio.gather(
         _narration_track(ctx, records, starts, length, workers),
-        *(segment(r, h, c) for r, h, c in zip(records, holds, scene_cues, strict=True)),
+        asyncio.gather(*(segment(r, h, c) for r, h, c in zip(records, holds, scene_cues, strict=True))),
     )
     if closing is not None:
         segments.append(await _still_segment(ctx, closing, END_CARD_SECONDS))
@@ -86,7 +86,7 @@ async def assemble(state: LessonState, runtime: Runtime[Context]) -> dict[str, A
                             audio_length=length)
     # cues follow the speech, which starts where its piece of the AAC track was placed
     cues = [subtitles.Cue(round(c.start + at, 3), round(min(c.end + at, st + h), 3), c.text)
-            for at, st, h, sc in zip(placed, starts, holds, scene_cues, strict=True) for c in sc]
+            for at, st, h, sc in zip(offsets, starts, holds, scene_cues, strict=True) for c in sc]
     srt = await asyncio.to_thread(atomic_write_text, project.root / "lesson.srt", subtitles.to_srt(cues))
     vtt = await asyncio.to_thread(atomic_write_text, project.root / "lesson.vtt", subtitles.to_vtt(cues))
     info = await asyncio.to_thread(video.probe, out_mp4)
@@ -283,9 +283,10 @@ async def _segment(ctx: Context, r: SceneRecord, hold: float, cues: list[subtitl
     seg = project.store.path(key, ".mp4")
     slide = await asyncio.to_thread(project.resolve, r.slide)
     if clip is not None or with_clips:  # the clip plays in its box; other scenes encoded to join it
-        await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, clip.box if clip else r.picture_box if moving
-                                else None, moving or motion.MOTIONS[0], cues, aspect, style,
-                                clip=await asyncio.to_thread(project.resolve, clip.file) if clip else None, fades=moving is not None)
+        box = clip.box if clip else r.picture_box if moving else None
+        clip_file = await asyncio.to_thread(project.resolve, clip.file) if clip else None
+        await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, box, moving or motion.MOTIONS[0], cues, aspect,
+                                style, clip=clip_file, fades=moving is not None)
         return seg
     if moving is not None:  # pan/zoom inside the picture, fades at both ends; text and captions stay still
         await asyncio.to_thread(_encode_moving, slide, hold, seg, s.fps, r.picture_box, moving, cues, aspect, style)
