@@ -77,12 +77,13 @@ async def narrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, Any
         answer_at = round(answer_at / tempo, 3)
     if abs(tempo - 1.0) > 1e-3:  # sped up or slowed down to fit the lesson's length
         key = content_key("tempo", (await asyncio.to_thread(ctx.project.ref, speech.path)).sha256, round(tempo, 4))
-        timed = await asyncio.to_thread(ctx.project.store.get, key, ".wav")
-        if timed is None:
-            timed = await asyncio.to_thread(lambda: audio.to_wav(speech.path, ctx.project.store.path(key, ".wav"),
-                                                                 audio.wav_rate(speech.path), tempo=tempo))
-        await asyncio.to_thread(link_or_copy, timed, out)
-        duration = await asyncio.to_thread(audio.wav_duration, out)
+
+        def retime(path: Path, src: Path = speech.path) -> dict[str, Any]:
+            audio.to_wav(src, path, audio.wav_rate(src), tempo=tempo)
+            return {"duration": audio.wav_duration(path)}
+
+        _, timed = await ctx.project.store.aproduce(key, ".wav", retime, place=out)
+        duration = float(timed["duration"])
         words = [(w, round(a / tempo, 3), round(b / tempo, 3)) for w, a, b in words]
     level: dict[str, Any] = {}
     if ctx.settings.loudness_lufs is not None:  # per scene, so an edit re-measures only its own scene
