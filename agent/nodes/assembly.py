@@ -138,15 +138,14 @@ async def _narration_track(
         found = await asyncio.to_thread(store.lookup, key, ".aac")
         if found is None:
             wav = await asyncio.to_thread(ctx.project.resolve, r.speech.audio)
-            async with workers:
-                found = await asyncio.to_thread(store.produce, key, ".aac",
-                                                lambda p: {"frames": aactrack.encode_piece(wav, p)})
+            async with workers:  # only misses wait for a worker
+                found = await store.aproduce(key, ".aac", lambda p: {"frames": aactrack.encode_piece(wav, p)})
         return found[0], int(found[1]["frames"])
 
     pieces = list(await asyncio.gather(*(piece(r) for r in records)))
     key = content_key("aac-track", [str(p) for p, _ in pieces], starts, total)
-    track, meta = await asyncio.to_thread(
-        store.produce, key, ".aac", lambda p: {"placed": aactrack.build_track(pieces, starts, total, p)})
+    track, meta = await store.aproduce(key, ".aac",
+                                       lambda p: {"placed": aactrack.build_track(pieces, starts, total, p)})
     return track, list(meta["placed"])
 
 
