@@ -132,7 +132,7 @@ def hardware() -> list[Finding]:
     try:
         import torch
     except ImportError:
-        found.append(Finding("torch", "fail", "not installed: no local models", "bash scripts/setup.sh"))
+        found.append(Finding("torch", "fail", "not installed: no local models", "pip install 'lessonforge[local]'"))
         torch = None
     if torch is not None:
         if torch.cuda.is_available():
@@ -163,10 +163,10 @@ def _needed(settings: Any) -> set[str]:
     for kind, spec in (("llm", settings.llm_spec()), ("images", settings.images), ("critic", settings.critic)):
         try:
             backend = create(kind, spec, device=settings.device)
-        except LessonForgeError:
+            downloads = getattr(backend, "downloads", None)
+            wanted |= {info.id for info in downloads()} if downloads is not None else set()
+        except LessonForgeError:  # e.g. a local backend without the [local] extra (hardware() says so)
             continue
-        downloads = getattr(backend, "downloads", None)
-        wanted |= {info.id for info in downloads()} if downloads is not None else set()
     return wanted
 
 

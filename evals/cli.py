@@ -23,11 +23,14 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from lessonforge.agent.config import DEFAULT_CRITIC, DEFAULT_IMAGES, DEFAULT_LLM
+from lessonforge.tools import extras
 from lessonforge.tools.base import ConfigError, LessonForgeError
 from lessonforge.tools.secrets import scrub_environment
 
 EXECUTOR_HELP = ("Where lessons are made: local (this machine), ray (a local Ray) or ray:ADDRESS (a Ray cluster; "
                  "needs lessonforge[ray])")
+# What the metrics import beyond the core install (the [eval] extra).
+METRIC_PACKAGES = ("textstat", "nltk")
 CHECKPOINT_HELP = ("Postgres DSN where lessons keep their finished steps (for a cluster); default: SQLite in each "
                    "lesson's folder")
 
@@ -185,6 +188,7 @@ def run_cmd(
     from lessonforge.evals.runner import run_eval
 
     try:
+        extras.require("lessonforge eval (its readability and overlap metrics)", METRIC_PACKAGES, extras.EVAL)
         dataset_file = topics.resolve(topics_file)
         dataset = topics.load(dataset_file)
         settings = Settings.load(llm=llm, images=images, speech=speech, critic=critic, max_attempts=max_attempts,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lessonforge.tools import extras
 from lessonforge.tools.base import ConfigError, CriticError, Verdict
 from lessonforge.tools.defaults import CLIP_CRITIC
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 log = logging.getLogger(__name__)
+
+# What loading imports (the [local] extra), and how to do without this critic.
+_PACKAGES = ("torch", "transformers")
+_INSTEAD = "--critic none or --critic openai:"
 
 CLIPSCORE_WEIGHT = 2.5  # Hessel et al.'s w: rescales ViT-B/32 cosines (about 0..0.4) to about 0..1
 
@@ -167,7 +172,9 @@ class ClipCritic:
     # ----------------------------------------------------------------- loading
 
     def downloads(self) -> list[Any]:
-        """What loading fetches from the Hub on first use (nothing for a local folder)."""
+        """What loading fetches from the Hub on first use (nothing for a local folder); ConfigError naming the
+        ``[local]`` extra when its packages are not installed."""
+        extras.require(f"The critic {self.name}", _PACKAGES, extras.LOCAL, _INSTEAD)
         return first_use((self.model, "clip"))
 
     def load(self) -> None:
@@ -177,6 +184,7 @@ class ClipCritic:
         with self._lock:
             if self._clip is not None:
                 return
+            extras.require(f"The critic {self.name}", _PACKAGES, extras.LOCAL, _INSTEAD)
             from transformers import CLIPModel, CLIPTokenizer
 
             try:

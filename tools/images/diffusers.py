@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lessonforge.tools import extras
 from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
 from lessonforge.tools.defaults import DIFFUSERS_IMAGES, TINY_VAE
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 log = logging.getLogger(__name__)
+
+# What loading imports (the [local] extra), and how to do without local pictures.
+_PACKAGES = ("torch", "diffusers", "transformers")
+_INSTEAD = "--images none (slides without pictures) or --images openai:"
 
 CPU_MAX_BATCH = 4  # pictures per pipeline call on CPU (a setting: a CPU gains little from larger batches)
 # On CUDA the batch is sized from free memory: about this many bytes of activations per megapixel of
@@ -351,7 +356,9 @@ class DiffusersImages:
         return self.family.cpu_tiny_vae if self.device == "cpu" else None
 
     def downloads(self) -> list[Any]:
-        """What loading fetches from the Hub on first use: the pipeline and its tiny decoder (not local folders)."""
+        """What loading fetches from the Hub on first use: the pipeline and its tiny decoder (not local folders);
+        ConfigError naming the ``[local]`` extra when its packages are not installed."""
+        extras.require(f"The image backend {self.name}", _PACKAGES, extras.LOCAL, _INSTEAD)
         return first_use((self.model, "diffusers"), (self.decoder() or "", "llm"))
 
     def load(self) -> None:
@@ -361,6 +368,7 @@ class DiffusersImages:
         with self._load_lock:
             if self._pipe is not None:
                 return
+            extras.require(f"The image backend {self.name}", _PACKAGES, extras.LOCAL, _INSTEAD)
             import torch
 
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32

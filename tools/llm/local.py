@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lessonforge.tools import extras
 from lessonforge.tools.base import ConfigError, LLMError, Message, T, expected_words
 from lessonforge.tools.cache import read_state, user_cache_dir, write_state
 from lessonforge.tools.defaults import LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = LOCAL_LLM
 PULL_HINT = "lessonforge models pull"
+# What loading imports (the [local] extra), and how to do without a local LLM.
+_PACKAGES = ("torch", "transformers", "llguidance")
+_INSTEAD = "set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (Ollama, vLLM, llama.cpp), or choose --llm openai:<model>"
 NUMBER_LIMIT = 1_000_000_000
 NUMBER_STEP = 0.001
 
@@ -112,7 +116,9 @@ class LocalLLM:
     # ----------------------------------------------------------------- loading
 
     def downloads(self) -> list[Any]:
-        """What loading fetches from the Hub on first use (nothing for a local folder)."""
+        """What loading fetches from the Hub on first use (nothing for a local folder); ConfigError naming the
+        ``[local]`` extra when its packages are not installed."""
+        extras.require(f"The local LLM {self.name}", _PACKAGES, extras.LOCAL, _INSTEAD)
         return first_use((self.model, "llm"))
 
     def load(self) -> None:
@@ -130,14 +136,14 @@ class LocalLLM:
         except ImportError as err:
             raise ConfigError(
                 f"The local LLM {self.name} needs torch and transformers ({err}). Install them with "
-                "`pip install torch transformers`, or choose another backend with --llm / LESSONFORGE_LLM."
+                f"`{extras.LOCAL}`, or choose another backend with --llm / LESSONFORGE_LLM."
             ) from None
         try:
             import llguidance.hf
         except ImportError:
             raise ConfigError(
                 f"The local LLM {self.name} needs llguidance for schema-constrained decoding. Install it with "
-                "`pip install llguidance`."
+                f"`{extras.LOCAL}`."
             ) from None
         self._check_available()
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
