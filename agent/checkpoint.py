@@ -48,7 +48,12 @@ def check_spec(spec: bool | str | None) -> None:
         )
 
 
-STATE_MODULES = ("lessonforge.agent.request", "lessonforge.agent.state", "lessonforge.agent.schemas", "lessonforge.tools.media.diagrams")
+STATE_MODULES = (
+    "lessonforge.agent.request",
+    "lessonforge.agent.state",
+    "lessonforge.agent.schemas",
+    "lessonforge.tools.media.diagrams",
+)
 
 
 def serializer() -> Any:

@@ -179,7 +179,9 @@ class Progress:
 
     def _render(self) -> Group:
         elapsed = time.monotonic() - self.start
-        head = Text.assemble((f"{self.title}", "bold"), f"  {elapsed:5.0f}s  ", (self.stage, "cyan"), f"  {self.message}")
+        head = Text.assemble(
+            (f"{self.title}", "bold"), f"  {elapsed:5.0f}s  ", (self.stage, "cyan"), f"  {self.message}"
+        )
         table = Table(box=None, pad_edge=False, show_header=bool(self.scenes))
         table.add_column("scene", justify="right")
         table.add_column("title", overflow="ellipsis", max_width=40)
@@ -290,11 +292,13 @@ def make(
     voice: str | None = typer.Option(None, help="Voice name (default: one that fits the language)."),
     max_attempts: int | None = typer.Option(None, help="Picture attempts per scene (default 3)."),
     device: str | None = typer.Option(None, help="Torch device for local models (default: cuda if present)."),
-    lexicon: Path | None = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), speech only."),
+    lexicon: Path | None = typer.Option(None, help="Pronunciation lexicon (YAML/JSON/'term = spoken' lines), "
+                                        "speech only."),
     burn_subtitles: bool = typer.Option(False, "--burn-subtitles", help="Draw captions into the video too."),
     motion: bool = typer.Option(False, "--motion", help="Gentle pan/zoom on pictures and fades (slower)."),
     builds: str = typer.Option("on", "--builds", metavar="on|off", help="on: key phrases appear as they are said, "
-                               "the one being said highlighted, a question's answer after a pause; off: one still per scene."),
+                               "the one being said highlighted, a question's answer after a pause; off: one still "
+                               "per scene."),
     clips: str | None = typer.Option(None, help="Short motion clips for scenes that need motion, e.g. "
                                         f"veo:{VEO_CLIPS} or videos:{VIDEOS_CLIPS} (default none)."),
     clip_budget: float | None = typer.Option(None, help="Most dollars a lesson may spend on clips (default 2)."),
@@ -454,7 +458,8 @@ def render(
 
 @app.command()
 def batch(
-    topics_file: str = typer.Argument(..., metavar="TOPICS", help="A YAML list of topics (an eval topic set works too)."),
+    topics_file: str = typer.Argument(..., metavar="TOPICS",
+                                      help="A YAML list of topics (an eval topic set works too)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: batch-runs/<topic set>)."),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Lessons made at the same time."),
     executor: str = typer.Option("local", help="Where lessons are made: local, ray (a local Ray) or ray:ADDRESS."),
@@ -509,9 +514,15 @@ def batch(
     else:
         for r in report.lessons:
             if r.status == "failed":
-                console.print(f"[red]failed[/] {escape(r.slug)}: {escape(scrub(r.error))}", highlight=False, soft_wrap=True)
-        console.print(f"{report.done} of {len(report.lessons)} lessons done ({len(report.resumed)} from an earlier "
-                      f"run) in {report.seconds:.0f} s; {escape(str(target / 'batch.json'))}", highlight=False, soft_wrap=True)
+                console.print(
+                    f"[red]failed[/] {escape(r.slug)}: {escape(scrub(r.error))}", highlight=False, soft_wrap=True
+                )
+        console.print(
+            f"{report.done} of {len(report.lessons)} lessons done ({len(report.resumed)} from an earlier "
+            f"run) in {report.seconds:.0f} s; {escape(str(target / 'batch.json'))}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -667,16 +678,24 @@ def ui(
     try:
         workspace = page.check_workspace(folder)
         token = page.check_host(host, token)
-        options = page.Options(workspace, {k: v for k, v in
-                                           {"llm": llm, "speech": speech, "images": images, "critic": critic}.items() if v})
+        options = page.Options(
+            workspace,
+            {k: v for k, v in {"llm": llm, "speech": speech, "images": images, "critic": critic}.items() if v},
+        )
         demo = page.launch(options, host=host, port=port, token=token, block=False)
     except ConfigError as err:
         _fail(err, 2)
     except OSError as err:
         _fail(RuntimeError(f"cannot serve on {host}:{port or 7860} ({err.strerror or err}); choose another --port"), 2)
-    console.print(f"LessonForge is serving {escape(str(workspace))} at [bold]{demo.local_url}[/]", highlight=False, soft_wrap=True)
+    console.print(
+        f"LessonForge is serving {escape(str(workspace))} at [bold]{demo.local_url}[/]", highlight=False, soft_wrap=True
+    )
     if token:
-        console.print(f"Sign in with any name and the token [bold]{escape(token)}[/] as the password.", highlight=False, soft_wrap=True)
+        console.print(
+            f"Sign in with any name and the token [bold]{escape(token)}[/] as the password.",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print("[dim]Ctrl+C stops it.[/]")
     try:
         demo.block_thread()
@@ -709,7 +728,8 @@ def export(
 @app.command("import")
 def import_deck(
     folder: Path = typer.Argument(..., help="A lesson folder."),
-    deck: Path = typer.Argument(..., help="A deck made by lessonforge export (edited in PowerPoint, Keynote, LibreOffice)."),
+    deck: Path = typer.Argument(..., help="A deck made by lessonforge export (edited in PowerPoint, Keynote, "
+                                          "LibreOffice)."),
     speech: str | None = typer.Option(None, help="Override the speech backend."),
     images: str | None = typer.Option(None, help="Override the image backend."),
     critic: str | None = typer.Option(None, help="Override the critic backend."),
@@ -762,7 +782,11 @@ def voices(
         table.add_row(v.name, v.language, *([v.gender] if genders else []))
     out_console.print(table)
     if not found:
-        console.print(f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'", markup=False, soft_wrap=True)
+        console.print(
+            f"no voices for language {language!r}; try a shorter code such as 'en' or 'fr'",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

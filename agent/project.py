@@ -194,7 +194,9 @@ class Project:
         try:
             data = json.loads(self.manifest_path.read_text("utf-8"))
         except (OSError, ValueError) as err:
-            raise ConfigError(f"{self.manifest_path} is not valid JSON ({err}); fix the file or make the lesson again") from None
+            raise ConfigError(
+                f"{self.manifest_path} is not valid JSON ({err}); fix the file or make the lesson again"
+            ) from None
         try:
             return Manifest.model_validate(data)
         except ValidationError as err:
@@ -224,7 +226,9 @@ class Project:
             if path.stem.isdigit() and int(path.stem) >= n:
                 path.unlink()
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        atomic_write_json(self._version_path(n), {"note": note, "created": created, "manifest": manifest.model_dump(mode="json")})
+        atomic_write_json(
+            self._version_path(n), {"note": note, "created": created, "manifest": manifest.model_dump(mode="json")}
+        )
         atomic_write_text(self.versions_dir / "current", str(n))
         return n
 
@@ -237,9 +241,16 @@ class Project:
             try:
                 data = json.loads(path.read_text("utf-8"))
                 m = data["manifest"]
-                out.append(Version(number=int(path.stem), note=data.get("note", ""), created=data.get("created", ""),
-                                   current=int(path.stem) == current,
-                                   duration=(m.get("video") or {}).get("duration", 0.0), scenes=len(m.get("scenes", []))))
+                out.append(
+                    Version(
+                        number=int(path.stem),
+                        note=data.get("note", ""),
+                        created=data.get("created", ""),
+                        current=int(path.stem) == current,
+                        duration=(m.get("video") or {}).get("duration", 0.0),
+                        scenes=len(m.get("scenes", [])),
+                    )
+                )
             except (OSError, ValueError, KeyError):
                 continue
         return out
@@ -249,7 +260,9 @@ class Project:
             data = json.loads(self._version_path(n).read_text("utf-8"))
             return Manifest.model_validate(data["manifest"])
         except (OSError, ValueError, KeyError, ValidationError):
-            raise ConfigError(f"version {n} of {self.root} is missing or damaged; see lessonforge history {self.root}") from None
+            raise ConfigError(
+                f"version {n} of {self.root} is missing or damaged; see lessonforge history {self.root}"
+            ) from None
 
     def set_current_version(self, n: int) -> None:
         atomic_write_text(self.versions_dir / "current", str(n))

@@ -413,7 +413,9 @@ class PromptRevision(Contract):
 class SceneEdit(Contract):
     """New values for one existing scene; null leaves a field as it is."""
 
-    scene: int = Field(description="The scene's number as the user sees it (1 = first).", json_schema_extra={"minimum": 1})
+    scene: int = Field(
+        description="The scene's number as the user sees it (1 = first).", json_schema_extra={"minimum": 1}
+    )
     role: Role | None = Field(description="New role, or null to keep it.")
     title: str | None = text(TITLE_CHARS, "New slide title, or null to keep it.")
     bullets: list[Annotated[str, Field(json_schema_extra={"maxLength": BULLET_CHARS})]] | None = items(

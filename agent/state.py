@@ -94,7 +94,9 @@ class SceneRecord(BaseModel):
     key: str = ""
     answer: str = ""
     visual: Visual
-    repairs: list[str] = Field(default_factory=list)  # what was repaired in the LLM's reply (lessonforge.tools.contract)
+    repairs: list[str] = Field(
+        default_factory=list
+    )  # what was repaired in the LLM's reply (lessonforge.tools.contract)
     degraded: str = ""  # why the scene's visual was replaced ('' when it was not)
     target_seconds: float
     planned_words: int = 0

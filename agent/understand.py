@@ -172,9 +172,15 @@ _DURATION = re.compile(
 _DURATION_IDIOMS = [  # (pattern, minutes)
     (r"(?:in\s+|of\s+)?half\s+a\s+minute|(?:a\s+)?half[\s-]minute", 0.5),
     (r"(?:in\s+|of\s+)?a\s+minute\s+and\s+a\s+half", 1.5),
-    (r"(?:in\s+|of\s+)?a\s+quarter\s+of\s+an\s+hour|(?:en\s+|d'\s*)?un\s+quart\s+d['’]\s*heure|"
-     r"(?:en\s+|de\s+)?un\s+cuarto\s+de\s+hora|(?:in\s+)?einer?\s+viertel\s*stunde", 15.0),
-    (r"(?:en\s+|d['’]\s*)?une\s+demi[\s-]minute|(?:en\s+|de\s+)?medio\s+minuto|(?:in\s+)?einer?\s+halben?\s+minute", 0.5),
+    (
+        r"(?:in\s+|of\s+)?a\s+quarter\s+of\s+an\s+hour|(?:en\s+|d'\s*)?un\s+quart\s+d['’]\s*heure|"
+        r"(?:en\s+|de\s+)?un\s+cuarto\s+de\s+hora|(?:in\s+)?einer?\s+viertel\s*stunde",
+        15.0,
+    ),
+    (
+        r"(?:en\s+|d['’]\s*)?une\s+demi[\s-]minute|(?:en\s+|de\s+)?medio\s+minuto|(?:in\s+)?einer?\s+halben?\s+minute",
+        0.5,
+    ),
     (r"(?:en\s+|de\s+)?(?:un\s+)?minuto\s+y\s+medio", 1.5),
     (r"(?:in\s+|of\s+)?an?\s+hour|(?:en\s+|d['’]\s*)?une\s+heure|(?:in\s+)?einer?\s+stunde", 60.0),
 ]
@@ -182,8 +188,11 @@ _NOT_A_LENGTH_BEFORE = re.compile(r"(?:first|last|final|next|premières?|dernier
                                   r"\s*$", re.IGNORECASE)
 _NOT_A_LENGTH_AFTER = re.compile(r"^\s+(?:of|after|before|later|ago|de\s+la|del|nach|vor)\b(?!\s+(?:video|footage|"
                                  r"content|narration|vidéo|vídeo))", re.IGNORECASE)
-_SHORT_WORDS = re.compile(r"(?:\b(?:make|keep)\s+it\s+)?\b(?:quick|short|brief|bite-sized|snappy|courte?|brève|rapide|corto|corta|breve|"
-                          r"rápid[oa]|kurze[snmr]?|kurz)\b,?", re.IGNORECASE)
+_SHORT_WORDS = re.compile(
+    r"(?:\b(?:make|keep)\s+it\s+)?\b(?:quick|short|brief|bite-sized|snappy|courte?|brève|rapide|corto|corta|breve|"
+    r"rápid[oa]|kurze[snmr]?|kurz)\b,?",
+    re.IGNORECASE,
+)
 
 _LANGUAGES: dict[str, str] = {
     # English names
@@ -328,9 +337,11 @@ _AUDIENCE = re.compile(
     rf"(?:{_AGES}|{_GRADES}|{_SCHOOLS}|{_HEADS})(?![\w-]){_AUD_TAIL})",
     re.IGNORECASE,
 )
-_AUDIENCE_ADJ = re.compile(r"(?<!\w)(?P<aud>beginner|kid|child|children|student|teen|family|novice)(?:['’]?s)?"
-                           r"(?=[\s\x00-]+(?:friendly\s+)?(?:guide|" + _KIND + r")\b)|(?<!\w)(?P<aud2>beginner)-friendly",
-                           re.IGNORECASE)
+_AUDIENCE_ADJ = re.compile(
+    r"(?<!\w)(?P<aud>beginner|kid|child|children|student|teen|family|novice)(?:['’]?s)?"
+    r"(?=[\s\x00-]+(?:friendly\s+)?(?:guide|" + _KIND + r")\b)|(?<!\w)(?P<aud2>beginner)-friendly",
+    re.IGNORECASE,
+)
 
 _SHAPES = [
     ("9:16", r"vertical|verticale|vertikale[snmr]?|vertikal|portrait|hochformat|hochkant|9\s*:\s*16|9x16"),
@@ -346,8 +357,11 @@ _PLATFORMS = [
              r"projector|whiteboard|smartboard|beamer|vidéoprojecteur)(?![\w-])"),
     ("1:1", r"(?:for|on|pour|para|für)\s+(?:the\s+)?instagram(?:\s+feed)?(?![\w-])"),
 ]
-_SHORT_NOUN = re.compile(r"(?<![\w-])(?:(?:an?|une?|un)\s+(?:youtube\s+)?|youtube\s+)shorts?(?=\s*(?:$|[.;!?\x00]|\s(?:on|"
-                         r"about|sur|sobre|über|zu|of|explaining|for)\b))", re.IGNORECASE)
+_SHORT_NOUN = re.compile(
+    r"(?<![\w-])(?:(?:an?|une?|un)\s+(?:youtube\s+)?|youtube\s+)shorts?(?=\s*(?:$|[.;!?\x00]|\s(?:on|"
+    r"about|sur|sobre|über|zu|of|explaining|for)\b))",
+    re.IGNORECASE,
+)
 
 _STYLE_START = (
     r"(?:with|avec|con|mit)\s+(?:(?:lots|plenty|loads)\s+of|many|some|a\s+few|a\s+couple\s+of|real[\s-]world|"
@@ -362,8 +376,10 @@ _STYLE_START = (
     r"sin|usa|evita|incluye|centrándote\s+en|"
     r"ohne|verwende|vermeide|mit\s+fokus\s+auf|schwerpunkt)\b"
 )
-_STYLE = re.compile(rf"(?:^|(?<=[,;.:\x00])|(?<=\s))\s*(?:and\s+|et\s+|y\s+|und\s+)?(?P<s>(?:{_STYLE_START})[^,;.!?\x00]*)",
-                    re.IGNORECASE)
+_STYLE = re.compile(
+    rf"(?:^|(?<=[,;.:\x00])|(?<=\s))\s*(?:and\s+|et\s+|y\s+|und\s+)?(?P<s>(?:{_STYLE_START})[^,;.!?\x00]*)",
+    re.IGNORECASE,
+)
 
 _VERBS = (
     r"(?:please\s+|pls\s+|kindly\s+)?(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?|i\s+(?:want|need|would\s+like|'d\s+like)"
@@ -530,7 +546,9 @@ def _audience(text: str) -> tuple[str, str | None]:
     m = _AUDIENCE_ADJ.search(text)
     if m:
         word = (m.group("aud") or m.group("aud2")).lower()
-        plural = {"child": "children", "children": "children", "family": "families", "kid": "kids"}.get(word, word + "s")
+        plural = {"child": "children", "children": "children", "family": "families", "kid": "kids"}.get(
+            word, word + "s"
+        )
         return text[: m.start()] + text[m.end():], plural
     return text, None
 
@@ -612,7 +630,9 @@ def _strip_edges(segment: str) -> str:
             words[-2] += "?"
         words.pop()
     text = " ".join(words).strip(" \"'“”«»")
-    return "" if re.fullmatch(r"(?:a|an|the|un|une|una|el|la|le|les|los|las|ein|eine|der|die|das)?", text, re.I) else text
+    return (
+        "" if re.fullmatch(r"(?:a|an|the|un|une|una|el|la|le|les|los|las|ein|eine|der|die|das)?", text, re.I) else text
+    )
 
 
 def _unsure(topic: str, leftovers: list[str]) -> list[str]:
@@ -765,7 +785,9 @@ async def understand(prompt: str, flags: dict[str, Any] | None = None, *, llm: A
     repairs: list[str] = []
     if _wants_llm(mode, unsure, llm) and prompt.strip():
         if llm is None:
-            raise ConfigError("--parse llm needs an LLM; pass --llm BACKEND:MODEL or set OPENAI_API_KEY / OPENAI_BASE_URL")
+            raise ConfigError(
+                "--parse llm needs an LLM; pass --llm BACKEND:MODEL or set OPENAI_API_KEY / OPENAI_BASE_URL"
+            )
         try:
             answer = await read_with_llm(llm, prompt, reading)
             reading, via, repairs = merge(reading, answer), "llm", [f"the LLM's reading: {r}" for r in answer.repairs]

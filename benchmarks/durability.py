@@ -257,7 +257,9 @@ def _kill_loop(runs: int, work: Path) -> list[Outcome]:
     got = []
     for r in range(runs):
         out = work / f"kill-{r}"
-        proc = subprocess.Popen([*CMD, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [*CMD, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
         time.sleep(random.uniform(0.3, 5.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

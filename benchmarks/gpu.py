@@ -7,8 +7,8 @@ without each optimisation, side by side in one run.
 
 Real sizes come from benchmarks/configs (benchmarks/archs.py: published configs, random weights, no
 download); tiny ones from tests/tiny_models.py, loaded from disk as a hub folder is. Every picture goes
-through lessonforge.tools.images.diffusers.DiffusersImages and every verdict through lessonforge.tools.batching.BatchedCritic
-over lessonforge.tools.critic.clip.ClipCritic, as in a lesson.
+through lessonforge.tools.images.diffusers.DiffusersImages and every verdict through
+lessonforge.tools.batching.BatchedCritic over lessonforge.tools.critic.clip.ClipCritic, as in a lesson.
 
     throughput   pictures/s for one pipeline call of 1, 4 and 12 pictures
     lesson       12 scenes at once, each asking for its picture and then its verdict (as lessonforge.agent.nodes

@@ -3,12 +3,13 @@
     python benchmarks/render.py            # 2-minute 12-scene and 10-minute 60-scene lessons, 1080p
     python benchmarks/render.py --quick    # 30-second 3-scene and 60-second 6-scene lessons, 1080p
 
-Each lesson is built once (1080p slides from lessonforge.tools.media.slides.compose_slide with lessonforge.tools.fakes.FakeImages
-pictures, and one narration WAV of tones per scene), then every measurement runs in its own
-subprocess so that its peak memory is its own:
+Each lesson is built once (1080p slides from lessonforge.tools.media.slides.compose_slide with
+lessonforge.tools.fakes.FakeImages pictures, and one narration WAV of tones per scene), then every measurement
+runs in its own subprocess so that its peak memory is its own:
 
-    ours       what lessonforge.agent.nodes.assemble does: video.encode_segment and a lessonforge.tools.media.aactrack piece per
-               scene (one ffmpeg per core), the pieces joined into one AAC track, assemble by copy
+    ours       what lessonforge.agent.nodes.assemble does: video.encode_segment and a
+               lessonforge.tools.media.aactrack piece per scene (one ffmpeg per core), the pieces joined into one
+               AAC track, assemble by copy
     moviepy    the naive way: an ImageClip per slide with its duration, concatenate_videoclips, the
                same narration as audio, write_videofile at 24 fps with moviepy's defaults
     re-render  ours after one scene was rewritten (new slide, shorter narration): its segment and its
@@ -347,7 +348,9 @@ def main() -> int:
             estimate = first_moviepy.seconds * spec["seconds"] / rows[0]["seconds"] if first_moviepy else 0.0
             if estimate > MOVIEPY_LIMIT_S:
                 row["moviepy"] = None
-                row["moviepy_note"] = f"skipped: estimated {estimate:.0f} s from the shorter lesson (> {MOVIEPY_LIMIT_S:.0f} s)"
+                row["moviepy_note"] = (
+                    f"skipped: estimated {estimate:.0f} s from the shorter lesson (> {MOVIEPY_LIMIT_S:.0f} s)"
+                )
                 print(f"  moviepy:   {row['moviepy_note']}", flush=True)
             else:
                 row["moviepy"] = measure("moviepy", folder)
@@ -366,7 +369,9 @@ def main() -> int:
 
 
 def report(rows: list[dict]) -> str:
-    head = f"{'case':<34} {'ours (s)':>9} {'moviepy (s)':>12} {'ratio':>7} {'peak RSS ours':>14} {'peak RSS moviepy':>17}"
+    head = (
+        f"{'case':<34} {'ours (s)':>9} {'moviepy (s)':>12} {'ratio':>7} {'peak RSS ours':>14} {'peak RSS moviepy':>17}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         o, m = r["ours"], r.get("moviepy")

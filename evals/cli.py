@@ -93,7 +93,9 @@ class EvalProgress:
         event = {k: (scrub(v) if isinstance(v, str) else v) for k, v in event.items()}
         elapsed = time.monotonic() - self.start
         if self.mode == "json":
-            out_console.file.write(json.dumps({**event, "elapsed": round(elapsed, 2)}, ensure_ascii=False, default=str) + "\n")
+            out_console.file.write(
+                json.dumps({**event, "elapsed": round(elapsed, 2)}, ensure_ascii=False, default=str) + "\n"
+            )
             out_console.file.flush()
             return
         if event.get("stage") != self.stage:
@@ -154,7 +156,9 @@ def _summary(report: Any, out: Path) -> None:
         for err in r.metrics.errors if r.metrics else []:
             unmeasured.setdefault(err, []).append(r.slug.split("-", 1)[0])
     for err, where in unmeasured.items():
-        console.print(f"[yellow]not measured[/] (lessons {', '.join(where)}): {scrub(err)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]not measured[/] (lessons {', '.join(where)}): {scrub(err)}", highlight=False, soft_wrap=True
+        )
     price = f", about ${s.price_usd:.4f}" if s.price_usd is not None else ""
     console.print(f"tokens {s.total_tokens}{price}; reports: {out / 'report.json'}, {out / 'report.html'}",
                   highlight=False, soft_wrap=True)
@@ -162,7 +166,8 @@ def _summary(report: Any, out: Path) -> None:
 
 @app.command("run")
 def run_cmd(
-    topics_file: str = typer.Argument(..., metavar="TOPICS", help="A topic-set YAML file, or a shipped set: smoke, core."),
+    topics_file: str = typer.Argument(..., metavar="TOPICS",
+                                      help="A topic-set YAML file, or a shipped set: smoke, core."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: eval-runs/<topic set>)."),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Lessons made at the same time."),
     llm: str | None = typer.Option(None, help=f"LLM backend, e.g. {DEFAULT_LLM} (env LESSONFORGE_LLM)."),
@@ -228,7 +233,8 @@ def compare_cmd(
     run_a: Path = typer.Argument(..., metavar="RUN_A", help="Baseline run folder (or its report.json)."),
     run_b: Path = typer.Argument(..., metavar="RUN_B", help="Run folder to compare against the baseline."),
     all_metrics: bool = typer.Option(False, "--all", help="Also list every lesson's deltas."),
-    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit with status 1 when anything regressed."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                            help="Exit with status 1 when anything regressed."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Show B's metrics against baseline A, with regressions (worse by more than a tolerance) flagged."""
@@ -258,9 +264,15 @@ def compare_cmd(
             for lc in cmp.lessons:
                 changed = [d for d in lc.deltas if d.regression or d.improvement]
                 if changed or lc.status_a != lc.status_b:
-                    out_console.print(f"{lc.slug_b} ({lc.status_a} -> {lc.status_b}): " + ", ".join(
-                        f"{d.label} {fmt(METRIC_BY_KEY[d.key], d.a)} -> {fmt(METRIC_BY_KEY[d.key], d.b)}" for d in changed
-                    ), highlight=False, soft_wrap=True)
+                    out_console.print(
+                        f"{lc.slug_b} ({lc.status_a} -> {lc.status_b}): "
+                        + ", ".join(
+                            f"{d.label} {fmt(METRIC_BY_KEY[d.key], d.a)} -> {fmt(METRIC_BY_KEY[d.key], d.b)}"
+                            for d in changed
+                        ),
+                        highlight=False,
+                        soft_wrap=True,
+                    )
         for name, only in (("A", cmp.only_in_a), ("B", cmp.only_in_b)):
             if only:
                 out_console.print(f"only in {name}: {', '.join(only)}", highlight=False, soft_wrap=True)

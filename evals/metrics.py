@@ -146,17 +146,48 @@ def readability(text: str, language: str) -> tuple[float | None, str]:
 
 # (patterns, grade band) in the order they are tried; the first match wins
 _AUDIENCE_BANDS: tuple[tuple[tuple[str, ...], tuple[float, float]], ...] = (
-    (("postgraduate", "graduate student", "phd", "doctoral", "master's", "researcher", "expert", "professional"),
-     (13.0, 18.0)),
-    (("undergraduate", "universit", "universidad", "college", "bachelor", "first-year", "first year", "hochschule", "studium",
-      "大学"), (11.0, 16.0)),
-    (("upper secondary", "high school", "high-school", "lycée", "lycee", "oberstufe", "bachillerato", "a-level",
-      "sixth form", "高校", "高等学校"), (8.0, 12.0)),
+    (
+        ("postgraduate", "graduate student", "phd", "doctoral", "master's", "researcher", "expert", "professional"),
+        (13.0, 18.0),
+    ),
+    (
+        (
+            "undergraduate",
+            "universit",
+            "universidad",
+            "college",
+            "bachelor",
+            "first-year",
+            "first year",
+            "hochschule",
+            "studium",
+            "大学",
+        ),
+        (11.0, 16.0),
+    ),
+    (
+        (
+            "upper secondary",
+            "high school",
+            "high-school",
+            "lycée",
+            "lycee",
+            "oberstufe",
+            "bachillerato",
+            "a-level",
+            "sixth form",
+            "高校",
+            "高等学校",
+        ),
+        (8.0, 12.0),
+    ),
     (("lower secondary", "middle school", "collège", "mittelstufe", "ks3", "中学"), (5.0, 9.0)),
     (("secondary", "secundaria", "gymnasium", "gcse", "teen"), (6.0, 10.0)),
     (("primary", "elementary", "primaire", "grundschule", "primaria", "kid", "child", "小学"), (1.0, 6.0)),
-    (("general audience", "adult", "beginner", "learner", "public", "curious", "everyone", "grand public"),
-     (6.0, 11.0)),
+    (
+        ("general audience", "adult", "beginner", "learner", "public", "curious", "everyone", "grand public"),
+        (6.0, 11.0),
+    ),
 )
 _AGES = re.compile(
     r"(?:aged?|ages|âge|alter|edad)\s*(\d{1,2})(?:\s*(?:-|–|to|à|bis|a)\s*(\d{1,2}))?"
@@ -244,7 +275,10 @@ def theme_contrast(theme: str) -> dict[str, float]:
     th = THEMES.get(theme)
     if th is None:
         return {}
-    return {role: round(contrast_ratio(getattr(th, role), th.background), 2) for role in ("title", "text", "accent", "muted")}
+    return {
+        role: round(contrast_ratio(getattr(th, role), th.background), 2)
+        for role in ("title", "text", "accent", "muted")
+    }
 
 
 # --------------------------------------------------------------------------- content
@@ -300,7 +334,8 @@ def concept_found(concept: str, text_stems: Sequence[str], folded_text: str, lan
     return any(list(text_stems[i : i + n]) == want for i in range(len(text_stems) - n + 1))
 
 
-def concept_coverage(concepts: Sequence[str], texts: Iterable[str], language: str) -> tuple[float, list[str], list[str]]:
+def concept_coverage(concepts: Sequence[str], texts: Iterable[str],
+                     language: str) -> tuple[float, list[str], list[str]]:
     """(fraction found, found, missing) of ``concepts`` in ``texts``, case-, accent- and stem-insensitive."""
     body = "\n".join(texts)
     stems, folded = _stems(body, language), _fold(body)

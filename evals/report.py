@@ -43,23 +43,30 @@ def load(run: Path | str) -> EvalReport:
     try:
         return EvalReport.model_validate(json.loads(path.read_text("utf-8")))
     except FileNotFoundError:
-        raise ConfigError(f"no eval report at {path}; give a run folder of lessonforge eval (or its report.json)") from None
+        raise ConfigError(
+            f"no eval report at {path}; give a run folder of lessonforge eval (or its report.json)"
+        ) from None
     except ValueError as err:
         detail = describe_validation(err) if isinstance(err, ValidationError) else str(err)
-        raise ConfigError(f"{path} is not an eval report ({detail}); run lessonforge eval again to rewrite it") from None
+        raise ConfigError(
+            f"{path} is not an eval report ({detail}); run lessonforge eval again to rewrite it"
+        ) from None
 
 
 # --------------------------------------------------------------------------- html
 
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1280px;color:#1d2330;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1280px;color:#1d2330;
+padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #dde1e8;padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 4px}.muted{color:#5c6675}.small{font-size:12px}
-table{border-collapse:collapse;margin:8px 0}th,td{padding:4px 10px;border-bottom:1px solid #e6e9ef;text-align:right;vertical-align:top}
+table{border-collapse:collapse;margin:8px 0}
+th,td{padding:4px 10px;border-bottom:1px solid #e6e9ef;text-align:right;vertical-align:top}
 th{background:#f4f6f9;font-weight:600}td.l,th.l{text-align:left}
 .ok{color:#17663a}.bad{color:#a3212a;font-weight:600}.warn{color:#8a5a00}
-.strip{display:flex;gap:6px;overflow-x:auto;padding:4px 0}.strip img{height:126px;border:1px solid #d5dae3;border-radius:3px}
+.strip{display:flex;gap:6px;overflow-x:auto;padding:4px 0}
+.strip img{height:126px;border:1px solid #d5dae3;border-radius:3px}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{max-width:100%;border:1px solid #e6e9ef}
 .lesson{border:1px solid #e6e9ef;border-radius:6px;padding:8px 14px;margin:12px 0}
 code{background:#f4f6f9;padding:1px 4px;border-radius:3px}
@@ -143,7 +150,13 @@ def plots(lessons: Sequence[TopicResult]) -> list[tuple[str, str]]:
     width = 0.38
     for k, (key, name, colour) in enumerate(series):
         vals = [r.metrics.value(key) for r in done]  # type: ignore[union-attr]
-        ax.bar([i + (k - 0.5) * width for i in x], [v if v is not None else 0 for v in vals], width, label=name, color=colour)
+        ax.bar(
+            [i + (k - 0.5) * width for i in x],
+            [v if v is not None else 0 for v in vals],
+            width,
+            label=name,
+            color=colour,
+        )
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction")
@@ -252,12 +265,15 @@ def _lesson_section(r: TopicResult, root: Path) -> str:
         ]
         parts.append("<p class=small>" + " · ".join(facts) + "</p>")
         if c.concepts_missing:
-            parts.append(f"<p class=small>missing concepts: <span class=warn>{_e(', '.join(c.concepts_missing))}</span></p>")
+            parts.append(
+                f"<p class=small>missing concepts: <span class=warn>{_e(', '.join(c.concepts_missing))}</span></p>"
+            )
         if d.subtitle_problems:
             parts.append(f"<p class=small>subtitles: <span class=bad>{_e('; '.join(d.subtitle_problems))}</span></p>")
         if c.rubric is not None:
             items = "".join(
-                f"<li><b>{name.replace('_', ' ')} {getattr(c.rubric, name).score}/5</b>: {_e(getattr(c.rubric, name).reason)}</li>"
+                f"<li><b>{name.replace('_', ' ')} {getattr(c.rubric, name).score}/5</b>: "
+                f"{_e(getattr(c.rubric, name).reason)}</li>"
                 for name in ("accuracy", "clarity", "logical_flow", "engagement")
             )
             parts.append(f"<ul class=small>{items}</ul>")
@@ -287,7 +303,8 @@ def render_html(report: EvalReport, root: Path | str) -> str:
         f"<p>{s.done} of {s.topics} lessons done"
         + (f", <span class=bad>{s.failed} failed</span>" if s.failed else "")
         + (f" ({len(report.resumed)} from an earlier run)" if report.resumed else "")
-        + f". Tokens {s.total_tokens}, {price}. Backends: {backends}; judge <code>{_e(run.judge or 'none')}</code>.</p>",
+        + f". Tokens {s.total_tokens}, {price}. Backends: {backends}; "
+        f"judge <code>{_e(run.judge or 'none')}</code>.</p>",
         "<h2>Summary</h2>",
         _summary_table(report),
         "<h2>Plots</h2>",
@@ -360,7 +377,8 @@ def delta(metric: Metric, a: float | None, b: float | None) -> MetricDelta:
     return out
 
 
-def _match(a: Sequence[TopicResult], b: Sequence[TopicResult]) -> tuple[list[tuple[TopicResult, TopicResult]], list[str], list[str]]:
+def _match(a: Sequence[TopicResult],
+           b: Sequence[TopicResult]) -> tuple[list[tuple[TopicResult, TopicResult]], list[str], list[str]]:
     """Pair lessons by (topic, language, audience, minutes), in order among equals."""
     def ident(r: TopicResult) -> tuple:
         return (r.spec.topic, r.spec.language, r.spec.audience, r.spec.minutes)
@@ -417,7 +435,9 @@ def compare(run_a: Path | str | EvalReport, run_b: Path | str | EvalReport) -> C
             regressions.insert(0, f"mean {metric.label}: {fmt(metric, d.a)} -> {fmt(metric, d.b)}")
     success = delta(SUCCESS, ra.summary.success_rate, rb.summary.success_rate)
     if success.regression:
-        regressions.insert(0, f"lessons done: {ra.summary.done}/{ra.summary.topics} -> {rb.summary.done}/{rb.summary.topics}")
+        regressions.insert(
+            0, f"lessons done: {ra.summary.done}/{ra.summary.topics} -> {rb.summary.done}/{rb.summary.topics}"
+        )
     return Comparison(
         run_a=ra.run.dataset_path if isinstance(run_a, EvalReport) else str(run_a),
         run_b=rb.run.dataset_path if isinstance(run_b, EvalReport) else str(run_b),

@@ -62,7 +62,9 @@ def delivery(manifest: Manifest, project: Project, spec: TopicSpec, errors: list
 
 def visuals(manifest: Manifest, raw: dict[str, Any]) -> m.Visuals:
     stats = m.picture_stats(manifest.scenes)
-    v = m.Visuals(scenes=stats.scenes, illustrated=stats.illustrated, attempts=stats.attempts, below_bar=stats.below_bar)
+    v = m.Visuals(
+        scenes=stats.scenes, illustrated=stats.illustrated, attempts=stats.attempts, below_bar=stats.below_bar
+    )
     if stats.scores:
         v.clip_mean = round(sum(stats.scores) / len(stats.scores), 4)
         v.clip_min = round(min(stats.scores), 4)

@@ -133,7 +133,8 @@ def resolve(path_or_name: Path | str) -> Path:
         return shipped
     names = sorted(p.stem for p in Path(str(resources.files(__package__).joinpath(DATASETS))).glob("*.yaml"))
     raise ConfigError(
-        f"topic set {str(path_or_name)!r} not found; give a YAML file path or one of the shipped sets: {', '.join(names)}"
+        f"topic set {str(path_or_name)!r} not found; give a YAML file path or one of the shipped sets: "
+        f"{', '.join(names)}"
     )
 
 
@@ -177,7 +178,9 @@ def load(path_or_name: Path | str, model: type[Dataset] = Dataset) -> Dataset:
         except ValidationError as err:
             for e in err.errors():
                 field = ".".join(str(p) for p in e["loc"])
-                problems.append(f"entry {i + 1} ({spec.topic!r}), field {field}: {e['msg'].removeprefix('Value error, ')}")
+                problems.append(
+                    f"entry {i + 1} ({spec.topic!r}), field {field}: {e['msg'].removeprefix('Value error, ')}"
+                )
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems) + "; fix the file")
     return dataset

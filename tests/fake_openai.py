@@ -365,8 +365,13 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
-                body = (_form(headers.get("content-type", ""), raw)
-                        if headers.get("content-type", "").startswith("multipart/") else json.loads(raw) if raw else None)
+                body = (
+                    _form(headers.get("content-type", ""), raw)
+                    if headers.get("content-type", "").startswith("multipart/")
+                    else json.loads(raw)
+                    if raw
+                    else None
+                )
             except ValueError:
                 body = None
             server._record(RecordedRequest("POST", self.path, headers, body))

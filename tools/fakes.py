@@ -100,7 +100,9 @@ class FakeLLM:
                 convo = [
                     *convo,
                     Message("assistant", str(reply)),
-                    Message("user", f"Your JSON did not match the schema: {last_error}. Reply with corrected JSON only."),
+                    Message(
+                        "user", f"Your JSON did not match the schema: {last_error}. Reply with corrected JSON only."
+                    ),
                 ]
         raise LLMError(f"fake LLM gave no valid {schema.__name__} after {self.max_repairs} repairs: {last_error}")
 
@@ -274,7 +276,23 @@ def _number(text: str, pattern: str) -> str | None:
 
 
 def _sentence_block(first: str, words: int) -> str:
-    filler = ["You", "can", "see", "how", "each", "part", "connects", "to", "the", "next", "one", "in", "a", "simple", "way."]
+    filler = [
+        "You",
+        "can",
+        "see",
+        "how",
+        "each",
+        "part",
+        "connects",
+        "to",
+        "the",
+        "next",
+        "one",
+        "in",
+        "a",
+        "simple",
+        "way.",
+    ]
     out = first.split()
     i = 0
     while len(out) < words:
@@ -398,7 +416,13 @@ class FakeSpeech:
             wav.setframerate(rate)
             wav.writeframes(bytes(frames))
         duration = len(frames) / 2 / rate
-        return Speech(path=out, duration=duration, words=tuple(timings), voice=voice or self.default_voice("en"), backend=self.name)
+        return Speech(
+            path=out,
+            duration=duration,
+            words=tuple(timings),
+            voice=voice or self.default_voice("en"),
+            backend=self.name,
+        )
 
 
 # --------------------------------------------------------------------------- critic
@@ -437,7 +461,8 @@ class FakeCritic:
             rows.append(row)
         return rows
 
-    def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
+    def judge(self, images: Sequence[Any], prompts: Sequence[str],
+              targets: Sequence[int] | None = None) -> list[Verdict]:
         from lessonforge.tools.critic.clip import decide  # the same decision rule as the CLIP critic
 
         self.calls += 1

@@ -301,7 +301,8 @@ def pull(ids: Sequence[str | ModelInfo] | None = None, progress: Progress | None
     """Download ``ids`` (default: every model in MODELS) into the hub cache; return their snapshot folders.
 
     Known ids fetch only the files their backends load, ``piper:<voice>`` that Piper voice's model and
-    config; another Hub id fetches its safetensors, JSON and tokenizer files. ConfigError when offline (naming what is missing) or a download fails.
+    config; another Hub id fetches its safetensors, JSON and tokenizer files. ConfigError when offline (naming what
+    is missing) or a download fails.
     """
     targets = [i if isinstance(i, ModelInfo) else hub_model(i) for i in (ids or [m.id for m in MODELS])]
     if hf_offline(env):

@@ -38,7 +38,9 @@ def finished(project: Project) -> Manifest:
                           f"finish it first with lessonforge make or lessonforge render {project.root}")
     for ref in [manifest.video.file, manifest.video.vtt, *(s.slide for s in manifest.scenes if s.slide)]:
         if not project.resolve(ref).is_file():
-            raise ConfigError(f"{ref.path} is missing from {project.root}; rebuild it with lessonforge render {project.root}")
+            raise ConfigError(
+                f"{ref.path} is missing from {project.root}; rebuild it with lessonforge render {project.root}"
+            )
     return manifest
 
 

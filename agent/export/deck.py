@@ -98,7 +98,7 @@ def _bullet(paragraph: Any, rgb: tuple[int, int, int]) -> None:
     p_pr.set("marL", str(_emu(0.35)))
     p_pr.set("indent", str(-_emu(0.3)))
     colour = p_pr.makeelement(qn("a:buClr"), {})
-    colour.append(colour.makeelement(qn("a:srgbClr"), {"val": "%02X%02X%02X" % rgb}))
+    colour.append(colour.makeelement(qn("a:srgbClr"), {"val": "".join(f"{c:02X}" for c in rgb)}))
     p_pr.append(colour)
     p_pr.append(p_pr.makeelement(qn("a:buChar"), {"char": "•"}))
 
@@ -137,7 +137,11 @@ def build_deck(project: Project, manifest: Manifest) -> Any:
         box = slide.shapes.add_textbox(*(_emu(v) for v in boxes["title"]))
         box.name = TITLE_NAME.format(n=scene.index)
         frame = box.text_frame
-        frame.word_wrap, frame.auto_size, frame.vertical_anchor = True, MSO_AUTO_SIZE.TEXT_TO_FIT_SHAPE, MSO_ANCHOR.MIDDLE
+        frame.word_wrap, frame.auto_size, frame.vertical_anchor = (
+            True,
+            MSO_AUTO_SIZE.TEXT_TO_FIT_SHAPE,
+            MSO_ANCHOR.MIDDLE,
+        )
         run = frame.paragraphs[0].add_run()
         run.text = scene.title
         _style(run, title_font, 34 * scale, theme.title, bold=True)
@@ -216,7 +220,9 @@ def read_deck(path: Path | str) -> DeckText:
     try:
         prs = Presentation(str(path))
     except (PackageNotFoundError, KeyError, ValueError) as err:
-        raise ConfigError(f"{path} is not a PowerPoint deck that can be read ({err}); save it as .pptx and try again") from None
+        raise ConfigError(
+            f"{path} is not a PowerPoint deck that can be read ({err}); save it as .pptx and try again"
+        ) from None
     slides = []
     for number, slide in enumerate(prs.slides, 1):
         texts = [s for s in slide.shapes if s.has_text_frame]

@@ -14,9 +14,13 @@ LETTERS = "ABCDEFGHIJ"
 def render_markdown(manifest: Manifest) -> str:
     req = manifest.request
     duration = manifest.video.duration if manifest.video else sum(s.hold_seconds for s in manifest.scenes)
-    lines = [f"# {lesson_title(manifest)}", "",
-             f"{req.topic} · for {req.audience} · {clock(duration)} · {len(manifest.scenes)} scenes · language {req.language}",
-             ""]
+    lines = [
+        f"# {lesson_title(manifest)}",
+        "",
+        f"{req.topic} · for {req.audience} · {clock(duration)} · {len(manifest.scenes)} scenes "
+        f"· language {req.language}",
+        "",
+    ]
     if manifest.outline is not None:
         lines += ["## Objectives", "", *[f"- {o}" for o in manifest.outline.objectives], ""]
     lines += ["## Transcript", ""]

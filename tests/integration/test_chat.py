@@ -43,7 +43,9 @@ def test_edit_one_scene_leaves_the_others_byte_identical(lesson):
     after = _scene_files(lesson)
     changed = {k for k in after if after[k] != before.get(k)}
     assert changed and all(k.startswith("scenes/02-") for k in changed)
-    assert {"scenes/02-part-2-the-sunlight/narration.wav", "scenes/02-part-2-the-sunlight/slide.png"} - set(after) == set()
+    assert {"scenes/02-part-2-the-sunlight/narration.wav", "scenes/02-part-2-the-sunlight/slide.png"} - set(
+        after
+    ) == set()
     assert "scenes/02-part-2-the-sunlight/narration.wav" in changed
     m = Project(lesson).load()
     assert len(m.scenes[1].narration.split()) < len(m.scenes[0].narration.split())

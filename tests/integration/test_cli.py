@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -85,7 +86,7 @@ def test_secret_never_printed(tmp_path):
     assert key not in out
     for root, _, files in os.walk(tmp_path):
         for f in files:
-            assert key not in open(os.path.join(root, f), errors="ignore").read()
+            assert key not in Path(root, f).read_text(errors="ignore")
 
 
 def test_models_pull_names_the_size_then_shows_progress(fake_hub):

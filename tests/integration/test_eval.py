@@ -39,7 +39,11 @@ def judge_with(score: int = 4, correct: tuple[bool, ...] = (True, False)) -> Fak
             c = {"score": score, "reason": f"scored {score}"}
             return {"accuracy": c, "clarity": c, "logical_flow": c, "engagement": c}
         if schema is J.QuizQuestions:
-            return {"questions": [{"question": f"Question {k}?", "answer": f"answer {k}"} for k in range(1, len(correct) + 1)]}
+            return {
+                "questions": [
+                    {"question": f"Question {k}?", "answer": f"answer {k}"} for k in range(1, len(correct) + 1)
+                ]
+            }
         if schema is J.QuizAnswers:
             return {"answers": [{"number": k, "answer": f"answer {k}"} for k in range(1, len(correct) + 1)]}
         if schema is J.QuizGrades:

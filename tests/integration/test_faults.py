@@ -365,7 +365,19 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "lessonforge.agent.cli", "make", "tides", "--minutes", "1.5", "--json", *FAKES, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lessonforge.agent.cli",
+        "make",
+        "tides",
+        "--minutes",
+        "1.5",
+        "--json",
+        *FAKES,
+        "--out",
+        str(out),
+    ]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -480,7 +492,9 @@ def test_manifest_path_outside_the_project_is_refused_by_render(tmp_path):
 
     from lessonforge.agent.cli import app
 
-    result = CliRunner().invoke(app, ["render", str(out), "--speech", "fake:", "--images", "fake:", "--critic", "fake:"])
+    result = CliRunner().invoke(
+        app, ["render", str(out), "--speech", "fake:", "--images", "fake:", "--critic", "fake:"]
+    )
     assert "Traceback" not in result.output
     if result.exit_code != 0:
         assert result.exit_code in (1, 2) and "error:" in result.output

@@ -48,7 +48,9 @@ def test_lesson_in_language(tmp_path, language):
     ))
     # narration in the language's voice
     assert all(s.speech.voice == speech.default_voice(language) for s in manifest.scenes)
-    assert all(s.speech.duration > 1.0 for s in manifest.scenes), [(s.speech.voice, s.speech.duration) for s in manifest.scenes]
+    assert all(s.speech.duration > 1.0 for s in manifest.scenes), [
+        (s.speech.voice, s.speech.duration) for s in manifest.scenes
+    ]
     # slides: every character of the title and bullets has a glyph in the font chosen for it
     for text in [title, *bullets]:
         choice = slides.choose_font(text, language=language)

@@ -82,8 +82,16 @@ async def test_start_makes_the_lesson_and_lesson_json_records_the_prompt(tmp_pat
     llm = FakeLLM()
     prompt = "a square 30-second video on rainbows for kids, in a playful tone, with everyday examples"
     seen = []
-    u, manifest = await start(prompt, Settings.load(llm="fake:"), tmp_path / "l", on_understood=lambda x: seen.append(x) or x,
-                              llm=llm, images=FakeImages(), speech=FakeSpeech(), critic=FakeCritic())
+    u, manifest = await start(
+        prompt,
+        Settings.load(llm="fake:"),
+        tmp_path / "l",
+        on_understood=lambda x: seen.append(x) or x,
+        llm=llm,
+        images=FakeImages(),
+        speech=FakeSpeech(),
+        critic=FakeCritic(),
+    )
     assert seen and seen[0].summary().startswith("rainbows · 0.5 min · kids · en · 1:1")
     assert (manifest.video.width, manifest.video.height) == (1080, 1080)
     saved = Project(tmp_path / "l").load()
@@ -157,8 +165,14 @@ def test_bare_prompt_routes_to_make():
     assert cli.route(["edit", "x", "y"]) == ["edit", "x", "y"]
     assert cli.route(["--help"]) == ["--help"] and cli.route([]) == []
     assert cli.route(["--minutes", "3", "tides"]) == ["make", "--minutes", "3", "tides"]
-    proc = subprocess.run([sys.executable, "-m", "lessonforge.agent.cli", "make a video please", *FAKES], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=Path(__file__).parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-m", "lessonforge.agent.cli", "make a video please", *FAKES],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
     assert proc.returncode == 2
     assert "does not say what the lesson should teach" in " ".join(proc.stderr.split())
 

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 
-BOUNDED = settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+BOUNDED = settings(
+    max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 
 # text from every script, control characters included
 any_text = st.one_of(

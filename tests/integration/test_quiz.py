@@ -56,7 +56,9 @@ def test_make_question_2_harder_changes_only_question_2_and_undo_restores_it(les
     assert code == 0, out
     assert "question 2" in out
     new = Project(lesson).load().quiz
-    assert new.questions[1].stem != quiz.questions[1].stem and len(new.questions[1].options) > len(quiz.questions[1].options)
+    assert new.questions[1].stem != quiz.questions[1].stem and len(new.questions[1].options) > len(
+        quiz.questions[1].options
+    )
     assert [new.questions[k] for k in (0, 2)] == [quiz.questions[k] for k in (0, 2)]
     assert _files(lesson) == before  # no scene was produced again
     code, out = _cli("undo", str(lesson), "--quiet")
@@ -88,8 +90,15 @@ def test_a_new_language_writes_the_questions_again(tmp_path):
     llm = FakeLLM()
     from lessonforge.agent.schemas import EditPlan, LessonChange
 
-    plan = EditPlan(action="edit", reply="In French.", scene_edits=[], inserts=[], deletes=[], order=None,
-                    lesson=LessonChange(voice=None, language="fr", audience=None, minutes=None, theme=None, aspect=None))
+    plan = EditPlan(
+        action="edit",
+        reply="In French.",
+        scene_edits=[],
+        inserts=[],
+        deletes=[],
+        order=None,
+        lesson=LessonChange(voice=None, language="fr", audience=None, minutes=None, theme=None, aspect=None),
+    )
     llm.script = [plan]
     result = asyncio.run(edit.edit(out, "in French please", llm=llm, **fakes))
     assert "questions written again" in result.changed

@@ -45,8 +45,13 @@ def serving(folder: Path, *args: str) -> Iterator[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     log_path = folder.parent / f"ui-{port}.log"
     with log_path.open("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lessonforge.agent.cli", "ui", str(folder), "--port", str(port), *args],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder.parent)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lessonforge.agent.cli", "ui", str(folder), "--port", str(port), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder.parent,
+        )
         try:
             deadline = time.monotonic() + 120
             while f"127.0.0.1:{port}" not in log_path.read_text():

@@ -127,7 +127,8 @@ def test_style_controls_box_and_outline():
 
 @pytest.mark.parametrize(
     ("language", "text"),
-    [("ar", "النباتات تحتاج إلى الضوء والماء"), ("he", "הצמחים צריכים אור ומים"), ("ja", "植物は光と水を必要とします。"),
+    [("ar", "النباتات تحتاج إلى الضوء والماء"), ("he", "הצמחים צריכים אור ומים"),
+     ("ja", "植物は光と水を必要とします。"),
      ("fr", "Les plantes ont besoin de lumière, d'eau et d'air."), ("de", "Pflanzen brauchen Licht, Wasser und Luft.")],
 )
 def test_other_scripts_draw_with_fonts_that_have_their_glyphs(language, text):

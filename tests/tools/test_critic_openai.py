@@ -322,7 +322,7 @@ async def test_judge_works_when_called_inside_a_running_event_loop(fake_openai, 
 
 
 async def test_batched_critic_judges_concurrent_scenes_in_one_pass_and_caches_the_verdicts(
-        fake_openai, critic, tmp_path):
+        fake_openai, critic, tmp_path):  # noqa: F811
     """How the agent calls it: lessonforge.tools.batching.BatchedCritic groups concurrent scenes into one judge call."""
     def by_scene(request: dict[str, Any]) -> str:
         scene = int(re.search(r"belongs to scene (\d+) of", _text_part(request)).group(1))

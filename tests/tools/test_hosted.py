@@ -121,7 +121,10 @@ def test_a_failed_or_slow_videos_job_is_a_clip_error(tmp_path, tiny_mp4):
 def test_an_unknown_price_is_a_config_error_naming_the_flag():
     with pytest.raises(ConfigError, match="--clip-price"):
         OpenAIVideoClips("my-own-model", base_url="http://127.0.0.1:9/v1")
-    assert OpenAIVideoClips("my-own-model", base_url="http://127.0.0.1:9/v1", price_per_second=0.02).price_per_second == 0.02
+    assert (
+        OpenAIVideoClips("my-own-model", base_url="http://127.0.0.1:9/v1", price_per_second=0.02).price_per_second
+        == 0.02
+    )
 
 
 def test_the_cost_cap_refuses_before_the_first_paid_call(tmp_path, tiny_mp4):

@@ -25,8 +25,9 @@ def engine_words(spoken: str, step: float = 0.5) -> list[WordTiming]:
 
 
 def test_loads_yaml_json_and_plain_lines(tmp_path):
-    (tmp_path / "l.yaml").write_text("# terms\nCO2: carbon dioxide\nNaCl: sodium chloride\n'1984': nineteen eighty-four\n",
-                                     encoding="utf-8")
+    (tmp_path / "l.yaml").write_text(
+        "# terms\nCO2: carbon dioxide\nNaCl: sodium chloride\n'1984': nineteen eighty-four\n", encoding="utf-8"
+    )
     (tmp_path / "l.json").write_text('{"CO2": "carbon dioxide",\n "NaCl": "sodium chloride"}', encoding="utf-8")
     (tmp_path / "l.txt").write_text("# term = spoken\n\nCO2 = carbon dioxide\n  NaCl   =  sodium   chloride \n",
                                     encoding="utf-8")
@@ -51,7 +52,8 @@ def test_loads_yaml_json_and_plain_lines(tmp_path):
         ("null.yaml", "CO2: carbon dioxide\nNaCl:\n", r"line 2: entry 'NaCl': None is not text"),
         ("bad.json", '{"CO2": "carbon dioxide",\n "NaCl" "sodium"}', r"line 2: not valid JSON"),
         ("list.json", '["CO2", "NaCl"]', r"must be a JSON object"),
-        ("num.json", '{"CO2": "carbon dioxide",\n\n "NaCl": ["sodium"]}', r"line 3: the spoken form of 'NaCl' must be text"),
+        ("num.json", '{"CO2": "carbon dioxide",\n\n "NaCl": ["sodium"]}',
+         r"line 3: the spoken form of 'NaCl' must be text"),
     ],
 )
 def test_bad_files_are_config_errors_naming_the_line(tmp_path, name, content, match):
@@ -107,7 +109,10 @@ LEX = Lexicon({"NY": "New York", "CO2": "carbon dioxide", "e.g.": "for example",
 
 def test_with_punctuation_cannot_align_spoken_timings_to_the_written_text():
     spoken = LEX.apply(NARRATION)
-    assert spoken == "In New York, carbon dioxide levels rise — for example near sequel-based labs. Plants use carbon dioxide."
+    assert (
+        spoken
+        == "In New York, carbon dioxide levels rise — for example near sequel-based labs. Plants use carbon dioxide."
+    )
     words = engine_words(spoken)
     got = with_punctuation(NARRATION, words)
     assert got == words  # unaligned: the engine's spoken words come back unchanged...

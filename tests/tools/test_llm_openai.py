@@ -92,8 +92,16 @@ async def test_valid_reply_parses_and_request_asks_for_strict_json_schema(fake_o
     assert req.headers["authorization"] == "Bearer not-needed"
 
 
-LLAMA_CPP_REFUSAL = Error(400, {"error": {"code": 400, "type": "invalid_request_error", "message":
-                                          '"response_format" must be one of "text" or "json_object", but got: json_schema'}})
+LLAMA_CPP_REFUSAL = Error(
+    400,
+    {
+        "error": {
+            "code": 400,
+            "type": "invalid_request_error",
+            "message": '"response_format" must be one of "text" or "json_object", but got: json_schema',
+        }
+    },
+)
 
 
 async def test_a_server_that_refuses_json_schema_gets_json_object_with_the_schema(fake_openai, make_llm):  # noqa: F811
@@ -381,7 +389,9 @@ def test_registry_builds_it_by_name(fake_openai):  # noqa: F811
     llm = registry.create("llm", "openai:llama3.2", base_url=fake_openai.url, max_repairs=1)
     assert isinstance(llm, OpenAILLM)
     assert llm.name == "openai:llama3.2" and llm.max_repairs == 1
-    assert OpenAILLM("", base_url=fake_openai.url).name == "openai:gpt-6-luna"  # the default (lessonforge.tools.defaults)
+    assert (
+        OpenAILLM("", base_url=fake_openai.url).name == "openai:gpt-6-luna"
+    )  # the default (lessonforge.tools.defaults)
 
 
 @pytest.mark.parametrize(

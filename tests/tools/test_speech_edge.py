@@ -56,13 +56,17 @@ def _text_frame(path: str, body: str = "") -> SimpleNamespace:
 
 
 def _audio_frame(data: bytes) -> SimpleNamespace:
-    head = b"X-RequestId:abc\r\nContent-Type:audio/mpeg\r\nPath:audio\r\n" if data else b"X-RequestId:abc\r\nPath:audio\r\n"
+    head = (
+        b"X-RequestId:abc\r\nContent-Type:audio/mpeg\r\nPath:audio\r\n"
+        if data
+        else b"X-RequestId:abc\r\nPath:audio\r\n"
+    )
     return SimpleNamespace(type=aiohttp.WSMsgType.BINARY, data=len(head).to_bytes(2, "big") + head + data)
 
 
 def _boundary(offset: int, duration: int, word: str) -> SimpleNamespace:
-    meta = {"Metadata": [{"Type": "WordBoundary", "Data": {
-        "Offset": offset, "Duration": duration, "text": {"Text": word, "Length": len(word), "BoundaryType": "WordBoundary"}}}]}  # fmt: skip
+    text = {"Text": word, "Length": len(word), "BoundaryType": "WordBoundary"}
+    meta = {"Metadata": [{"Type": "WordBoundary", "Data": {"Offset": offset, "Duration": duration, "text": text}}]}
     return _text_frame("audio.metadata", json.dumps(meta))
 
 

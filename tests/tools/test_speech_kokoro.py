@@ -34,7 +34,8 @@ from tests.tiny_kokoro import VOCAB, write_kokoro
 
 # Checked without importing kokoro, so collecting the tests stays fast (it imports spaCy and transformers).
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("kokoro") is None, reason="the kokoro extra is not installed: pip install 'lessonforge[kokoro]'"
+    importlib.util.find_spec("kokoro") is None,
+    reason="the kokoro extra is not installed: pip install 'lessonforge[kokoro]'",
 )
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -90,7 +91,9 @@ def _expected_spans(calls: list[tuple[str, np.ndarray, int]]) -> list[tuple[floa
         for k, ch in enumerate(symbols + [" "], start=1):
             if ch == " ":
                 if word:
-                    spans.append(((offset + starts[word[0]] * 600) / 24000, (offset + starts[word[-1] + 1] * 600) / 24000))
+                    spans.append(
+                        ((offset + starts[word[0]] * 600) / 24000, (offset + starts[word[-1] + 1] * 600) / 24000)
+                    )
                 word = []
             elif ch not in ";:,.!?—…\"()“”":
                 word.append(k)
@@ -167,7 +170,9 @@ async def test_long_narration_is_spoken_in_chunks_joined_sample_exactly(offline_
     assert speech.words[-1].end == pytest.approx(expected[-1][1], abs=1e-3)
     # Each chunk starts with the boundary token's frames: the first word of the second chunk starts after them.
     first_of_second = next(w for w in speech.words if w.start >= forward_calls[0][2] / SAMPLE_RATE)
-    assert first_of_second.start == pytest.approx((forward_calls[0][2] + forward_calls[1][1][0] * 600) / 24000, abs=1e-3)
+    assert first_of_second.start == pytest.approx(
+        (forward_calls[0][2] + forward_calls[1][1][0] * 600) / 24000, abs=1e-3
+    )
 
 
 async def test_words_espeak_runs_together_are_timed_apart(offline_hub, forward_calls, tmp_path) -> None:
@@ -207,7 +212,8 @@ async def test_loading_and_speaking_print_nothing(offline_hub, tmp_path, capfd, 
     assert len(fallbacks) == 1 and fallbacks[0].levelname == "WARNING"
 
 
-async def test_with_spacys_english_model_misaki_reads_english(offline_hub, forward_calls, tmp_path, monkeypatch) -> None:
+async def test_with_spacys_english_model_misaki_reads_english(offline_hub, forward_calls, tmp_path,
+                                                               monkeypatch) -> None:
     """misaki's lexicon G2P runs when spaCy's en_core_web_sm is installed (stood in for by a blank pipeline)."""
     spacy = pytest.importorskip("spacy")
     real = spacy.util.is_package
@@ -363,7 +369,9 @@ def test_first_use_fetches_the_model_and_only_the_voice_it_needs(fake_hub, tmp_p
     from lessonforge.tools import hub as models
 
     folder = write_kokoro(tmp_path / "repo", voices=("af_heart", "bf_emma"))
-    fake_hub.repos[DEFAULT_REPO] = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    fake_hub.repos[DEFAULT_REPO] = {
+        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
     backend = KokoroSpeech()
     [download] = models.plan_downloads(backend.downloads("bf_emma"))
     wanted = ("config.json", "kokoro-v1_0.pth", "voices/bf_emma.pt")

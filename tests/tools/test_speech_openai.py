@@ -358,7 +358,8 @@ async def test_rejected_key_is_a_config_error_that_never_shows_the_key(fake_open
 @pytest.mark.parametrize(
     ("reply", "kind", "match"),
     [
-        (Error(404, body={"error": {"message": "The model `tts-9` does not exist"}}), ConfigError, "no text-to-speech model"),
+        (Error(404, body={"error": {"message": "The model `tts-9` does not exist"}}), ConfigError,
+         "no text-to-speech model"),
         (Error(403, body={"error": {"message": "Country not supported"}}), ConfigError, "refused.*403"),
         (Error(400, body={"error": {"message": "Invalid voice"}}), SpeechError, "Invalid voice"),
         (Error(500), SpeechUnavailable, "HTTP 500"),

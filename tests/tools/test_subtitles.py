@@ -10,7 +10,33 @@ import webvtt
 from lessonforge.tools.base import WordTiming
 from lessonforge.tools.media.subtitles import Cue, break_lines, cues_from_words, display_width, to_srt, to_vtt
 
-VOCAB = ["light", "plants", "water", "energy", "sugar", "leaf", "oxygen", "carbon", "dioxide", "chlorophyll", "cell", "sun", "root", "the", "a", "of", "and", "into", "every", "small", "green", "molecule", "photosynthesis", "process", "glucose"]
+VOCAB = [
+    "light",
+    "plants",
+    "water",
+    "energy",
+    "sugar",
+    "leaf",
+    "oxygen",
+    "carbon",
+    "dioxide",
+    "chlorophyll",
+    "cell",
+    "sun",
+    "root",
+    "the",
+    "a",
+    "of",
+    "and",
+    "into",
+    "every",
+    "small",
+    "green",
+    "molecule",
+    "photosynthesis",
+    "process",
+    "glucose",
+]
 
 
 def timed(words: list[str], *, t0: float = 0.0, rng: random.Random | None = None) -> list[WordTiming]:
@@ -82,7 +108,9 @@ def test_a_long_sentence_is_split_at_its_comma():
 
 
 def test_two_lines_are_balanced_and_prefer_punctuation():
-    lines = break_lines(["Chlorophyll", "absorbs", "red", "and", "blue", "light,", "and", "reflects", "green", "light", "back"])
+    lines = break_lines(
+        ["Chlorophyll", "absorbs", "red", "and", "blue", "light,", "and", "reflects", "green", "light", "back"]
+    )
     assert lines == ["Chlorophyll absorbs red and blue light,", "and reflects green light back"]
     assert break_lines(["word"] * 40) is None  # cannot fit two lines
 

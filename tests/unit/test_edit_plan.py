@@ -33,7 +33,9 @@ def titles(script):
 
 
 def test_edit_changes_only_named_fields():
-    edit = SceneEdit(scene=2, role=None, title=None, bullets=["new"], narration=None, key=None, answer=None, visual=None)
+    edit = SceneEdit(
+        scene=2, role=None, title=None, bullets=["new"], narration=None, key=None, answer=None, visual=None
+    )
     _, script, changed = apply_plan(_manifest(), _plan(scene_edits=[edit]))
     assert script.scenes[1].bullets == ["new"] and script.scenes[1].narration == "Narration 2."
     assert changed == ["scene 2 (bullets)"]

@@ -180,7 +180,9 @@ def test_theme_contrast_meets_wcag_aa_for_text():
 
 def test_concept_coverage_ignores_case_and_word_endings():
     texts = ["Plants use sunlight and water.", "Leaves release OXYGEN and a little carbon."]
-    frac, found, missing = m.concept_coverage(["Sunlight", "waters", "carbon dioxide", "Oxygen", "glucose"], texts, "en")
+    frac, found, missing = m.concept_coverage(
+        ["Sunlight", "waters", "carbon dioxide", "Oxygen", "glucose"], texts, "en"
+    )
     assert found == ["Sunlight", "waters", "Oxygen"]
     assert missing == ["carbon dioxide", "glucose"]  # "carbon" alone is not "carbon dioxide"
     assert frac == pytest.approx(3 / 5)

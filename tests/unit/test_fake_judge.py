@@ -12,7 +12,9 @@ from lessonforge.tools.fakes import FakeLLM
 
 
 def _lesson(*narrations: str) -> str:
-    scenes = [SimpleNamespace(title=f"Scene {k}", bullets=["a point"], narration=n) for k, n in enumerate(narrations, 1)]
+    scenes = [
+        SimpleNamespace(title=f"Scene {k}", bullets=["a point"], narration=n) for k, n in enumerate(narrations, 1)
+    ]
     return judge.lesson_text(scenes)
 
 

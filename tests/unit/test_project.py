@@ -58,8 +58,8 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
     p = Project(tmp_path)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys,time; sys.path.insert(0, %r); from lessonforge.agent.project import Project\n"
-         "with Project(%r).lock():\n    print('locked', flush=True); time.sleep(30)" % (os.getcwd(), str(tmp_path))],
+         f"import sys,time; sys.path.insert(0, {os.getcwd()!r}); from lessonforge.agent.project import Project\n"
+         f"with Project({str(tmp_path)!r}).lock():\n    print('locked', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -1,8 +1,8 @@
 """``openai:<model>``: a vision model judges a picture (or a composed slide) as a viewer would.
 
 Where the CLIP critic measures embedding similarity, this one asks an OpenAI-compatible vision model
-(``gpt-6-luna`` by default, `lessonforge.tools.defaults`; any server that takes ``image_url`` content parts and json_schema
-output: vLLM, Ollama with a vision model, LM Studio) three questions a learner would: does the
+(``gpt-6-luna`` by default, `lessonforge.tools.defaults`; any server that takes ``image_url`` content parts and
+json_schema output: vLLM, Ollama with a vision model, LM Studio) three questions a learner would: does the
 picture show what this scene says, can its text (if any) be read, and could it just as well belong
 to another scene of the lesson. The answer is a strict-JSON-schema :class:`VisionVerdict`, mapped to
 a :class:`~lessonforge.tools.base.Verdict` on the CLIPScore-like 0..2.5 scale so attempts judged by either

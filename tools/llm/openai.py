@@ -369,7 +369,9 @@ class OpenAILLM:
         if ids and self.model not in ids and f"{self.model}:latest" not in ids:
             replaced = retired_hint(self.model, self.flag)
             if replaced:  # not served, and known to be retired: say what replaces it before any work
-                raise ConfigError(self._scrub(f"The {self.role} server at {url} does not serve {self.model!r}. {replaced}"))
+                raise ConfigError(
+                    self._scrub(f"The {self.role} server at {url} does not serve {self.model!r}. {replaced}")
+                )
             log.warning("LLM check: model %r is not among the %d models %s lists", self.model, len(ids), url)
 
     async def structured(self, messages: list[Message], schema: type[T]) -> T:
@@ -449,7 +451,11 @@ class OpenAILLM:
 
     async def _create(self, convo: list[dict[str, str]], schema: type[BaseModel]) -> Any:
         kind = "json_object" if self.response_format == "json_object" else "json_schema"
-        kwargs: dict[str, Any] = {"model": self.model, "messages": convo, "response_format": response_format(schema, kind)}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": convo,
+            "response_format": response_format(schema, kind),
+        }
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         try:

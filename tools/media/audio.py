@@ -113,7 +113,8 @@ def to_wav(src: Path | str, dst: Path | str, sample_rate: int = 24000, *, tempo:
             proc = subprocess.run(cmd, capture_output=True, timeout=_FFMPEG_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired as err:
             raise SpeechError(
-                f"ffmpeg took over {_FFMPEG_TIMEOUT_S} s to decode {src}; the file is likely damaged. Synthesize it again."
+                f"ffmpeg took over {_FFMPEG_TIMEOUT_S} s to decode {src}; the file is likely damaged. "
+                "Synthesize it again."
             ) from err
         if proc.returncode != 0:
             tail = proc.stderr.decode("utf-8", "replace").strip()[-400:]

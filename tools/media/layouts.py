@@ -756,7 +756,8 @@ def end_card(*, title: str, lines: Sequence[str] = (), icon: str | None = None, 
     return _result(f, "end_card")
 
 
-def largest_empty_fraction(img: Image.Image, background: Sequence[int], *, cell: int = 10, tolerance: int = 24) -> float:
+def largest_empty_fraction(img: Image.Image, background: Sequence[int], *, cell: int = 10,
+                           tolerance: int = 24) -> float:
     """The largest axis-aligned rectangle of background-coloured pixels, as a fraction of the frame.
 
     The frame is reduced to ``cell`` x ``cell`` px blocks (their mean colour); a block is empty when

@@ -94,7 +94,9 @@ def _ffmpeg(args: list[str], what: str) -> str:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                               timeout=_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as err:
-        raise RenderError(f"ffmpeg took over {_TIMEOUT_S} s to {what}. Fix: check the file; it may be damaged.") from err
+        raise RenderError(
+            f"ffmpeg took over {_TIMEOUT_S} s to {what}. Fix: check the file; it may be damaged."
+        ) from err
     except OSError as err:
         raise RenderError(f"could not start ffmpeg to {what}: {err}. Fix: install ffmpeg (pip install "
                           "imageio-ffmpeg, or apt-get install ffmpeg).") from err
@@ -158,11 +160,28 @@ def normalize_loudness(src: Path, dst: Path, *, target_lufs: float = -16.0, true
     with atomic_path(dst) as tmp:
         for _ in range(2):
             passes += 1
-            result = _loudnorm_json(_ffmpeg([
-                "-i", str(src), "-vn",
-                "-af", f"loudnorm=I={aim:.2f}:TP={true_peak:.2f}:LRA={lra:.2f}:{measured}:linear=true:print_format=json",
-                "-ar", str(rate), "-ac", str(channels), "-c:a", "pcm_s16le", "-f", "wav", str(tmp),
-            ], f"normalise the loudness of {src.name}"), f"normalise {src.name}")
+            result = _loudnorm_json(
+                _ffmpeg(
+                    [
+                        "-i",
+                        str(src),
+                        "-vn",
+                        "-af",
+                        f"loudnorm=I={aim:.2f}:TP={true_peak:.2f}:LRA={lra:.2f}:{measured}:linear=true:print_format=json",
+                        "-ar",
+                        str(rate),
+                        "-ac",
+                        str(channels),
+                        "-c:a",
+                        "pcm_s16le",
+                        "-f",
+                        "wav",
+                        str(tmp),
+                    ],
+                    f"normalise the loudness of {src.name}",
+                ),
+                f"normalise {src.name}",
+            )
             short = target_lufs - _num(result, "output_i")
             if result.get("normalization_type") != "dynamic" or not abs(short) > _RETARGET_ABOVE_LU:
                 break

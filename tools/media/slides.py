@@ -126,7 +126,9 @@ def canvas(theme: Theme, size: tuple[int, int]) -> Image.Image:
 
 def frame_inset(theme: Theme, size: tuple[int, int]) -> int:
     """Pixels along each edge that the theme's frame covers (0 without one)."""
-    return 0 if theme.frame is None else max(6, round(min(size) * 0.016)) + max(2, max(6, round(min(size) * 0.016)) // 4)
+    return (
+        0 if theme.frame is None else max(6, round(min(size) * 0.016)) + max(2, max(6, round(min(size) * 0.016)) // 4)
+    )
 
 
 _SMALL_WORDS = {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on", "or",
@@ -144,7 +146,8 @@ def display_title(text: str, language: str) -> str:
     out = []
     for i, w in enumerate(words):
         core = w.strip("\"'([{")
-        if not core or any(c.isupper() or c.isdigit() for c in core[1:]) or not core[0].isalpha() or i and i < len(words) - 1 and core.lower() in _SMALL_WORDS:
+        if (not core or any(c.isupper() or c.isdigit() for c in core[1:]) or not core[0].isalpha()
+                or i and i < len(words) - 1 and core.lower() in _SMALL_WORDS):
             out.append(w)
         else:
             at = w.index(core[0])
@@ -445,7 +448,9 @@ def choose_font(text: str, *, bold: bool = False, language: str = "en") -> FontC
 
 # --------------------------------------------------------------------------- wrapping
 
-_NO_LINE_START = set("、。，．,.:;!?)]}」』】〕〉》〙〗”’ー…‥・：；？！）ゝゞぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮ％")
+_NO_LINE_START = set(
+    "、。，．,.:;!?)]}」』】〕〉》〙〗”’ー…‥・：；？！）ゝゞぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮ％"
+)
 _NO_LINE_END = set("([{「『【〔〈《〘〖“‘（")
 
 

@@ -320,8 +320,8 @@ def assemble(segments: Sequence[Path], audio: Path, out: Path, *, chapters: Sequ
              title: str = "", fps: int = 24, audio_length: float | None = None) -> Path:
     """Join video ``segments`` (from ``encode_segment``), add ``audio``, chapters and title.
 
-    ``audio`` is a WAV (encoded to AAC here) or raw AAC (``.aac``) from ``lessonforge.tools.media.aactrack`` (copied; pass
-    ``audio_length``, the lesson's exact length, with it). The result lasts as long as the
+    ``audio`` is a WAV (encoded to AAC here) or raw AAC (``.aac``) from ``lessonforge.tools.media.aactrack``
+    (copied; pass ``audio_length``, the lesson's exact length, with it). The result lasts as long as the
     narration: when the segments end early or late by more than half a frame, the last one is
     re-encoded to take up the difference.
     """

@@ -517,7 +517,9 @@ class KokoroSpeech:
             path = Path(voice).expanduser()
             letter = _language_letter(path.stem, voice)
             if not path.is_file():
-                raise ConfigError(f"Kokoro voice file {path} does not exist. Check the path, or name a voice: {_EXAMPLES}.")
+                raise ConfigError(
+                    f"Kokoro voice file {path} does not exist. Check the path, or name a voice: {_EXAMPLES}."
+                )
             return _VoiceRef(voice, letter, path)
         name = voice.lower()
         letter = _language_letter(name, voice)
@@ -591,7 +593,10 @@ class KokoroSpeech:
                     if ch in engine.vocab:
                         k = at[i]  # this symbol's input id
                         sentence.times.append(
-                            ((offset + edges[k] * per_frame) / SAMPLE_RATE, (offset + edges[k + 1] * per_frame) / SAMPLE_RATE)
+                            (
+                                (offset + edges[k] * per_frame) / SAMPLE_RATE,
+                                (offset + edges[k + 1] * per_frame) / SAMPLE_RATE,
+                            )
                         )
                     else:
                         sentence.times.append(None)
@@ -718,7 +723,9 @@ class KokoroSpeech:
             else:
                 why = f"{files} of {self.model} could not be downloaded (the Hub cannot be reached) and are not cached"
                 fix = f"Connect to the internet and run `lessonforge models pull {self.model}`"
-            raise ConfigError(f"Kokoro cannot speak: {why}. {fix}, or choose another backend (--speech edge: or espeak:).")
+            raise ConfigError(
+                f"Kokoro cannot speak: {why}. {fix}, or choose another backend (--speech edge: or espeak:)."
+            )
         return {key: found[name] for key, name in wanted.items()}
 
     def _load_model(self, kokoro: Any, config: Path, weights: Path) -> _Engine:
@@ -795,7 +802,9 @@ def _make_g2p(lang: str) -> Callable[[str], str]:
         try:
             lexicon = en.G2P(trf=False, british=lang == "b", fallback=fallback, unk="")
         except (OSError, ValueError, ImportError) as err:
-            log.warning("spaCy's en_core_web_sm could not be loaded (%s); Kokoro phonemizes English with eSpeak NG", err)
+            log.warning(
+                "spaCy's en_core_web_sm could not be loaded (%s); Kokoro phonemizes English with eSpeak NG", err
+            )
         else:
             return lambda text: lexicon(text)[0] or ""
     elif not _english_warned.is_set():

@@ -77,8 +77,10 @@ class Lexicon:
                                   "how to say it.")
             key = t.casefold()
             if key in keys and clean[keys[key]] != s:
-                raise ConfigError(f"lexicon term {t!r} is given twice with different spoken forms ({clean[keys[key]]!r} "
-                                  f"and {s!r}). Keep one.")
+                raise ConfigError(
+                    f"lexicon term {t!r} is given twice with different spoken forms ({clean[keys[key]]!r} "
+                    f"and {s!r}). Keep one."
+                )
             keys[key] = t
             clean[t] = s
         self.entries = clean
@@ -106,7 +108,9 @@ class Lexicon:
             raise ConfigError(f"lexicon file {path} is not UTF-8 text ({err.reason} at byte {err.start}). Save it as "
                               "UTF-8.") from None
         except OSError as err:
-            raise ConfigError(f"cannot read lexicon file {path}: {err.strerror or err}. Check its permissions.") from None
+            raise ConfigError(
+                f"cannot read lexicon file {path}: {err.strerror or err}. Check its permissions."
+            ) from None
         suffix = path.suffix.lower()
         if suffix in (".yaml", ".yml"):
             pairs = list(_parse_yaml(text, path))

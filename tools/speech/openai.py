@@ -599,7 +599,8 @@ def align_words(text: str, samples: np.ndarray, rate: int) -> list[WordTiming]:
     return out
 
 
-def _align(stretches: Sequence[tuple[float, float]], tokens: Sequence[_Token]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def _align(stretches: Sequence[tuple[float, float]],
+           tokens: Sequence[_Token]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """Groups ((first stretch, end), (first word, end)) of least total cost, by dynamic programming.
 
     The speaking rate (seconds per weight unit) is first taken from the whole narration, then

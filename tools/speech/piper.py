@@ -60,7 +60,9 @@ DEFAULT_VOICES: dict[str, str] = {
     "zh-cn": "zh_CN-huayan-medium",
 }
 
-VOICE_PATTERN = re.compile(r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<name>[^-/\\]+)-(?P<quality>x_low|low|medium|high)$")
+VOICE_PATTERN = re.compile(
+    r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<name>[^-/\\]+)-(?P<quality>x_low|low|medium|high)$"
+)
 
 _PAUSE_PHONEMES = frozenset(" ^$_,.;:!?¡¿—–…\"'()")  # not part of a spoken word
 
