@@ -331,7 +331,7 @@ def make(
         seed = seed if seed is not None else recorded.get("seed", 0)
         theme = theme or recorded.get("theme", "light")
         as_topic = script is not None and not topic  # the script's own topic, taken as it is
-        if as_topic:
+        if as_topic and script is not None:
             topic = recorded.get("topic", "") or script.title
         if builds not in ("on", "off"):
             raise ConfigError(f"--builds must be on or off, got {builds!r}")
@@ -390,7 +390,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
         return console.input("[bold]What should the lesson teach?[/] ").strip()
 
     try:
-        understood, reader = asyncio.run(u.understand_with(settings, prompt, flags, mode=parse,  # type: ignore[arg-type]
+        understood, reader = asyncio.run(u.understand_with(settings, prompt, flags, mode=parse,
                                                            on_missing=missing))
     except ConfigError:
         raise

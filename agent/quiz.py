@@ -46,7 +46,9 @@ def quiz_model(scenes: int) -> type[Quiz]:
     )
     return create_model(
         "Quiz", __base__=Quiz,
-        questions=(list[question], items(MIN_QUESTIONS, MAX_QUESTIONS, Quiz.model_fields["questions"].description)),
+        # a model made at run time is no type to a checker
+        questions=(list[question],  # type: ignore[valid-type]
+                   items(MIN_QUESTIONS, MAX_QUESTIONS, Quiz.model_fields["questions"].description)),
     )
 
 

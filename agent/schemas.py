@@ -18,6 +18,7 @@ import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic_core import ErrorDetails
 
 from lessonforge.tools.contract import Contract, cut_at_word, items, text, tidy
 from lessonforge.tools.media import pictograms
@@ -270,7 +271,7 @@ class SceneDraft(Contract):
         return scene
 
 
-def visual_problems(err: ValidationError, data: Any) -> list[dict[str, Any]]:
+def visual_problems(err: ValidationError, data: Any) -> list[ErrorDetails]:
     """The problems of ``err`` when all of them are in the visual (which can be replaced); else re-raise it."""
     problems = err.errors(include_url=False)
     if not isinstance(data, dict) or not all(p["loc"][:1] == ("visual",) for p in problems):
@@ -278,7 +279,7 @@ def visual_problems(err: ValidationError, data: Any) -> list[dict[str, Any]]:
     return problems
 
 
-def describe_problems(problems: list[dict[str, Any]], limit: int = 3) -> str:
+def describe_problems(problems: list[ErrorDetails], limit: int = 3) -> str:
     """Validation problems in a line: where and what."""
     parts = [f"{'.'.join(str(x) for x in p['loc'])}: {_short(p['msg'])}" for p in problems[:limit]]
     more = len(problems) - limit
@@ -330,7 +331,7 @@ class Script(Contract):
 
 
 def _scene_type(script: type[Script]) -> type[SceneDraft]:
-    return script.model_fields["scenes"].annotation.__args__[0]  # type: ignore[union-attr,no-any-return]
+    return script.model_fields["scenes"].annotation.__args__[0]
 
 
 CHARS_PER_WORD = 8  # generous: German compounds, French elisions; CJK counts ~2.5 characters a word
@@ -357,7 +358,7 @@ def sized_script(scenes: int, words: int, clips: bool = False) -> type[Script]:
         "Script", __base__=Script,
         # the exact count is asked for in the schema; a reply with fewer (a server that does not
         # enforce it, or a scene left out as unreadable) still makes a lesson: the time is shared out
-        scenes=(list[scene], Field(min_length=1, description=f"Exactly {scenes} scenes, in order.",
+        scenes=(list[scene], Field(min_length=1, description=f"Exactly {scenes} scenes, in order.",  # type: ignore[valid-type]
                                    json_schema_extra={"minItems": scenes, "maxItems": scenes})),
     )
 

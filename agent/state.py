@@ -148,7 +148,7 @@ class SceneRecord(BaseModel):
         return self.draft().diagram
 
     def draft(self) -> SceneDraft:
-        return SceneDraft(role=self.role, title=self.title, bullets=self.bullets, narration=self.narration,  # type: ignore[arg-type]
+        return SceneDraft(role=self.role, title=self.title, bullets=self.bullets, narration=self.narration,
                           key=self.key, answer=self.answer, visual=self.visual)
 
 

@@ -96,7 +96,7 @@ class Understanding(BaseModel):
     flags: dict[str, Any] = Field(default_factory=dict, description="Values given explicitly (flags), which win.")
     conflicts: list[str] = Field(default_factory=list, description="Where a flag overrode what the prompt said.")
     notes: list[str] = Field(default_factory=list, description="What was asked but could not be honoured, and why.")
-    request: LessonRequest | None = Field(None, description="The request made (None until a topic is known).")
+    request: LessonRequest | None = Field(default=None, description="The request made (None until a topic is known).")
 
     def summary(self) -> str:
         """One line: 'photosynthesis · 2 min · 9-year-olds · fr · 16:9' (+ voice, tone, style)."""

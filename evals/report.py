@@ -126,8 +126,8 @@ def plots(lessons: Sequence[TopicResult]) -> list[tuple[str, str]]:
 
     fig = Figure(figsize=(5.2, 4))
     ax = fig.add_subplot()
-    targets = [r.metrics.delivery.target_s for r in done]  # type: ignore[union-attr]
-    actual = [r.metrics.delivery.duration_s for r in done]  # type: ignore[union-attr]
+    targets = [r.metrics.delivery.target_s for r in done]
+    actual = [r.metrics.delivery.duration_s for r in done]
     pts = [(t, a, lab) for t, a, lab in zip(targets, actual, labels) if a is not None]
     if pts:
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="#005fb8")
@@ -149,7 +149,7 @@ def plots(lessons: Sequence[TopicResult]) -> list[tuple[str, str]]:
     series = [("content.concept_coverage", "key concepts", "#005fb8"), ("content.quiz_score", "quiz", "#e08a00")]
     width = 0.38
     for k, (key, name, colour) in enumerate(series):
-        vals = [r.metrics.value(key) for r in done]  # type: ignore[union-attr]
+        vals = [r.metrics.value(key) for r in done]
         ax.bar(
             [i + (k - 0.5) * width for i in x],
             [v if v is not None else 0 for v in vals],
@@ -166,7 +166,7 @@ def plots(lessons: Sequence[TopicResult]) -> list[tuple[str, str]]:
     out.append(("Coverage and quiz", _png(fig)))
 
     criteria = ["accuracy", "clarity", "logical_flow", "engagement"]
-    means = [mean(r.metrics.value(f"content.rubric.{c}.score") for r in done) for c in criteria]  # type: ignore[union-attr]
+    means = [mean(r.metrics.value(f"content.rubric.{c}.score") for r in done) for c in criteria]
     if any(v is not None for v in means):
         fig = Figure(figsize=(5.2, 4))
         ax = fig.add_subplot()
@@ -176,7 +176,7 @@ def plots(lessons: Sequence[TopicResult]) -> list[tuple[str, str]]:
         ax.set_title("Judge rubric")
         out.append(("Judge rubric", _png(fig)))
 
-    clip = [(lab, r.metrics.visuals.clip_mean, r.metrics.visuals.clip_min) for lab, r in zip(labels, done)]  # type: ignore[union-attr]
+    clip = [(lab, r.metrics.visuals.clip_mean, r.metrics.visuals.clip_min) for lab, r in zip(labels, done)]
     clip = [c for c in clip if c[1] is not None]
     if clip:
         fig = Figure(figsize=(max(5.2, 0.45 * len(clip) + 2), 4))
@@ -427,8 +427,8 @@ def compare(run_a: Path | str | EvalReport, run_b: Path | str | EvalReport) -> C
     for metric in METRICS:
         d = delta(
             metric,
-            mean(a.metrics.value(metric.key) for a, _ in both_done),  # type: ignore[union-attr]
-            mean(b.metrics.value(metric.key) for _, b in both_done),  # type: ignore[union-attr]
+            mean(a.metrics.value(metric.key) for a, _ in both_done),
+            mean(b.metrics.value(metric.key) for _, b in both_done),
         )
         metrics.append(d)
         if d.regression:

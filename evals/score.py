@@ -76,8 +76,8 @@ def visuals(manifest: Manifest, raw: dict[str, Any]) -> m.Visuals:
     text_roles = [v.contrast[r] for r in ("title", "text", "muted") if r in v.contrast]  # accent marks graphics
     v.min_contrast = min(text_roles) if text_roles else None
     # the smallest font size is read when the manifest records it per scene ("min_font_px")
-    sizes = [s.get("min_font_px") for s in raw.get("scenes", []) if isinstance(s, dict)]
-    sizes = [int(x) for x in sizes if isinstance(x, int | float)]
+    recorded = [s.get("min_font_px") for s in raw.get("scenes", []) if isinstance(s, dict)]
+    sizes = [int(x) for x in recorded if isinstance(x, int | float)]
     v.min_font_px = min(sizes) if sizes else None
     v.overflow = sum(1 for s in manifest.scenes if s.slide_overflow)
     v.overflow_share = round(v.overflow / stats.scenes, 4) if stats.scenes else None
@@ -110,6 +110,8 @@ async def content(
         return c
     lesson = judging.lesson_text(scenes)
     req = manifest.request
+    rubric: judging.Rubric | BaseException
+    quiz: judging.QuizResult | BaseException
     rubric, quiz = await asyncio.gather(
         judging.rubric(judge, topic=req.topic, audience=req.audience, language=req.language,
                        minutes=req.minutes, lesson=lesson),

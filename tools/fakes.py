@@ -174,7 +174,8 @@ def _quiz(s: Any, schema: type[BaseModel], prompt: str) -> BaseModel:
     titles = list(dict.fromkeys(sc["title"] for sc in scenes))
     questions = []
     for i in range(count):
-        sc = scenes[round(i * (len(scenes) - 1) / max(1, count - 1))] if scenes else {"scene": 1, "title": "the lesson"}
+        sc: dict[str, Any] = (scenes[round(i * (len(scenes) - 1) / max(1, count - 1))] if scenes
+                              else {"scene": 1, "title": "the lesson"})
         others = [t for t in titles if t != sc["title"]][:3]
         others += [f"Not covered: idea {k}" for k in range(1, 3 - len(others) + 1)]
         at = i % (len(others) + 1)

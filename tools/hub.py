@@ -392,7 +392,7 @@ def _progress_class(model_id: str, progress: Progress | None) -> Any:
 
     state = {"bytes": False}
 
-    class _Forward(tqdm):  # type: ignore[misc]
+    class _Forward(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             desc = str(kwargs.get("desc") or "")
             self._unit = "bytes" if kwargs.get("unit") == "B" else "files"

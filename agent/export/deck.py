@@ -47,7 +47,7 @@ def _font_name(text: str, language: str, bold: bool) -> str:
     from lessonforge.tools.media.slides import choose_font
 
     choice = choose_font(text or "A", bold=bold, language=language)
-    return ImageFont.truetype(choice.path, 12, index=choice.index).getname()[0]
+    return ImageFont.truetype(choice.path, 12, index=choice.index).getname()[0] or "Arial"
 
 
 def _visual(project: Project, scene: SceneRecord) -> PILImage.Image | None:
@@ -108,6 +108,7 @@ def build_deck(project: Project, manifest: Manifest) -> Any:
     from pptx import Presentation
     from pptx.dml.color import RGBColor
     from pptx.enum.text import MSO_ANCHOR, MSO_AUTO_SIZE
+    from pptx.util import Emu
 
     from lessonforge.tools.media.slides import THEMES
 
@@ -115,7 +116,7 @@ def build_deck(project: Project, manifest: Manifest) -> Any:
     theme = THEMES.get(req.theme, THEMES["light"])
     prs = Presentation()
     w, h = SIZES[req.aspect]
-    prs.slide_width, prs.slide_height = _emu(w), _emu(h)
+    prs.slide_width, prs.slide_height = Emu(_emu(w)), Emu(_emu(h))
     props = prs.core_properties
     props.title = lesson_title(manifest)
     props.subject = req.topic

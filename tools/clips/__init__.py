@@ -280,7 +280,7 @@ class OpenAIVideoClips:
         api = self.client.get().videos
         started = time.monotonic()
         try:
-            job = await api.create(model=self.model, prompt=request.prompt, seconds=seconds,  # type: ignore[arg-type]
+            job = await api.create(model=self.model, prompt=request.prompt, seconds=seconds,
                                    size=_videos_size(request.aspect))
             polls = 0
             while job.status not in ("completed", "failed"):

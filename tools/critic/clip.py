@@ -110,7 +110,7 @@ def decide(row: Sequence[float], target: int, floor: float, margin: float) -> Ve
             )
     if problems:
         reason = "; ".join(problems)
-    elif rival is None:
+    elif rival is None or rival_score is None:
         reason = f"matches its prompt ({own:.2f} >= floor {floor:.2f})"
     else:
         reason = (

@@ -255,7 +255,7 @@ class OpenAICritic:
             {"type": "image_url", "image_url": {"url": url, "detail": DETAIL}},
         ]
         # OpenAILLM.structured sends Message.as_dict(); a list of content parts goes through as is.
-        messages = [Message("system", SYSTEM), Message("user", content)]  # type: ignore[arg-type]
+        messages = [Message("system", SYSTEM), Message("user", content)]
         answer = await engine.structured(messages, VisionVerdict)
         return to_verdict(answer, len(prompts), target, self.floor)
 

@@ -402,7 +402,7 @@ class DiffusersImages:
             for part in ("unet", "vae"):
                 module = getattr(pipe, part, None)
                 if isinstance(module, torch.nn.Module):
-                    module.to(memory_format=torch.channels_last)
+                    module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch takes it
         if self.compile and isinstance(getattr(pipe, "unet", None), torch.nn.Module):
             pipe.unet = torch.compile(pipe.unet)
         if self._auto_batch and cuda:

@@ -153,7 +153,7 @@ class LocalLLM:
                 cache = str(hub_cache_dir())  # the environment's cache, read now (HF_HUB_CACHE, HF_HOME)
                 tokenizer = AutoTokenizer.from_pretrained(self.model, cache_dir=cache)
                 model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, cache_dir=cache)
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]  # transformers types .to oddly
         except OSError as err:
             raise ConfigError(
                 f"Cannot load the local LLM {self.model!r}: {_short(err)}. Check the model id (a Hugging Face "
@@ -176,7 +176,7 @@ class LocalLLM:
             raise ConfigError(f"{self.model!r} declares no end-of-sequence token; use another model.")
         n_vocab = max(int(getattr(model.config, "vocab_size", 0) or 0), len(tokenizer))
         try:
-            ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=n_vocab, eos_token=eos)
+            ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=n_vocab, eos_token=eos)  # type: ignore[arg-type]
         except ValueError as err:
             raise ConfigError(
                 f"{self.model!r}'s tokenizer cannot drive constrained decoding ({err}); it needs a fast "

@@ -156,9 +156,9 @@ def caption_overlay(size: tuple[int, int], text: str, *, aspect: str,
     max_w = safe[2] - safe[0] - 2 * pad
     if max_w <= 0:
         raise RenderError(f"the caption safe area of a {W}x{H} frame is too narrow. Fix: lower the caption margins.")
-    font, size, stroke, lines = _layout(text, unit, style, max_w, style.language)
+    font, font_size, stroke, lines = _layout(text, unit, style, max_w, style.language)
     ascent, descent = font.getmetrics()
-    pitch = int(round(style.line_spacing * size))
+    pitch = int(round(style.line_spacing * font_size))
     line_h = ascent + descent + 2 * stroke
     block_h = line_h + pitch * (len(lines) - 1) + 2 * pad
     room = safe[3] - safe[1]
@@ -238,14 +238,15 @@ def caption_frames(slide: Image.Image, cues: Sequence[Cue], scene_start: float, 
         edges.append((t, None))
     rendered: dict[str, Image.Image] = {}
     pieces: list[tuple[Image.Image, float]] = []
-    for k, (start, text) in enumerate(edges):
+    for k, (start, caption) in enumerate(edges):
         end = edges[k + 1][0] if k + 1 < len(edges) else hold
-        if text is None:
+        if caption is None:
             image = slide
         else:
-            image = rendered.get(text)
-            if image is None:
-                image = rendered[text] = render_caption(slide, text, aspect=aspect, style=style)
+            drawn = rendered.get(caption)
+            if drawn is None:
+                drawn = rendered[caption] = render_caption(slide, caption, aspect=aspect, style=style)
+            image = drawn
         pieces.append((image, end - start))
     return pieces
 

@@ -76,7 +76,7 @@ CHALK_GRAIN = 7  # the chalkboard's lightest pixel is at most this much above it
 
 
 def mix(a: Sequence[int], b: Sequence[int], t: float) -> RGB:
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
 
 
 @dataclass
@@ -136,7 +136,7 @@ class _Frame:
         """The lightest (dark text) or darkest (light text) colour text may land on, grain included."""
         if self.theme.surface != "chalk" or under != self.theme.background:
             return under
-        return tuple(min(255, c + CHALK_GRAIN) for c in under)  # type: ignore[return-value]
+        return tuple(min(255, c + CHALK_GRAIN) for c in under)
 
     def rect(self, box: Box, fill: RGB, radius: int = 0) -> None:
         x0, y0, x1, y1 = box
@@ -417,7 +417,7 @@ def _worst_pixel(img: Image.Image, box: Box) -> RGB:
     arr = np.asarray(img.crop(box))
     lum = _luminance(arr)
     y, x = np.unravel_index(int(lum.argmax()), lum.shape)
-    return tuple(int(v) for v in arr[y, x, :3])  # type: ignore[return-value]
+    return tuple(int(v) for v in arr[y, x, :3])
 
 
 def _split(f: _Frame, sc: Scene, *, key: str = "") -> None:

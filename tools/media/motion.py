@@ -64,7 +64,7 @@ def background_of(slide: Image.Image) -> tuple[int, int, int]:
     """The slide's background colour: the commonest colour of its top row."""
     row = slide.convert("RGB").crop((0, 0, slide.width, 1))
     (colour, _), = Counter(row.getdata()).most_common(1)
-    return colour  # type: ignore[return-value]
+    return colour
 
 
 def _even_box(box: Sequence[int], size: tuple[int, int]) -> Box:

@@ -41,6 +41,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, features
 
@@ -539,7 +540,7 @@ class _Measure:
 
     def __init__(self, font: ImageFont.FreeTypeFont, direction: str | None, language: str | None) -> None:
         self.font = font
-        self.kw: dict[str, str] = {}
+        self.kw: dict[str, Any] = {}  # keyword arguments of Pillow's text calls (direction, language)
         if raqm_available():
             if direction:
                 self.kw["direction"] = direction

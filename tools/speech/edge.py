@@ -235,7 +235,7 @@ def _check_stream_complete(communicate: edge_tts.Communicate, received: int) -> 
     """edge-tts counts audio bytes into ``cumulative_audio_bytes`` only when a turn ends properly."""
     if received == 0:
         raise _Incomplete("edge-tts returned an empty audio stream.")
-    state: dict[str, Any] = getattr(communicate, "state", {})  # type: ignore[assignment]
+    state: dict[str, Any] = getattr(communicate, "state", {})
     done = state.get("cumulative_audio_bytes")
     if isinstance(done, int) and done != received:
         raise _Incomplete(f"the edge-tts stream ended early ({done} of {received} audio bytes in completed turns).")

@@ -540,7 +540,8 @@ def _fill_missing(starts: list[int | None], weights: list[int], total: int) -> l
         while j < len(starts) and starts[j] is None:
             j += 1
         lo = out[-1] if out else 0
-        hi = max(lo, starts[j] if j < len(starts) else total)  # type: ignore[type-var]
+        following = starts[j] if j < len(starts) else None  # the next known start (the loop stopped there)
+        hi = max(lo, following if following is not None else total)
         shares = weights[i - 1 : j] if i > 0 else [0, *weights[i:j]]  # the previous word keeps its share
         unit = max(1, sum(shares))
         acc = shares[0]

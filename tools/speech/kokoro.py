@@ -658,17 +658,16 @@ class KokoroSpeech:
 
     def _load(self, ref: _VoiceRef) -> tuple[_Engine, Any]:
         """The model and the voice's style pack, loaded once (the caller holds the lock)."""
-        need_model = self._engine is None
-        need_voice = ref.name not in self._packs
-        if not need_model and not need_voice:
-            return self._engine, self._packs[ref.name]  # type: ignore[return-value]
+        engine, pack = self._engine, self._packs.get(ref.name)
+        if engine is not None and pack is not None:
+            return engine, pack
         kokoro = _import_kokoro()
-        files = self._files(need_model, ref if need_voice and ref.path is None else None)
-        if need_model:
-            self._engine = self._load_model(kokoro, files["config"], files["weights"])
-        if need_voice:
-            self._packs[ref.name] = self._load_pack(ref, ref.path or files["voice"], self._engine.device)
-        return self._engine, self._packs[ref.name]  # type: ignore[return-value]
+        files = self._files(engine is None, ref if pack is None and ref.path is None else None)
+        if engine is None:
+            engine = self._engine = self._load_model(kokoro, files["config"], files["weights"])
+        if pack is None:
+            pack = self._packs[ref.name] = self._load_pack(ref, ref.path or files["voice"], engine.device)
+        return engine, pack
 
     def _files(self, model: bool, voice: _VoiceRef | None) -> dict[str, Path]:
         """Paths of the config, weights and voice pack asked for; one ConfigError naming every missing file."""
