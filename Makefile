@@ -1,14 +1,15 @@
 # Two commands for a fresh machine; each does its own set-up (scripts/setup.sh: apt packages, then the
 # project's virtual environment .venv; a second run with nothing changed takes about a second).
 #   make demo        renders the example lesson offline into out/photosynthesis/
-#   make test        runs the whole test suite (slow: see README)
-#   make test-fast   the unit tests, for development (seconds; no end-to-end runs)
+#   make test        ruff, mypy and the whole test suite (what CI runs; slow: see README)
+#   make check       ruff and mypy only
+#   make test-fast   the fast tests, for development (pytest -m "not slow": no whole lessons; under two minutes)
 PYTHON ?= python3
 VENV ?= .venv
 export PYTHON VENV
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo check test test-fast
 
 setup:
 	@bash scripts/setup.sh
@@ -16,8 +17,12 @@ setup:
 demo: setup
 	$(VENV)/bin/lessonforge make --from examples/photosynthesis.json --out out/photosynthesis --images none --critic none
 
-test: setup
+check: setup
+	$(VENV)/bin/python -m ruff check .
+	$(VENV)/bin/python -m mypy
+
+test: check
 	$(VENV)/bin/python -m pytest -q
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not slow and not real_models" tests/unit
+	$(VENV)/bin/python -m pytest -q -m "not slow"
