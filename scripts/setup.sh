@@ -91,9 +91,15 @@ if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0]
   echo "setup: installing torch $TORCH into $VENV"
   run_logged pip_install "torch==$TORCH" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 fi
-echo "setup: installing LessonForge, its Python dependencies, the offline voices (piper, kokoro) and Ray into $VENV"
+echo "setup: installing LessonForge with every extra (local models, offline voices, eval, Ray, ui, hosted, studio)" \
+     "and the test tools into $VENV"
 run_logged pip_install -e ".[dev]" -c constraints.txt
 "$VPY" -c 'import lessonforge.agent.cli' || { echo "setup: LessonForge failed to import" >&2; exit 1; }
+# The tests skip nothing that setup can install (a skip fails the run: tests/conftest.py); check the extras here.
+"$VPY" -c 'import torch, diffusers, transformers, llguidance' || { echo "setup: the local extra failed to import" >&2; exit 1; }
+"$VPY" -c 'import textstat, nltk' || { echo "setup: the eval extra failed to import" >&2; exit 1; }
+"$VPY" -m ruff --version >/dev/null && "$VPY" -m mypy --version >/dev/null \
+  || { echo "setup: ruff or mypy failed to start" >&2; exit 1; }
 # The tests of the optional voices run only where these import: make sure they do here.
 "$VPY" -c 'import piper, onnx, kokoro, misaki.en' || { echo "setup: the piper/kokoro extras failed to import" >&2; exit 1; }
 "$VPY" -c 'import ray.serve, langgraph.checkpoint.postgres' || { echo "setup: the ray extra failed to import" >&2; exit 1; }
