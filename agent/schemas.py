@@ -15,10 +15,10 @@ scene alone before the lesson goes on (lessonforge.agent.nodes.write).
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
-from pydantic_core import ErrorDetails
 
 from lessonforge.tools.contract import Contract, cut_at_word, items, text, tidy
 from lessonforge.tools.media import pictograms
@@ -271,7 +271,7 @@ class SceneDraft(Contract):
         return scene
 
 
-def visual_problems(err: ValidationError, data: Any) -> list[ErrorDetails]:
+def visual_problems(err: ValidationError, data: Any) -> Sequence[Mapping[str, Any]]:
     """The problems of ``err`` when all of them are in the visual (which can be replaced); else re-raise it."""
     problems = err.errors(include_url=False)
     if not isinstance(data, dict) or not all(p["loc"][:1] == ("visual",) for p in problems):
@@ -279,7 +279,7 @@ def visual_problems(err: ValidationError, data: Any) -> list[ErrorDetails]:
     return problems
 
 
-def describe_problems(problems: list[ErrorDetails], limit: int = 3) -> str:
+def describe_problems(problems: Sequence[Mapping[str, Any]], limit: int = 3) -> str:
     """Validation problems in a line: where and what."""
     parts = [f"{'.'.join(str(x) for x in p['loc'])}: {_short(p['msg'])}" for p in problems[:limit]]
     more = len(problems) - limit

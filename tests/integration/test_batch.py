@@ -71,6 +71,7 @@ class FailOn(FakeSpeech):
         return await super().speak(text, voice, out)
 
 
+@pytest.mark.slow
 async def test_a_batch_makes_each_lesson_records_failures_and_a_rerun_skips_what_is_done(tmp_path):
     topics = write(tmp_path, "name: course\ntopics: [tides, volcanoes]\n")
     run = tmp_path / "run"
@@ -103,6 +104,7 @@ async def test_a_batch_makes_each_lesson_records_failures_and_a_rerun_skips_what
     assert report.resumed == [] and report.done == 2
 
 
+@pytest.mark.slow
 def test_batch_command(tmp_path):
     topics = write(tmp_path, "- tides\n")
     run = tmp_path / "run"

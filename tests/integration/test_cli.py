@@ -40,6 +40,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path, args, needle):
     assert not (tmp_path / "o").exists()  # nothing was started
 
 
+@pytest.mark.slow
 def test_no_llm_configured_names_the_env_vars(tmp_path):
     code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--images", "none", "--speech", "fake:"])
     assert code == 2
@@ -52,6 +53,7 @@ def test_unreachable_llm_is_named(tmp_path):
     assert code == 2 and "127.0.0.1:9" in " ".join(out.split())
 
 
+@pytest.mark.slow
 def test_model_that_fails_to_load_is_named(tmp_path):
     code, out = _run(["make", "tides", "--out", str(tmp_path / "o"), "--llm", "fake:", "--speech", "fake:",
                       "--images", "diffusers:no-such-org/no-such-model"])
@@ -66,6 +68,7 @@ def test_unwritable_output_folder(tmp_path):
     assert code == 2 and "is a file" in " ".join(out.split())
 
 
+@pytest.mark.slow
 def test_make_json_events_and_render(tmp_path):
     out_dir = tmp_path / "lesson"
     code, out = _run(["make", "rainbows", "--minutes", "0.5", "--out", str(out_dir), "--json", *FAKES])
@@ -115,6 +118,7 @@ def test_models_the_hub_cannot_deliver_stop_make_with_the_alternatives(fake_hub,
     assert not (tmp_path / "o" / "scenes").exists()
 
 
+@pytest.mark.slow
 def test_output_keeps_its_square_brackets(tmp_path):
     """Paths and messages are printed as written: "[draft]" is not taken for a style."""
     out = tmp_path / "tides [draft]"

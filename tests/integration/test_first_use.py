@@ -104,6 +104,7 @@ def test_espeak_voices_claim_no_gender():
     assert "en-us+f3" in out  # how to get another sound instead
 
 
+@pytest.mark.slow
 def test_edit_naming_a_missing_scene_fails_and_changes_nothing(tmp_path):
     folder = tmp_path / "lesson"
     code, out = _run(["make", "rainbows", "--minutes", "0.5", "--out", str(folder), "--quiet", *FAKES])
@@ -142,6 +143,7 @@ class DownSpeech:
         raise SpeechUnavailable("cannot reach the speech service (down for the test)")
 
 
+@pytest.mark.slow
 def test_the_speech_fallback_notice_prints_once(tmp_path):
     # a fresh interpreter: Python's last-resort log handler is active there, as for a user (not under pytest)
     plugins = write_plugin(tmp_path / "plugins", "speech-down",

@@ -8,6 +8,7 @@ from benchmarks import gpu
 from lessonforge.tools.images.diffusers import CPU_MAX_BATCH
 
 
+@pytest.mark.slow
 def test_tiny_run_measures_every_row_and_the_batching_shows() -> None:
     result = gpu.run(real=False, device="cpu", repeats=1)
     throughput = {row["label"]: row for row in result["throughput"]}

@@ -101,6 +101,7 @@ async def _stream(url: str, context: dict | None, **input_extra):
     return parts
 
 
+@pytest.mark.slow
 def test_the_server_publishes_the_graphs_schemas(server):
     url, _, _ = server
 

@@ -160,6 +160,7 @@ def test_an_llm_server_reads_an_odd_prompt_for_the_cli(tmp_path, fake_openai):
     assert len(fake_openai.chat_requests) == 1
 
 
+@pytest.mark.slow
 def test_bare_prompt_routes_to_make():
     assert cli.route(["a 2-minute video on tides"]) == ["make", "a 2-minute video on tides"]
     assert cli.route(["edit", "x", "y"]) == ["edit", "x", "y"]

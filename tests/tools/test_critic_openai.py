@@ -342,6 +342,7 @@ async def test_batched_critic_judges_concurrent_scenes_in_one_pass_and_caches_th
     assert batched.hits == 1 and len(fake_openai.chat_requests) == 3
 
 
+@pytest.mark.slow
 def test_the_agent_retries_a_scene_the_vision_critic_rejects_and_records_its_reason(fake_openai, tmp_path):  # noqa: F811
     """A whole (fake) lesson judged by OpenAICritic: scene 1's first picture "resembles scene 2"."""
     from lessonforge.agent import run

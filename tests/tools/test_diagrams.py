@@ -164,6 +164,7 @@ def test_bars_are_as_tall_as_their_values():
     assert right == pytest.approx(3 * left, rel=0.05)
 
 
+@pytest.mark.slow
 def test_drawing_is_deterministic():
     for d in ALL.values():
         a = draw_diagram(d, width=640, height=480, theme=slides.THEMES["chalk"])

@@ -65,6 +65,7 @@ async def test_from_pipeline_prepares_a_built_pipeline_like_a_loaded_one(tiny_sd
     assert np.abs(np.asarray(fast.image, np.int16) - np.asarray(plain.image, np.int16)).max() <= 2
 
 
+@pytest.mark.slow
 def test_compile_is_opt_in_and_wraps_the_unet(tiny_sd: Path, monkeypatch) -> None:
     plain = DiffusersImages.from_pipeline(_tiny_pipe(tiny_sd), "tiny/sd-turbo", device="cpu")
     assert not isinstance(plain.pipeline.unet, torch._dynamo.eval_frame.OptimizedModule)

@@ -234,6 +234,7 @@ async def test_picture_blank_twice_raises_image_error(tiny_sd: Path) -> None:
         await images.generate([ImageRequest("always black", seed=9, width=32, height=32)])
 
 
+@pytest.mark.slow
 async def test_out_of_memory_halves_the_batch_then_goes_one_by_one(tiny_sd: Path) -> None:
     import torch
 

@@ -42,6 +42,7 @@ def grow(box, by):
 
 @pytest.mark.parametrize("aspect", sorted(ASPECTS))
 @pytest.mark.parametrize("family", sorted(SCRIPTS))
+@pytest.mark.slow
 def test_every_layout_fits_is_legible_aa_and_fills_its_frame(family, aspect):
     t = SCRIPTS[family]
     W, H = ASPECTS[aspect]
@@ -102,6 +103,7 @@ def test_titles_and_bullets_are_the_same_size_on_diagram_and_text_slides():
 
 @pytest.mark.parametrize("aspect", sorted(ASPECTS))
 @pytest.mark.parametrize("name", ["split-pictogram", "numbered", "columns", "diagram-steps", "hero"])
+@pytest.mark.slow
 def test_build_states_differ_only_where_a_bullet_appears_or_is_highlighted(aspect, name):
     kw = cases(SCRIPTS["latin"])[name]
     full = compose_scene(index=2, total=6, aspect=aspect, **kw)
@@ -175,6 +177,7 @@ def test_largest_empty_fraction_measures_the_biggest_bare_rectangle():
 # --------------------------------------------------------------------------- typesetting
 
 
+@pytest.mark.slow
 def test_arabic_keeps_one_typeface_when_a_line_has_a_plus_sign():
     plain = slides.choose_font("ضوء ماء", bold=True, language="ar")
     mixed = slides.choose_font("ضوء + ماء", bold=True, language="ar")

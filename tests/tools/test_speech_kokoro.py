@@ -151,6 +151,7 @@ async def test_a_number_is_one_timed_word(offline_hub, forward_calls, tmp_path) 
     assert year.start == pytest.approx(expected[1][0], abs=1e-3) and year.end == pytest.approx(expected[2][1], abs=1e-3)
 
 
+@pytest.mark.slow
 async def test_long_narration_is_spoken_in_chunks_joined_sample_exactly(offline_hub, forward_calls, tmp_path) -> None:
     tts = KokoroSpeech()
     text = (
@@ -212,6 +213,7 @@ async def test_loading_and_speaking_print_nothing(offline_hub, tmp_path, capfd, 
     assert len(fallbacks) == 1 and fallbacks[0].levelname == "WARNING"
 
 
+@pytest.mark.slow
 async def test_with_spacys_english_model_misaki_reads_english(offline_hub, forward_calls, tmp_path,
                                                                monkeypatch) -> None:
     """misaki's lexicon G2P runs when spaCy's en_core_web_sm is installed (stood in for by a blank pipeline)."""

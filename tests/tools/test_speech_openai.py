@@ -225,6 +225,7 @@ def test_silence_and_wordless_text_give_no_timings():
     assert align_words("... !", samples, 24000) == []
 
 
+@pytest.mark.slow
 async def test_long_narration_is_spoken_in_chunks_under_the_limit_and_joined(fake_openai, make_tts, tmp_path):  # noqa: F811
     sentence = "Water rises through the xylem, and sugar moves through the phloem to every growing part. "
     text = (sentence * (2 * MAX_INPUT_CHARS // len(sentence) + 3)).strip()

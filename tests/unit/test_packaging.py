@@ -157,6 +157,7 @@ def test_help_works_without_the_local_extra(core_only: dict[str, str]) -> None:
     assert "make" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_local_llm_without_the_extra_names_it(core_only: dict[str, str], tmp_path: Path) -> None:
     done = _lessonforge(core_only, "make", "tides", "--llm", "local:", "--images", "none", "--critic", "none",
                         "--speech", "espeak:en-us", "--out", str(tmp_path / "out"))
