@@ -100,8 +100,6 @@ def fake_hub(tmp_path, monkeypatch):
 ALLOWED_SKIPS: dict[str, str] = {
     "needs root and tmpfs to mount a tiny filesystem":
         "the disk-full test mounts a 1 MB tmpfs, which needs root (CI runs as root; a developer may not)",
-    "LESSONFORGE_REAL_MODELS":
-        "tests marked real_models need the real downloaded weights; they run only when asked for",
 }
 
 
