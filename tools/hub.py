@@ -28,6 +28,7 @@ from lessonforge.tools.base import ConfigError
 from lessonforge.tools.defaults import CLIP_CRITIC as CLIP
 from lessonforge.tools.defaults import DIFFUSERS_IMAGES as IMAGES
 from lessonforge.tools.defaults import KOKORO_MODEL, LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT, OPENAI_LLM, TINY_VAE
+from lessonforge.tools.speech.piper_voices import DEFAULT_VOICE, REPO, voice_files
 
 OPENAI_DEFAULT = f"openai:{OPENAI_LLM}"
 
@@ -96,8 +97,6 @@ OPTIONAL_MODELS: tuple[ModelInfo, ...] = (
 
 def piper_voice_model(voice: str) -> ModelInfo:
     """A Piper voice as a downloadable model: ``piper:<voice>`` in ``rhasspy/piper-voices``."""
-    from lessonforge.tools.speech.piper import DEFAULT_VOICE, REPO, voice_files
-
     files = voice_files(voice)
     purpose = "offline neural voice (--speech piper:, optional extra lessonforge[piper])"
     if voice != DEFAULT_VOICE:
@@ -195,8 +194,6 @@ def find(model_id: str) -> ModelInfo | None:
 
 def optional_models() -> tuple[ModelInfo, ...]:
     """Models of optional backends: the default Piper voice."""
-    from lessonforge.tools.speech.piper import DEFAULT_VOICE
-
     return (*OPTIONAL_MODELS, piper_voice_model(DEFAULT_VOICE))
 
 

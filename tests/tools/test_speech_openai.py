@@ -29,15 +29,9 @@ from lessonforge.tools.fakes import FakeSpeech
 from lessonforge.tools.media.audio import check_audio, read_wav_pcm
 from lessonforge.tools.media.subtitles import cues_from_words, with_punctuation
 from lessonforge.tools.speech import espeak as speech_espeak
+from lessonforge.tools.speech.align import align_words, voiced_stretches
 from lessonforge.tools.speech.fallback import FallbackSpeech
-from lessonforge.tools.speech.openai import (
-    MAX_INPUT_CHARS,
-    OpenAISpeech,
-    align_words,
-    decode_wav,
-    split_for_request,
-    voiced_stretches,
-)
+from lessonforge.tools.speech.openai import MAX_INPUT_CHARS, OpenAISpeech, decode_wav, split_for_request
 from tests.fake_openai import Error, FakeOpenAIServer, Hang, closed_port, fake_openai, full_text  # noqa: F401
 
 SECRET = "sk-test-SECRET-speech-123"

@@ -24,75 +24,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lessonforge.tools.base import ConfigError, Speech, SpeechError, Voice
-from lessonforge.tools.defaults import PIPER_VOICE
+from lessonforge.tools.hub import NotOnHub, hf_offline, hub_files, piper_voice_model
 from lessonforge.tools.media.audio import check_audio, write_wav
 from lessonforge.tools.registry import BackendOptions
+from lessonforge.tools.speech.piper_voices import DEFAULT_VOICE, DEFAULT_VOICES, REPO, VoiceFiles, voice_files
 from lessonforge.tools.speech.wordtiming import TimingSource, text_tokens, timings_from_spans
 
 log = logging.getLogger(__name__)
 
-REPO = "rhasspy/piper-voices"
-DEFAULT_VOICE = PIPER_VOICE
-VOICE_MB = {"x_low": 28, "low": 63, "medium": 63, "high": 114}  # approximate .onnx sizes per quality
-
-# One well-rated voice per language (the voices' own names in rhasspy/piper-voices).
-DEFAULT_VOICES: dict[str, str] = {
-    "en": "en_US-lessac-medium",
-    "en-us": "en_US-lessac-medium",
-    "en-gb": "en_GB-alan-medium",
-    "de": "de_DE-thorsten-medium",
-    "fr": "fr_FR-siwis-medium",
-    "es": "es_ES-davefx-medium",
-    "it": "it_IT-paola-medium",
-    "pt": "pt_BR-faber-medium",
-    "pt-br": "pt_BR-faber-medium",
-    "ru": "ru_RU-irina-medium",
-    "zh": "zh_CN-huayan-medium",
-    "zh-cn": "zh_CN-huayan-medium",
-}
-
-VOICE_PATTERN = re.compile(
-    r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<name>[^-/\\]+)-(?P<quality>x_low|low|medium|high)$"
-)
-
 _PAUSE_PHONEMES = frozenset(" ^$_,.;:!?¡¿—–…\"'()")  # not part of a spoken word
-
-
-@dataclass(frozen=True)
-class VoiceFiles:
-    """A voice's model and its config, as paths in the repository (or on disk)."""
-
-    key: str
-    onnx: str
-    config: str
-
-    @property
-    def size_mb(self) -> int:
-        quality = self.key.rsplit("-", 1)[-1]
-        return VOICE_MB.get(quality, 63)
-
-
-def voice_files(voice: str) -> VoiceFiles:
-    """Where a named voice lives in ``rhasspy/piper-voices``; ConfigError for a malformed name."""
-    m = VOICE_PATTERN.match(voice)
-    if m is None:
-        raise ConfigError(
-            f"{voice!r} is not a Piper voice name. Voices are named <lang>_<REGION>-<name>-<quality>, e.g. "
-            f"{DEFAULT_VOICE}, en_GB-alan-medium, de_DE-thorsten-medium (all: https://huggingface.co/{REPO}), "
-            "or give a path to a local .onnx voice."
-        )
-    code = f"{m['family']}_{m['region']}"
-    folder = f"{m['family']}/{code}/{m['name']}/{m['quality']}"
-    return VoiceFiles(voice, f"{folder}/{voice}.onnx", f"{folder}/{voice}.onnx.json")
 
 
 def _import_piper() -> Any:
@@ -166,7 +113,6 @@ class PiperSpeech:
 
     def downloads(self, voice: str) -> list[Any]:
         """What speaking with ``voice`` fetches from the Hub on first use (nothing for a local file)."""
-        from lessonforge.tools.hub import piper_voice_model
 
         key, _ = _split_speaker((voice or "").strip() or self.model or DEFAULT_VOICE)
         return [] if _is_path(key) else [piper_voice_model(key)]
@@ -255,7 +201,7 @@ class PiperSpeech:
         duration = check_audio(out)
         spans = _word_spans(chunks, rate)
         if spans is None:
-            from lessonforge.tools.speech.openai import align_words
+            from lessonforge.tools.speech.align import align_words
 
             words, source = align_words(text, pcm, rate), "aligned"
         else:
@@ -365,7 +311,6 @@ def _has_onnx() -> bool:
 
 def _download(files: VoiceFiles) -> tuple[Path, Path]:
     """The voice's files from the Hub cache, downloading what is missing unless HF_HUB_OFFLINE is set."""
-    from lessonforge.tools.hub import NotOnHub, hf_offline, hub_files
 
     try:
         found, missing = hub_files(REPO, (files.onnx, files.config), f"piper:{files.key}")

@@ -15,13 +15,13 @@ phonemizer read a token differently in context), the words are aligned to the au
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
 from lessonforge.tools.base import WordTiming
+from lessonforge.tools.speech.align import align_words, bare
 
 TimingSource = Literal["engine", "aligned"]
 
@@ -29,20 +29,6 @@ TimingSource = Literal["engine", "aligned"]
 def text_tokens(text: str) -> list[str]:
     """The text split at whitespace: the tokens a phonemizer is asked about one by one."""
     return text.split()
-
-
-def bare(token: str) -> str:
-    """A token without the punctuation around it ("light." -> "light"), as engines report words."""
-    i, j = 0, len(token)
-    while i < j and _is_edge(token[i]):
-        i += 1
-    while j > i and _is_edge(token[j - 1]):
-        j -= 1
-    return token[i:j]
-
-
-def _is_edge(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "PSZ"
 
 
 def timings_from_spans(
@@ -62,8 +48,6 @@ def timings_from_spans(
     """
     tokens = text_tokens(text)
     if len(counts) != len(tokens) or sum(counts) != len(spans) or not spans:
-        from lessonforge.tools.speech.openai import align_words
-
         return align_words(text, samples, rate), "aligned"
     duration = len(samples) / rate if rate > 0 else 0.0
     words: list[WordTiming] = []
