@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import ImageFont
 
-from lessonforge.agent.export import lesson_title
+from lessonforge.agent.export.common import lesson_title
 from lessonforge.agent.project import Manifest, Project
 from lessonforge.agent.state import SceneRecord
 from lessonforge.tools.base import ConfigError

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from lessonforge.agent.config import Settings, describe_validation
 from lessonforge.agent.context import EventSink
 from lessonforge.agent.edit import EditResult
-from lessonforge.agent.export import finished, lesson_title
+from lessonforge.agent.export.common import finished, lesson_title
 from lessonforge.agent.export.deck import DeckText, SlideText, clean_text, lesson_id, read_deck, text_key
 from lessonforge.agent.project import Manifest, Project
 from lessonforge.agent.quiz import renumber

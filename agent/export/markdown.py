@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lessonforge.agent.export import clock, lesson_title
+from lessonforge.agent.export.common import clock, lesson_title
 from lessonforge.agent.project import Manifest, Project
 from lessonforge.tools.cache import atomic_write_text
 

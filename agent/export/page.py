@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lessonforge.agent.export import lesson_title
+from lessonforge.agent.export.common import lesson_title
 from lessonforge.agent.project import Manifest, Project
 from lessonforge.tools.cache import link_or_copy
 

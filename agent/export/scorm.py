@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from lessonforge.agent.export import lesson_title
+from lessonforge.agent.export.common import lesson_title
 from lessonforge.agent.export.page import MASTERY, page_files
 from lessonforge.agent.project import Manifest, Project, slugify
 from lessonforge.tools.cache import atomic_path
