@@ -7,40 +7,50 @@ a concrete class, so a test or a dry run swaps in fakes without touching the gra
 - `lessonforge.agent.run` passes a `Context` it built and checked itself (``ready`` returns it as it is);
 - LangGraph's server, Studio and ``graph.ainvoke(..., context={...})`` pass the plain JSON of
   `lessonforge.agent.graph_context.LessonContext`, which builds a `Context` once per run.
+
+A `Context` is frozen: its backends (typed as the interfaces of `lessonforge.tools.base`, wrapped in the
+cache) are fixed when it is built, and no node changes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lessonforge.agent.config import Settings
 from lessonforge.agent.project import Manifest, Project
 from lessonforge.tools import registry
-from lessonforge.tools.base import LLM, Critic, ImageGenerator, SpeechSynth
+from lessonforge.tools.base import LLM, ImageGenerator, SceneCritic, SpeechSynth, require_backend
 from lessonforge.tools.batching import BatchedCritic
 from lessonforge.tools.cached import CachedImages, CachedLLM, CachedSpeech
 from lessonforge.tools.speech.fallback import FallbackSpeech
 from lessonforge.tools.speech.lexicon import Lexicon
 
+if TYPE_CHECKING:
+    from lessonforge.tools.clips import ClipGenerator
+
 EventSink = Callable[[dict[str, Any]], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
     project: Project | None = None
     settings: Settings | None = None
     speech: SpeechSynth | None = None
     llm: LLM | None = None  # None: no LLM may be called (render)
     images: ImageGenerator | None = None  # None: text-first slides
-    critic: Critic | None = None  # None: pictures are not judged
+    critic: SceneCritic | None = None  # None: pictures are not judged
     lexicon: Lexicon | None = None  # pronunciations, applied to speech only
-    clips: Any = None  # a clip generator under the lesson's cost cap (lessonforge.tools.clips); None: clips are off
-    fallbacks: list[str] = field(default_factory=list)
-    manifest: Manifest | None = None  # lesson.json as the run began; the graph's last node completes it
+    clips: ClipGenerator | None = None  # under the lesson's cost cap (lessonforge.tools.clips); None: clips are off
+    fallbacks: list[str] = field(default_factory=list)  # filled by the fallback voice as it takes over
+    manifest: Manifest | None = None  # lesson.json as the run began; the graph's last node completes it on disk
     note: str = ""  # what the finished lesson's version is called ("make 'tides'", "render lesson.json")
     owned: bool = False  # built by the graph itself, which closes the backends when the lesson is recorded
+
+    def backends(self) -> tuple[Any, ...]:
+        """Every backend the run holds (None where a capability is off), for closing."""
+        return self.llm, self.speech, self.images, self.critic, self.clips
 
     async def ready(self, request: Any) -> Context:
         """This context: built and checked before the run."""
@@ -107,8 +117,8 @@ def from_settings(
     store = project.store
     fallbacks: list[str] = []
     if need_llm:
-        llm = CachedLLM(llm or create("llm", settings.llm_spec(), device=settings.device, on_tokens=_token_progress(emit)),
-                        store)
+        llm = llm or create("llm", settings.llm_spec(), device=settings.device, on_tokens=_token_progress(emit))
+        llm = CachedLLM(require_backend("llm", llm), store)
     else:
         llm = None
     if images is None:
@@ -116,8 +126,9 @@ def from_settings(
                         quality=None if settings.image_quality == "auto" else settings.image_quality)
     if critic is None and images is not None:
         critic = create_critic(settings)
+    speech_out: SpeechSynth
     if speech is None:
-        primary = CachedSpeech(create("speech", settings.speech), store)
+        primary = CachedSpeech(require_backend("speech", create("speech", settings.speech)), store)
         fb_spec = settings.speech_fallback
         fb = registry.parse("speech", fb_spec) if fb_spec else None
         if fb is not None and fb.backend != registry.parse("speech", settings.speech).backend:
@@ -126,40 +137,40 @@ def from_settings(
                 fallbacks.append(message)
                 emit({"stage": "narrate", "message": message, "level": "warning"})
 
-            speech = FallbackSpeech(
-                primary, CachedSpeech(create("speech", fb_spec), store), language=language, on_fallback=on_fallback
-            )
+            fallback = CachedSpeech(require_backend("speech", create("speech", fb_spec)), store)
+            speech_out = FallbackSpeech(primary, fallback, language=language, on_fallback=on_fallback)
         else:
-            speech = primary
+            speech_out = primary
     else:
-        speech = CachedSpeech(speech, store)
+        speech_out = CachedSpeech(require_backend("speech", speech), store)
     return Context(
         project=project,
         settings=settings,
         lexicon=Lexicon.load(settings.lexicon) if settings.lexicon else None,
-        speech=speech,
+        speech=speech_out,
         llm=llm,
-        images=CachedImages(images, store) if images is not None else None,
-        critic=BatchedCritic(critic, store) if critic is not None else None,
+        images=CachedImages(require_backend("images", images), store) if images is not None else None,
+        critic=BatchedCritic(require_backend("critic", critic), store) if critic is not None else None,
         fallbacks=fallbacks,
         clips=create_clips(settings),
     )
 
 
-def create_clips(settings: Settings) -> Any:
+def create_clips(settings: Settings) -> ClipGenerator | None:
     """The clip generator --clips names, under a fresh per-lesson cost cap (None when clips are off)."""
     from lessonforge.tools.clips import BudgetedClips, ClipBudget
 
     clips = create("clips", settings.clips, price_per_second=settings.clip_price)
-    return BudgetedClips(clips, ClipBudget(settings.clip_budget)) if clips is not None else None
+    if clips is None:
+        return None
+    return BudgetedClips(require_backend("clips", clips), ClipBudget(settings.clip_budget))
 
 
 async def close_backends(*backends: Any) -> None:
     """Close network clients while their event loop still runs (else they complain when collected)."""
     for backend in backends:
-        close = getattr(backend, "aclose", None)
-        if close is not None:
+        if backend is not None:
             try:
-                await close()
+                await backend.aclose()
             except Exception:
                 pass

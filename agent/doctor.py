@@ -163,8 +163,8 @@ def _needed(settings: Any) -> set[str]:
     for kind, spec in (("llm", settings.llm_spec()), ("images", settings.images), ("critic", settings.critic)):
         try:
             backend = create(kind, spec, device=settings.device)
-            downloads = getattr(backend, "downloads", None)
-            wanted |= {info.id for info in downloads()} if downloads is not None else set()
+            if backend is not None:
+                wanted |= {info.id for info in backend.downloads()}
         except LessonForgeError:  # e.g. a local backend without the [local] extra (hardware() says so)
             continue
     return wanted

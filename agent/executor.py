@@ -24,7 +24,8 @@ from lessonforge.agent.config import Settings
 from lessonforge.agent.context import EventSink
 from lessonforge.agent.project import Manifest
 from lessonforge.agent.state import LessonRequest
-from lessonforge.tools.base import ConfigError
+from lessonforge.tools.base import Backend, ConfigError
+from lessonforge.tools.batching import BatchedCritic
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,11 @@ class Shared:
     backends: dict[str, Any]  # objects handed to every lesson (images and critic built here when local)
     names: dict[str, str]  # the backend of each capability, for the run's record and resume keys
     llm: Any  # an LLM that proved the settings work (the given one, or one built for the check)
-    owned: list[Any] = field(default_factory=list)  # clients built here, to close at the end
+    owned: list[Backend] = field(default_factory=list)  # clients built here, to close at the end
 
     async def aclose(self) -> None:
         for client in self.owned:
-            close = getattr(client, "aclose", None)
-            if close is not None:
-                await close()
-
-
-def _name(backend: Any) -> str:
-    return backend if isinstance(backend, str) else str(getattr(backend, "name", type(backend).__name__))
+            await client.aclose()
 
 
 async def prepare(executor: Executor, settings: Settings, emit: EventSink, **given: Any) -> Shared:
@@ -112,7 +107,8 @@ async def prepare(executor: Executor, settings: Settings, emit: EventSink, **giv
         check_llm = create_backend("llm", settings.llm_spec())  # no key and no server: a ConfigError here
         owned.append(check_llm)
     if executor.shares_objects:
-        await run.preflight(Context(llm=check_llm, images=images, critic=critic), emit)
+        critic_ready = BatchedCritic(critic) if critic is not None else None  # its lifecycle, as a lesson calls it
+        await run.preflight(Context(llm=check_llm, images=images, critic=critic_ready), emit)
     else:  # the lessons' workers fetch and load their own models; only a service is reached from here
         await run.check_service(check_llm, emit)
 
@@ -123,12 +119,13 @@ async def prepare(executor: Executor, settings: Settings, emit: EventSink, **giv
             return "none"
         return spec
 
-    backends = {"llm": llm, "images": images, "speech": given.get("speech"), "critic": critic}
+    speech = given.get("speech")
+    backends = {"llm": llm, "images": images, "speech": speech, "critic": critic}
     names = {
-        "llm": _name(llm) if llm is not None else settings.llm_spec(),
-        "images": _name(images) if images is not None else built_there("images", settings.images),
-        "speech": _name(backends["speech"]) if backends["speech"] is not None else settings.speech,
-        "critic": _name(critic) if critic is not None else built_there("critic", settings.critic),
+        "llm": llm.name if llm is not None else settings.llm_spec(),
+        "images": images.name if images is not None else built_there("images", settings.images),
+        "speech": speech.name if speech is not None else settings.speech,
+        "critic": critic.name if critic is not None else built_there("critic", settings.critic),
     }
     return Shared(lesson_settings, {k: v for k, v in backends.items() if v is not None}, names, check_llm, owned)
 

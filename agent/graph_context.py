@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +108,14 @@ class _ContextBase(BaseModel):
         settings = await asyncio.to_thread(Settings.load, **self.options())
         project = Project(await asyncio.to_thread(resolve_out, self.out))
         await asyncio.to_thread(project.prepare)
-        ctx = await asyncio.to_thread(from_settings, settings, project, request.language, need_llm=True, emit=emit)
-        ctx.owned, ctx.note = True, f"make {request.topic!r}"
+        built = await asyncio.to_thread(from_settings, settings, project, request.language, need_llm=True, emit=emit)
         try:
-            await preflight(ctx, emit, request)
-            ctx.manifest = await asyncio.to_thread(start_manifest, project, request, settings, ctx)
+            await preflight(built, emit, request)
+            manifest = await asyncio.to_thread(start_manifest, project, request, settings, built)
         except BaseException:
-            await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic)
+            await close_backends(*built.backends())
             raise
-        return ctx
+        return replace(built, owned=True, note=f"make {request.topic!r}", manifest=manifest)
 
 
 # One optional field per setting, with the setting's own description: Studio shows them as a form.

@@ -35,7 +35,7 @@ def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
     manifest.timings = {k: round(v, 3) for k, v in final.get("timings", {}).items()}
     manifest.warnings = list(final.get("warnings", []))
     manifest.fallbacks = list(ctx.fallbacks)
-    usage = getattr(ctx.llm, "usage", None) if ctx.llm is not None else None
+    usage = ctx.llm.usage if ctx.llm is not None else None
     if usage is not None:
         manifest.usage = {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float)}
     manifest.status, manifest.error = "done", ""
@@ -47,8 +47,8 @@ def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
 async def record(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Complete lesson.json; a context the graph built itself has its backends closed here."""
     ctx = await runtime.context.ready(state["request"])
-    ctx.manifest = await asyncio.to_thread(finish_manifest, ctx, dict(state))
+    await asyncio.to_thread(finish_manifest, ctx, dict(state))  # the caller reads it back from lesson.json
     if ctx.owned:
-        await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic)
+        await close_backends(*ctx.backends())
     folder = await asyncio.to_thread(ctx.project.root.resolve)
     return {"lesson": str(folder)}

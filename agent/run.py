@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from lessonforge.agent.project import Manifest, Project, slugify
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import LessonRequest, make_request  # noqa: F401  (re-exported)
 from lessonforge.agent.understand import Understanding
-from lessonforge.tools.base import ConfigError, LessonForgeError
+from lessonforge.tools.base import LLM, ConfigError, LessonForgeError
 
 
 def default_out(topic: str) -> Path:
@@ -33,55 +34,48 @@ def default_out(topic: str) -> Path:
 
 async def preflight(ctx: Context, emit: EventSink, request: LessonRequest | None = None) -> None:
     """Check every backend can work before any work is done (reach the LLM, fetch the local models a
-    first use needs, load them and the local voice that will speak ``request``)."""
+    first use needs, load them and the local voice that will speak ``request``).
+
+    Each backend (or its wrapper: the cache, the batcher, the fallback voice, which makes ready only the
+    primary voice) answers for itself; one with nothing to fetch, load or reach does nothing."""
     await fetch_models(ctx, emit, request)
     await check_service(ctx.llm, emit)
-    load = getattr(ctx.llm, "load", None) if ctx.llm is not None else None
-    if load is not None:  # a local model: loaded (or found missing) before any work
-        emit({"stage": "check", "message": f"Loading the local LLM {ctx.llm.name}"})
+    if ctx.llm is not None:  # a local model: loaded (or found missing) before any work
+        if ctx.llm.local:
+            emit({"stage": "check", "message": f"Loading the local LLM {ctx.llm.name}"})
         try:
-            await asyncio.to_thread(load)
+            await asyncio.to_thread(ctx.llm.load)
         except ConfigError as err:
             raise ConfigError(
                 f"{err} To use an OpenAI-compatible server instead, set OPENAI_API_KEY (OpenAI) or "
                 "OPENAI_BASE_URL (Ollama, vLLM, llama.cpp, LM Studio), or pass --llm."
             ) from None
-    for backend, what in ((ctx.images, "image model"), (ctx.critic, "critic model")):
-        inner = _inner(backend)
-        load = getattr(inner, "load", None)
-        if load is not None:
-            emit({"stage": "check", "message": f"Loading the {what} {backend.name}"})
-            await asyncio.to_thread(load)  # raises ConfigError naming the model and the fix
-        check = getattr(inner, "check", None) if backend is ctx.critic else None
-        if check is not None:  # a critic behind a service (a vision LLM) must be reachable
-            emit({"stage": "check", "message": f"Reaching the critic {backend.name}"})
-            await asyncio.to_thread(check)
-    inner = _inner(ctx.speech)  # a fallback voice is only loaded if it is needed
-    check_language = getattr(inner, "check_language", None)
-    if check_language is not None and request is not None:  # a voice that cannot speak it is refused now
-        check_language(request.language)
-    prepare = getattr(inner, "prepare", None)
-    if prepare is not None and request is not None:  # a local voice: fetched and loaded before any work
-        voice = request.voice or inner.default_voice(request.language)
-        emit({"stage": "check", "message": f"Loading the voice {voice} ({inner.name})"})
-        await asyncio.to_thread(prepare, voice)
+    for backend, what in ((ctx.images, "image model"), (ctx.critic, "critic")):
+        if backend is not None:
+            if backend.local:
+                emit({"stage": "check", "message": f"Loading the {what} {backend.name}"})
+            await asyncio.to_thread(backend.load)  # raises ConfigError naming the model and the fix
+    if ctx.critic is not None:  # a critic behind a service (a vision LLM) must be reachable
+        if ctx.critic.service:
+            emit({"stage": "check", "message": f"Reaching the critic {ctx.critic.name}"})
+        await ctx.critic.check()
+    if ctx.speech is not None and request is not None:
+        ctx.speech.check_language(request.language)  # a voice that cannot speak it is refused now
+        if ctx.speech.local:  # a local voice: fetched and loaded before any work
+            voice = request.voice or ctx.speech.default_voice(request.language)
+            emit({"stage": "check", "message": f"Loading the voice {voice} ({ctx.speech.name})"})
+            await asyncio.to_thread(ctx.speech.prepare, voice)
 
 
-async def check_service(llm: Any, emit: EventSink) -> None:
+async def check_service(llm: LLM | None, emit: EventSink) -> None:
     """Reach an LLM service before any work (a local model is neither fetched nor loaded here)."""
-    check = getattr(llm, "check", None) if llm is not None else None
-    if check is not None:
-        emit({"stage": "check", "message": f"Reaching the LLM {llm.name}"})
-        await check()
+    if llm is not None:
+        if llm.service:
+            emit({"stage": "check", "message": f"Reaching the LLM {llm.name}"})
+        await llm.check()
 
 
 NO_LOCAL_LLM = "set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (Ollama, vLLM, llama.cpp) for the LLM"
-
-
-def _inner(backend: Any) -> Any:
-    """The backend itself, inside the cache and fallback wrappers."""
-    backend = getattr(backend, "primary", backend)
-    return getattr(backend, "inner", backend)
 
 
 async def fetch_models(ctx: Context, emit: EventSink, request: LessonRequest | None = None) -> None:
@@ -94,15 +88,12 @@ async def fetch_models(ctx: Context, emit: EventSink, request: LessonRequest | N
     wanted: list[Any] = []
     instead: dict[str, str] = {}  # model id -> how to do without it
     for backend, alternative in ((ctx.llm, NO_LOCAL_LLM), (ctx.images, "--images none"), (ctx.critic, "--critic none")):
-        downloads = getattr(_inner(backend), "downloads", None) if backend is not None else None
-        if downloads is not None:
-            found = downloads()
+        if backend is not None:
+            found = backend.downloads()
             wanted += found
             instead.update({info.id: alternative for info in found})
-    speech = _inner(ctx.speech)
-    downloads = getattr(speech, "downloads", None)
-    if downloads is not None and request is not None:
-        found = downloads(request.voice or speech.default_voice(request.language))
+    if ctx.speech is not None and ctx.speech.local and request is not None:
+        found = ctx.speech.downloads(request.voice or ctx.speech.default_voice(request.language))
         wanted += found
         instead.update({info.id: "--speech edge: or espeak:" for info in found})
     if not wanted:
@@ -146,12 +137,12 @@ ReviewHook = Callable[[dict[str, Any]], dict[str, Any]]
 async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink, note: str,
                on_review: ReviewHook | None = None, checkpoint: bool | str | None = None) -> Manifest:
     """Run the graph; its last node (lessonforge.agent.record) completes ``manifest`` as lesson.json."""
-    ctx.manifest, ctx.note = manifest, note
+    ctx = replace(ctx, manifest=manifest, note=note)
     try:
         async with checkpoints.open_saver(checkpoint, ctx.project) as saver:
             return await _run_graph(graph_input, ctx, manifest, emit, on_review, saver)
     finally:
-        await close_backends(ctx.llm, ctx.speech, ctx.images, ctx.critic, ctx.clips)
+        await close_backends(*ctx.backends())
 
 
 async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink,
@@ -193,8 +184,9 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
         except (OSError, LessonForgeError):
             pass
         raise
-    assert ctx.manifest is not None and ctx.manifest.status == "done", "the graph ended without recording the lesson"
-    return ctx.manifest
+    recorded = project.load()  # lesson.json as the graph's last node completed it
+    assert recorded.status == "done", "the graph ended without recording the lesson"
+    return recorded
 
 
 def start_manifest(project: Project, request: LessonRequest, settings: Settings, ctx: Context,
@@ -341,23 +333,19 @@ async def produce(
 
 async def voices(language: str | None = None, speech: str | None = None) -> tuple[list[Any], str]:
     """Voices of the speech backend (the edge list when online, espeak-ng's offline) and a note."""
-    import inspect as _inspect
-
     from lessonforge.agent.context import create
-    from lessonforge.tools.base import SpeechError
+    from lessonforge.tools.base import SpeechError, require_backend
 
     settings = Settings.load(speech=speech)
-    backend = create("speech", settings.speech)
+    backend = require_backend("speech", create("speech", settings.speech))
     try:
-        listed = backend.voices(language)
-        if _inspect.isawaitable(listed):
-            listed = await listed
-        note = getattr(backend, "voices_note", "")
+        listed = await backend.voices(language)
+        note = backend.voices_note
     except SpeechError as err:
         if not settings.speech_fallback:
             raise
-        fallback = create("speech", settings.speech_fallback)
+        fallback = require_backend("speech", create("speech", settings.speech_fallback))
         note = f"{backend.name} is unreachable ({err}); these are the offline {fallback.name} voices"
-        note += f". {fallback.voices_note}" if getattr(fallback, "voices_note", "") else ""
-        listed = fallback.voices(language)
+        note += f". {fallback.voices_note}" if fallback.voices_note else ""
+        listed = await fallback.voices(language)
     return list(listed), note

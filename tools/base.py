@@ -7,6 +7,12 @@ One interface per capability, each one method (or two):
     SpeechSynth.speak(text, voice, out)   -> audio file, duration, word timings
     Critic.judge(images, prompts, targets)-> one verdict per image
 
+Every backend derives from :class:`Backend` (through the base of its capability: `LLMBackend`,
+`ImageBackend`, `SpeechBackend`, `CriticBackend`, `ClipBackend`), which declares the lifecycle the
+agent calls (``downloads``, ``load``, ``check``, ``aclose``) and every attribute it reads, each with
+its default; the Protocols below hold exactly what the agent calls, so wrappers (cache, batcher,
+fallback voice) forward those and nothing is probed.
+
 Errors, all raised with a message that names the cause and the fix:
 
     LessonForgeError
@@ -202,16 +208,165 @@ def expected_words() -> int | None:
     return _EXPECTED_WORDS.get()
 
 
+# --------------------------------------------------------------------------- the backend base
+
+
+class Backend:
+    """What every backend has besides its capability: a name and a lifecycle, each a no-op by default.
+
+    ``downloads()`` lists what a first use fetches (`lessonforge.tools.hub.ModelInfo`), ``load()`` (blocking,
+    run in a worker thread) loads a local model or raises ConfigError naming the fix, ``check()`` reaches a
+    service before any work, ``aclose()`` closes network clients while their event loop runs.
+    """
+
+    name: str = ""  # the full "backend:model" spec
+    local: bool = False  # runs a model on this machine: load() (prepare() for a voice) fetches and loads it
+    service: bool = False  # works through a service: check() reaches it before any work
+
+    def downloads(self) -> list[Any]:
+        """What a first use downloads from the Hub (cached ones included: the caller plans the fetch)."""
+        return []
+
+    def load(self) -> None:
+        """Load what the backend needs now (blocking), so a lesson does not fail at its first call."""
+        return None
+
+    async def check(self) -> None:
+        """Reach the service behind the backend (ConfigError naming the fix when it cannot be)."""
+        return None
+
+    async def aclose(self) -> None:
+        """Close network clients (while their event loop still runs)."""
+        return None
+
+
+class LLMBackend(Backend):
+    usage: Any = None  # token totals (prompt_tokens, completion_tokens, calls); None: not counted
+
+
+class ImageBackend(Backend):
+    shaped: bool = False  # True: draws the picture in the shape the slide layout gives it (else a square)
+
+
+class SpeechBackend(Backend):
+    voices_note: str = ""  # shown under the voice list (what the voice names mean)
+
+    def downloads(self, voice: str = "") -> list[Any]:
+        """What speaking with ``voice`` (default: the backend's own) downloads on first use."""
+        return []
+
+    def prepare(self, voice: str = "") -> None:
+        """Fetch and load ``voice`` now (blocking), so a lesson does not fail at its first narration."""
+        return None
+
+    def check_language(self, language: str) -> None:
+        """ConfigError when the backend cannot speak ``language`` (a voice that would garble it)."""
+        return None
+
+
+class CriticBackend(Backend):
+    judges: Literal["picture", "slide"] = "picture"  # "slide": judged as composed, as the viewer sees it
+    scoring: bool = False  # True: ``scores`` gives the image x prompt matrix and the shared rule decides
+    floor: float | None = None  # the acceptance floor (its scale is the critic's)
+    margin: float | None = None  # how far its own prompt must beat the others
+
+    def scores(self, images: Sequence[PILImage], prompts: Sequence[str]) -> Any:
+        """The score of every image against every prompt (rows: images); only for a scoring critic."""
+        raise CriticError(f"the critic {self.name} judges pictures without a score matrix; call judge()")
+
+
+class ClipBackend(Backend):
+    price_per_second: float = 0.0  # US dollars per second of clip, reserved under the lesson's cost cap
+
+
+class Wrapper(Backend):
+    """A backend around another (a cache, a batcher, a cost cap): its lifecycle is the inner backend's.
+
+    Subclasses forward the capability's methods and attributes explicitly, so a wrapper holds the same
+    interface as what it wraps and nothing reaches the inner backend unseen.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    @property
+    def local(self) -> bool:  # type: ignore[override]
+        return self.inner.local
+
+    @property
+    def service(self) -> bool:  # type: ignore[override]
+        return self.inner.service
+
+    def downloads(self) -> list[Any]:
+        return self.inner.downloads()
+
+    def load(self) -> None:
+        self.inner.load()
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class SpeechWrapper(Wrapper, SpeechBackend):
+    """A voice around another (the cache, the fallback voice): the voice interface is the inner voice's."""
+
+    inner: SpeechSynth
+
+    @property
+    def voices_note(self) -> str:  # type: ignore[override]
+        return self.inner.voices_note
+
+    def default_voice(self, language: str) -> str:
+        return self.inner.default_voice(language)
+
+    async def voices(self, language: str | None = None) -> list[Voice]:
+        return await self.inner.voices(language)
+
+    def downloads(self, voice: str = "") -> list[Any]:
+        return self.inner.downloads(voice)
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def prepare(self, voice: str = "") -> None:
+        self.inner.prepare(voice)
+
+    def check_language(self, language: str) -> None:
+        self.inner.check_language(language)
+
+
+# --------------------------------------------------------------------------- what the agent calls
+
+
 @runtime_checkable
-class LLM(Protocol):
-    name: str  # "openai:gpt-4.1-mini"
+class Lifecycle(Protocol):
+    name: str
+    local: bool
+    service: bool
+
+    def downloads(self) -> list[Any]: ...
+
+    def load(self) -> None: ...
+
+    async def check(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class LLM(Lifecycle, Protocol):
+    usage: Any
 
     async def structured(self, messages: list[Message], schema: type[T]) -> T: ...
 
 
 @runtime_checkable
-class ImageGenerator(Protocol):
-    name: str
+class ImageGenerator(Lifecycle, Protocol):
+    shaped: bool
 
     async def generate(self, requests: Sequence[ImageRequest]) -> list[Image]: ...
 
@@ -219,6 +374,9 @@ class ImageGenerator(Protocol):
 @runtime_checkable
 class SpeechSynth(Protocol):
     name: str
+    local: bool
+    service: bool
+    voices_note: str
 
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
         """Speak ``text`` into the WAV file ``out`` (written atomically) and return its timings."""
@@ -228,10 +386,29 @@ class SpeechSynth(Protocol):
         """A voice of this backend that fits ``language`` (a BCP-47 code such as "en" or "fr-FR")."""
         ...
 
+    async def voices(self, language: str | None = None) -> list[Voice]: ...
+
+    def downloads(self, voice: str = "") -> list[Any]: ...
+
+    def load(self) -> None: ...
+
+    def prepare(self, voice: str = "") -> None: ...
+
+    def check_language(self, language: str) -> None: ...
+
+    async def check(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
 
 @runtime_checkable
-class Critic(Protocol):
-    name: str
+class Critic(Lifecycle, Protocol):
+    judges: Literal["picture", "slide"]
+    scoring: bool
+    floor: float | None
+    margin: float | None
+
+    def scores(self, images: Sequence[PILImage], prompts: Sequence[str]) -> Any: ...
 
     def judge(
         self,
@@ -245,3 +422,34 @@ class Critic(Protocol):
         its own does not show its own scene.
         """
         ...
+
+
+@runtime_checkable
+class SceneCritic(Critic, Protocol):
+    """The critic as a scene calls it (`lessonforge.tools.batching.BatchedCritic` around a `Critic`):
+    one picture at a time, batched with the other scenes' and cached behind."""
+
+    async def judge_one(self, image: PILImage, prompts: Sequence[str], target: int) -> Verdict: ...
+
+
+CAPABILITY_BASES: dict[str, type[Backend]] = {
+    "llm": LLMBackend,
+    "images": ImageBackend,
+    "speech": SpeechBackend,
+    "critic": CriticBackend,
+    "clips": ClipBackend,
+}
+
+
+def require_backend(kind: str, backend: Any) -> Any:
+    """``backend`` itself when it derives from its capability's base, else a ConfigError naming the fix
+    (a plugin written before the base existed)."""
+    base = CAPABILITY_BASES[kind]
+    if not isinstance(backend, base):
+        raise ConfigError(
+            f"the {kind} backend {getattr(backend, 'name', type(backend).__name__)!r} ({type(backend).__qualname__}) "
+            f"does not derive from lessonforge.tools.base.{base.__name__}; make its class "
+            f"`class {type(backend).__name__}({base.__name__})`, which declares what LessonForge calls besides "
+            f"the capability itself (downloads, load, check, aclose), each a no-op by default"
+        )
+    return backend

@@ -2,7 +2,8 @@
 
 Each wrapper keys a result by the backend's full name and every input that shapes it, and keeps it
 in the project's AssetStore. A rerun after a crash, or an edit, asks the backend again only for
-what changed. The wrappers keep the interfaces, so the agent cannot tell them from the backends.
+what changed. The wrappers derive from the same bases as the backends and forward the interface (lifecycle
+included) explicitly, so the agent cannot tell them from the backends.
 """
 
 from __future__ import annotations
@@ -13,7 +14,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from lessonforge.tools.base import Image, ImageRequest, Message, Speech, SpeechError, T, WordTiming
+from lessonforge.tools.base import (
+    LLM,
+    Image,
+    ImageBackend,
+    ImageGenerator,
+    ImageRequest,
+    LLMBackend,
+    Message,
+    Speech,
+    SpeechError,
+    SpeechSynth,
+    SpeechWrapper,
+    T,
+    WordTiming,
+    Wrapper,
+)
 from lessonforge.tools.cache import AssetStore, Pending, atomic_path, content_key, link_or_copy
 from lessonforge.tools.media.audio import check_audio
 
@@ -52,12 +68,17 @@ class PerLoop(Generic[V]):
         except RuntimeError:
             return None
 
-class CachedLLM:
-    def __init__(self, inner: Any, store: AssetStore) -> None:
-        self.inner = inner
+class CachedLLM(Wrapper, LLMBackend):
+    inner: LLM
+
+    def __init__(self, inner: LLM, store: AssetStore) -> None:
+        super().__init__(inner)
         self.store = store
-        self.name = inner.name
         self.hits = 0
+
+    @property
+    def usage(self) -> Any:
+        return self.inner.usage
 
     async def structured(self, messages: list[Message], schema: type[T]) -> T:
         key = content_key("llm", self.name, [m.as_dict() for m in messages], schema.model_json_schema())
@@ -73,23 +94,16 @@ class CachedLLM:
         await asyncio.to_thread(self.store.put_json, key, result.model_dump(mode="json"))
         return result
 
-    def __getattr__(self, name: str) -> Any:  # usage, check(), ...
-        return getattr(self.inner, name)
-
 
 INFLIGHT_GRACE_S = 60.0  # how long closing waits for narrations in flight
 
 
-class CachedSpeech:
-    def __init__(self, inner: Any, store: AssetStore) -> None:
-        self.inner = inner
+class CachedSpeech(SpeechWrapper):
+    def __init__(self, inner: SpeechSynth, store: AssetStore) -> None:
+        super().__init__(inner)
         self.store = store
-        self.name = inner.name
         self.hits = 0
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
-    def default_voice(self, language: str) -> str:
-        return self.inner.default_voice(language)
 
     def key(self, text: str, voice: str) -> str:
         return content_key("speech", self.name, voice, text)
@@ -155,20 +169,20 @@ class CachedSpeech:
         pending = [t for t in self._inflight.values() if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=INFLIGHT_GRACE_S)
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        await self.inner.aclose()
 
 
-class CachedImages:
-    def __init__(self, inner: Any, store: AssetStore) -> None:
-        self.inner = inner
+class CachedImages(Wrapper, ImageBackend):
+    inner: ImageGenerator
+
+    def __init__(self, inner: ImageGenerator, store: AssetStore) -> None:
+        super().__init__(inner)
         self.store = store
-        self.name = inner.name
         self.hits = 0
+
+    @property
+    def shaped(self) -> bool:
+        return self.inner.shaped
 
     def key(self, req: ImageRequest) -> str:
         return content_key("image", self.name, req.prompt, req.negative_prompt, req.seed, req.width, req.height)
@@ -195,9 +209,6 @@ class CachedImages:
             pic = img.convert("RGB")
             pic.info.update({k: v for k, v in img.info.items() if isinstance(v, str)})
         return Image(image=pic, prompt=req.prompt, seed=req.seed, model=self.name)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def save_png(img: Any, out: Path, **meta: str) -> Path:

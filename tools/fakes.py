@@ -30,11 +30,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from lessonforge.tools.base import (
+    CriticBackend,
     Image,
+    ImageBackend,
     ImageRequest,
+    LLMBackend,
     LLMError,
     Message,
     Speech,
+    SpeechBackend,
     T,
     Usage,
     Verdict,
@@ -60,7 +64,7 @@ def _seeded(*parts: Any) -> int:
 # --------------------------------------------------------------------------- LLM
 
 
-class FakeLLM:
+class FakeLLM(LLMBackend):
     """An LLM that answers from a script of canned replies, then from built-in generators.
 
     Each scripted item is a pydantic object, a dict, a JSON string (possibly invalid, to exercise
@@ -306,7 +310,7 @@ def _sentence_block(first: str, words: int) -> str:
 # --------------------------------------------------------------------------- images
 
 
-class FakeImages:
+class FakeImages(ImageBackend):
     """Draws a deterministic picture per (prompt, seed); the prompt is kept in the PNG's info."""
 
     class Options(BackendOptions):
@@ -359,7 +363,7 @@ class FakeImages:
 # --------------------------------------------------------------------------- speech
 
 
-class FakeSpeech:
+class FakeSpeech(SpeechBackend):
     """Writes soft tones, one per word, at ``wpm`` words per minute; timings are exact by construction."""
 
     SAMPLE_RATE = 16000
@@ -382,7 +386,7 @@ class FakeSpeech:
     def default_voice(self, language: str) -> str:
         return f"fake-{language}-{self.wpm:g}wpm"  # a voice per speaking rate, as real voices differ
 
-    def voices(self, language: str | None = None) -> list[Voice]:
+    async def voices(self, language: str | None = None) -> list[Voice]:
         return [Voice(name=self.default_voice(language or "en"), language=language or "en", backend="fake")]
 
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
@@ -429,8 +433,10 @@ class FakeSpeech:
 # --------------------------------------------------------------------------- critic
 
 
-class FakeCritic:
+class FakeCritic(CriticBackend):
     """Scores word overlap between what a fake picture shows and each prompt (CLIPScore-like range)."""
+
+    scoring = True
 
     class Options(BackendOptions):
         """What ``fake:`` critics take."""

@@ -22,7 +22,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from lessonforge.tools.base import ConfigError, Image, ImageRequest, LessonForgeError, Verdict
+from lessonforge.tools.base import (
+    ConfigError,
+    CriticBackend,
+    Image,
+    ImageBackend,
+    ImageRequest,
+    LessonForgeError,
+    Verdict,
+)
 from lessonforge.tools.cache import content_key
 from lessonforge.tools.defaults import CLIP_CRITIC, DIFFUSERS_IMAGES
 from lessonforge.tools.registry import BackendOptions
@@ -91,9 +99,7 @@ class ImageModel(_Counted):
         from lessonforge.tools.registry import create
 
         self.backend = create("images", spec, offered={"device": device, "max_batch": max_batch})
-        load = getattr(self.backend, "load", None)
-        if load is not None:
-            load()
+        self.backend.load()
         self.calls = self.items = 0
         self.loads = 1
         self.callers_per_call: list[int] = []
@@ -112,16 +118,13 @@ class CriticModel(_Counted):
 
         options = {k: v for k, v in (("floor", floor), ("margin", margin)) if v is not None}
         self.critic = create("critic", spec, offered={"device": device}, **options)
-        load = getattr(self.critic, "load", None)
-        if load is not None:
-            load()
+        self.critic.load()
         self.calls = self.items = 0
         self.loads = 1
         self.callers_per_call: list[int] = []
 
     def info(self) -> dict[str, Any]:
-        return {"floor": getattr(self.critic, "floor", None), "margin": getattr(self.critic, "margin", None),
-                "scores": getattr(self.critic, "scores", None) is not None}
+        return {"floor": self.critic.floor, "margin": self.critic.margin, "scoring": self.critic.scoring}
 
     async def scores(self, callers: list[str], images: list[list[Any]], prompts: list[list[str]]) -> list[list[list[float]]]:
         """Each request's score matrix, from ONE forward pass over all pictures and all distinct prompts."""
@@ -200,7 +203,7 @@ def _handle(kind: str, spec: str) -> Any:
 # --------------------------------------------------------------------------- clients (the backends lessons use)
 
 
-class ServedImages:
+class ServedImages(ImageBackend):
     """ImageGenerator that forwards every request to the shared images deployment (batched there)."""
 
     class Options(BackendOptions):
@@ -226,7 +229,7 @@ class ServedImages:
             raise unwrap(err) from None
 
 
-class ServedCritic:
+class ServedCritic(CriticBackend):
     """Critic that forwards to the shared critic deployment; BatchedCritic sees the same scores() as CLIP's."""
 
     class Options(BackendOptions):
@@ -264,19 +267,19 @@ class ServedCritic:
         return self._remote()[1]["margin"]
 
     @property
-    def scores(self) -> Any:
-        """The remote score matrix for a scoring critic (CLIP); None for one that only judges."""
+    def scoring(self) -> bool:
+        """True for a scoring critic (CLIP): its score matrix comes from the deployment."""
+        return bool(self._remote()[1]["scoring"])
+
+    def scores(self, images: Sequence[Any], prompts: Sequence[str]) -> list[list[float]]:
+        """The remote score matrix of a scoring critic (one forward pass there, batched across lessons)."""
         handle, info = self._remote()
-        if not info["scores"]:
-            return None
-
-        def scores(images: Sequence[Any], prompts: Sequence[str]) -> list[list[float]]:
-            try:
-                return handle.scores.remote(caller(), list(images), list(prompts)).result()
-            except Exception as err:
-                raise unwrap(err) from None
-
-        return scores
+        if not info["scoring"]:
+            return super().scores(images, prompts)  # a CriticError: this critic judges without scores
+        try:
+            return handle.scores.remote(caller(), list(images), list(prompts)).result()
+        except Exception as err:
+            raise unwrap(err) from None
 
     def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
         handle, _ = self._remote()

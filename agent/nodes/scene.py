@@ -182,7 +182,7 @@ async def illustrate(state: SceneState, runtime: Runtime[Context]) -> dict[str, 
     seed = derive_seed(req.seed, draft.picture_prompt, attempt)
     emit("illustrate", draft.title, scene=i, total=state["total"], attempt=attempt)
     size = ctx.settings.image_size
-    width, height = await _picture_shape(ctx, state, size) if getattr(ctx.images, "shaped", False) else (size, size)
+    width, height = await _picture_shape(ctx, state, size) if ctx.images.shaped else (size, size)
     [image] = await ctx.images.generate([ImageRequest(prompt=prompt, seed=seed, width=width, height=height)])
     path = _scene_dir(ctx, state) / "attempts" / f"{attempt:02d}-seed{seed}.png"
     meta = {"lessonforge:prompt": prompt, "lessonforge:seed": str(image.seed), "lessonforge:model": image.model}
@@ -240,7 +240,7 @@ async def critique(state: SceneState, runtime: Runtime[Context]) -> dict[str, An
     t = now()
     try:
         picture = await asyncio.to_thread(lambda: _load_rgb(ctx.project.resolve(last.image)))
-        if getattr(ctx.critic, "judges", "picture") == "slide":  # judged as the viewer will see it
+        if ctx.critic.judges == "slide":  # judged as the viewer will see it
             req, draft = state["request"], state["draft"]
             preview = await asyncio.to_thread(
                 layouts.compose_scene, role=draft.role, title=draft.title, bullets=draft.bullets, key=draft.key,

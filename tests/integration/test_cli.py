@@ -138,11 +138,11 @@ def test_a_voice_that_cannot_speak_the_language_is_refused_before_any_work(tmp_p
 def test_a_fallback_voice_that_cannot_speak_the_language_is_not_used():
     import asyncio
 
-    from lessonforge.tools.base import SpeechError
+    from lessonforge.tools.base import SpeechBackend, SpeechError
     from lessonforge.tools.speech.espeak import EspeakSpeech
     from lessonforge.tools.speech.fallback import FallbackSpeech
 
-    class Down:
+    class Down(SpeechBackend):
         name = "edge:"
 
         def default_voice(self, language):

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from lessonforge.agent.cli import app
 from lessonforge.tools import hub as models
-from lessonforge.tools.base import SpeechUnavailable
+from lessonforge.tools.base import SpeechBackend, SpeechUnavailable
 from tests.plugins import write_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def test_a_failed_start_leaves_no_folder(tmp_path):
     assert code == 2 and (kept / "notes").is_dir()
 
 
-class DownSpeech:
+class DownSpeech(SpeechBackend):
     """A speech service that cannot be reached (as edge-tts offline)."""
 
     def __init__(self, model: str = "") -> None:

@@ -241,7 +241,7 @@ def test_planted_key_never_appears_in_errors_or_repr():
         with pytest.raises(ConfigError) as judged:
             critic.judge([picture()], PROMPTS, [0])
         with pytest.raises(ConfigError) as checked:
-            critic.check()
+            asyncio.run(critic.check())
         assert server.requests and all(r.headers["authorization"] == f"Bearer {SECRET}" for r in server.requests)
     for err in (judged.value, checked.value):
         text = full_text(err)
@@ -274,14 +274,14 @@ def test_floor_off_the_rating_scale_is_a_config_error(floor):
 
 
 def test_check_passes_when_the_server_answers_and_fails_fast_when_none_does(fake_openai, critic):  # noqa: F811
-    critic.check()
+    asyncio.run(critic.check())
     assert [r.path for r in fake_openai.requests] == ["/v1/models"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     down = OpenAICritic(base_url=f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ConfigError, match=f"No vision critic reachable at http://127.0.0.1:{port}") as info:
-        down.check()
+        asyncio.run(down.check())
     assert "--critic" in str(info.value)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lessonforge.tools.base import ClipError, ConfigError, ImageError, ImageRequest
+from lessonforge.tools.base import ClipBackend, ClipError, ConfigError, ImageError, ImageRequest
 from lessonforge.tools.clips import BudgetedClips, ClipBudget, ClipRequest, OpenAIVideoClips, VeoClips, sample_frames
 from lessonforge.tools.images.openai import OpenAIImages, api_size
 from lessonforge.tools.media import video
@@ -192,7 +192,7 @@ def test_a_clip_plugin_registers_through_the_entry_point_group_and_keeps_to_the_
     from lessonforge.tools import registry
     from lessonforge.tools.clips import Clip
 
-    class MyClips:  # the README's example, answering from a file instead of a service
+    class MyClips(ClipBackend):  # the README's example, answering from a file instead of a service
         class Options(registry.BackendOptions):
             price_per_second: float | None = None
 

@@ -100,11 +100,11 @@ def test_default_voice_maps_bcp47_tags() -> None:
 
 def test_voices_lists_installed_voices_by_language() -> None:
     tts = EspeakSpeech()
-    english = tts.voices("en")
+    english = asyncio.run(tts.voices("en"))
     assert {"en-us", "en"} <= {v.name for v in english}
     assert all(v.backend == "espeak" and v.language.startswith("en") for v in english)
-    assert len(tts.voices()) > len(english) > 1
-    assert [v.name for v in tts.voices("fr-FR")] == ["fr"]
+    assert len(asyncio.run(tts.voices())) > len(english) > 1
+    assert [v.name for v in asyncio.run(tts.voices("fr-FR"))] == ["fr"]
 
 
 async def test_unknown_voice_is_a_config_error(tmp_path: Path) -> None:

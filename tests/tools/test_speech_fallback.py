@@ -9,7 +9,7 @@ from pathlib import Path
 import edge_tts.communicate
 import pytest
 
-from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechSynth, WordTiming
+from lessonforge.tools.base import ConfigError, Speech, SpeechBackend, SpeechError, SpeechSynth, WordTiming
 from lessonforge.tools.cache import content_key
 from lessonforge.tools.media.audio import wav_duration
 from lessonforge.tools.speech import espeak as speech_espeak
@@ -20,7 +20,7 @@ from lessonforge.tools.speech.fallback import FallbackSpeech
 pytestmark = pytest.mark.skipif(speech_espeak._engine() is None, reason="libespeak-ng.so.1 is not installed")
 
 
-class CountingSpeech:
+class CountingSpeech(SpeechBackend):
     """A primary that fails a given way and counts how often it was asked."""
 
     def __init__(self, error: Exception | None) -> None:

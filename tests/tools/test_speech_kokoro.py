@@ -8,6 +8,7 @@ predicts for every phoneme are real model output, and the word timings must agre
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 import wave
@@ -247,7 +248,7 @@ async def test_a_local_folder_and_a_voice_file_work_without_the_hub(tmp_path, fo
     torch.manual_seed(0)
     tts = KokoroSpeech(str(folder))
     assert tts.name == f"kokoro:{folder}"
-    assert [v.name for v in tts.voices("en")] == ["bf_emma"] and tts.default_voice("en-GB") == "bf_emma"
+    assert [v.name for v in await tts.voices("en")] == ["bf_emma"] and tts.default_voice("en-GB") == "bf_emma"
     speech = await tts.speak("Tea is ready.", "bf_emma", tmp_path / "a.wav")
     assert speech.voice == "bf_emma" and speech.duration > 0
     speech = await tts.speak("Tea is ready.", str(custom), tmp_path / "b.wav")
@@ -307,12 +308,12 @@ def test_default_voices_and_the_voice_list() -> None:
     ]
     with pytest.raises(ConfigError, match=r"no voice for language 'de'.*edge:.*espeak:"):
         tts.default_voice("de")
-    english = tts.voices("en")
+    english = asyncio.run(tts.voices("en"))
     assert {v.language for v in english} == {"en-us", "en-gb"} and len(english) == 28
     assert next(v for v in english if v.name == "am_michael").gender == "male"
-    assert all(v.backend == "kokoro" for v in tts.voices())
-    assert not any(v.name.startswith(("j", "z")) for v in tts.voices())  # no Japanese/Chinese G2P here
-    assert [v.name for v in tts.voices("fr")] == ["ff_siwis"]
+    assert all(v.backend == "kokoro" for v in asyncio.run(tts.voices()))
+    assert not any(v.name.startswith(("j", "z")) for v in asyncio.run(tts.voices()))  # no Japanese/Chinese G2P here
+    assert [v.name for v in asyncio.run(tts.voices("fr"))] == ["ff_siwis"]
 
 
 def test_without_the_package_the_error_says_how_to_install(monkeypatch, tmp_path) -> None:

@@ -171,4 +171,4 @@ def test_default_voices_per_language():
     assert PiperSpeech("en_US-libritts_r-medium#12").default_voice("en-US") == "en_US-libritts_r-medium#12"
     with pytest.raises(ConfigError, match="No default Piper voice for language 'sw'"):
         backend.default_voice("sw")
-    assert {v.language for v in backend.voices("en")} == {"en-us", "en-gb"}
+    assert {v.language for v in asyncio.run(backend.voices("en"))} == {"en-us", "en-gb"}

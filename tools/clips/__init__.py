@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from lessonforge.tools.base import ClipError, ConfigError
+from lessonforge.tools.base import ClipBackend, ClipError, ConfigError, Lifecycle, Wrapper
 from lessonforge.tools.cache import atomic_path
 from lessonforge.tools.defaults import VEO_CLIPS, VIDEOS_CLIPS
 from lessonforge.tools.registry import BackendOptions
@@ -76,7 +76,7 @@ class Clip:
 
 
 @runtime_checkable
-class ClipGenerator(Protocol):
+class ClipGenerator(Lifecycle, Protocol):
     name: str
     price_per_second: float
 
@@ -104,7 +104,7 @@ class ClipBudget:
             self.spent = round(self.spent + cost, 6)
 
 
-class BudgetedClips:
+class BudgetedClips(Wrapper, ClipBackend):
     """A clip generator under a lesson's :class:`ClipBudget`; the price is reserved before each request."""
 
     def __init__(self, inner: ClipGenerator, budget: ClipBudget) -> None:
@@ -116,8 +116,9 @@ class BudgetedClips:
         await self.budget.reserve(cost, f"a {request.seconds} s clip from {self.name}")
         return await self.inner.generate(request, out)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    @property
+    def price_per_second(self) -> float:
+        return self.inner.price_per_second
 
 
 def check_request(name: str, request: ClipRequest) -> None:
@@ -158,7 +159,7 @@ def _veo_seconds(seconds: int) -> int:
     return next(s for s in (4, 6, 8) if s >= seconds)
 
 
-class VeoClips:
+class VeoClips(ClipBackend):
     """``veo:MODEL`` clips through the Gemini API (google-genai): generate_videos, poll, download."""
 
     class Options(BackendOptions):
@@ -247,7 +248,7 @@ def _videos_size(aspect: str) -> str:
     return "720x1280" if aspect == "9:16" else "1280x720"
 
 
-class OpenAIVideoClips:
+class OpenAIVideoClips(ClipBackend):
     """``videos:MODEL`` clips from a server speaking the OpenAI Videos API at OPENAI_BASE_URL."""
 
     class Options(VeoClips.Options):

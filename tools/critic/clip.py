@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lessonforge.tools import extras
-from lessonforge.tools.base import ConfigError, CriticError, Verdict
+from lessonforge.tools.base import ConfigError, CriticBackend, CriticError, Verdict
 from lessonforge.tools.defaults import CLIP_CRITIC
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
 from lessonforge.tools.registry import BackendOptions
@@ -120,8 +120,11 @@ def decide(row: Sequence[float], target: int, floor: float, margin: float) -> Ve
     return Verdict(accepted=not problems, score=own, scores=scores, rank=rank, reason=reason)
 
 
-class ClipCritic:
+class ClipCritic(CriticBackend):
     """Judges pictures against prompts with CLIP (see the module docstring for the rule)."""
+
+    local = True
+    scoring = True
 
     class Options(BackendOptions):
         """What ``clip:`` takes (see the constructor)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lessonforge.tools.base import ConfigError, CriticError, Message, Verdict
+from lessonforge.tools.base import ConfigError, CriticBackend, CriticError, Message, Verdict
 from lessonforge.tools.critic.clip import check_targets
 from lessonforge.tools.defaults import OPENAI_CRITIC as DEFAULT_MODEL
 from lessonforge.tools.llm.openai import OpenAILLM, ServiceOptions, UsageTotals, display_url
@@ -166,8 +166,10 @@ class _Options:
     max_repairs: int
 
 
-class OpenAICritic:
+class OpenAICritic(CriticBackend):
     """Judges pictures with an OpenAI-compatible vision model (see the module docstring)."""
+
+    service = True  # check() reaches the server
 
     class Options(ServiceOptions):
         """What ``openai:`` critics take (see the constructor)."""
@@ -215,12 +217,12 @@ class OpenAICritic:
         """Nothing to load; checks the settings again (the environment may have changed)."""
         self._engine()
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Fail fast (ConfigError) when no server answers at the base URL or the key is rejected.
 
-        The same check as :meth:`OpenAILLM.check` (GET /models, short timeout, no retries), run synchronously.
+        The same check as :meth:`OpenAILLM.check` (GET /models, short timeout, no retries), in a worker thread.
         """
-        self._run(lambda engine: engine.check())
+        await asyncio.to_thread(self._run, lambda engine: engine.check())
 
     def judge(
         self,

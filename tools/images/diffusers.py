@@ -16,7 +16,6 @@ Failure handling, inside the backend (principle 4: concurrency is the backend's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import math
@@ -30,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lessonforge.tools import extras
-from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
+from lessonforge.tools.base import ConfigError, Image, ImageBackend, ImageError, ImageRequest, LessonForgeError
+from lessonforge.tools.batching import MicroBatcher
 from lessonforge.tools.defaults import DIFFUSERS_IMAGES, TINY_VAE
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
 from lessonforge.tools.registry import BackendOptions
@@ -185,87 +185,15 @@ def _dtype_kwarg() -> str:
     return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
 
-# --------------------------------------------------------------------------- the micro-batcher
-
-
-@dataclass
-class _Job:
-    request: ImageRequest
-    future: asyncio.Future
-
-
-class _Batcher:
-    """Collects requests on one event loop and runs them in batches in a worker thread."""
-
-    def __init__(self, run_batch: Any, max_batch: int, window_s: float) -> None:
-        self._run_batch = run_batch  # (list[ImageRequest]) -> list[Image | Exception], blocking
-        self._max_batch = max_batch
-        self._window_s = window_s
-        self._pending: list[_Job] = []
-        self._full = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def submit(self, request: ImageRequest) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        job = _Job(request, loop.create_future())
-        self._pending.append(job)
-        if self._count_ready(request) >= self._max_batch:
-            self._full.set()
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain())
-        return job.future
-
-    def _count_ready(self, request: ImageRequest) -> int:
-        size = (request.width, request.height)
-        return sum(1 for j in self._pending if (j.request.width, j.request.height) == size)
-
-    def _take(self) -> list[_Job]:
-        """The oldest waiting job and up to ``max_batch - 1`` more of the same size, in order."""
-        self._pending = [j for j in self._pending if not j.future.done()]  # drop cancelled callers
-        if not self._pending:
-            return []
-        first = self._pending[0].request
-        size = (first.width, first.height)
-        batch = [j for j in self._pending if (j.request.width, j.request.height) == size][: self._max_batch]
-        taken = {id(j) for j in batch}
-        self._pending = [j for j in self._pending if id(j) not in taken]
-        return batch
-
-    async def _drain(self) -> None:
-        while self._pending:
-            if not self._full.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._window_s)
-            self._full.clear()
-            batch = self._take()
-            if not batch:
-                continue
-            try:
-                results = await asyncio.to_thread(self._run_batch, [j.request for j in batch])
-            except asyncio.CancelledError:  # the loop is shutting down: nobody will collect these
-                for job in batch:
-                    job.future.cancel()
-                raise
-            except Exception as exc:
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            for job, result in zip(batch, results, strict=True):
-                if job.future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
-            if any(self._count_ready(j.request) >= self._max_batch for j in self._pending):
-                self._full.set()
+def _size(request: ImageRequest) -> tuple[int, int]:
+    """Requests of one size share a pipeline call."""
+    return request.width, request.height
 
 
 # --------------------------------------------------------------------------- the backend
 
 
-class DiffusersImages:
+class DiffusersImages(ImageBackend):
     """``diffusers:<model>``: text-to-image with any ``AutoPipelineForText2Image`` model.
 
     ``model`` is a hub id (``stabilityai/sd-turbo``) or a folder written by ``save_pretrained``.
@@ -280,6 +208,8 @@ class DiffusersImages:
     Returned pictures have the requested size rounded to a multiple of 8 (and of the VAE's scale
     factor), scaled down first for models trained at a smaller size (turbo models: 512 px).
     """
+
+    local = True
 
     class Options(BackendOptions):
         """What ``diffusers:`` takes (see the class docstring)."""
@@ -328,7 +258,7 @@ class DiffusersImages:
         self._accepts_negative = False
         self._load_lock = threading.Lock()
         self._pipe_lock = threading.Lock()
-        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = (
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MicroBatcher[ImageRequest, Image]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -476,11 +406,11 @@ class DiffusersImages:
         width, height = fit_size(request.width, request.height, multiple, self.family.max_side)
         return replace(request, width=width, height=height)
 
-    def _batcher(self) -> _Batcher:
+    def _batcher(self) -> MicroBatcher[ImageRequest, Image]:
         loop = asyncio.get_running_loop()
         batcher = self._batchers.get(loop)
         if batcher is None:
-            batcher = _Batcher(self._run_batch, self.max_batch, self.batch_window_s)
+            batcher = MicroBatcher(self._run_batch, max_batch=self.max_batch, window_s=self.batch_window_s, key=_size)
             self._batchers[loop] = batcher
         return batcher
 

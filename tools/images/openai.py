@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from lessonforge.tools.base import ConfigError, Image, ImageError, ImageRequest, LessonForgeError
+from lessonforge.tools.base import ConfigError, Image, ImageBackend, ImageError, ImageRequest, LessonForgeError
 from lessonforge.tools.cached import PerLoop
 from lessonforge.tools.defaults import OPENAI_IMAGES
 from lessonforge.tools.llm.openai import NO_KEY, OPENAI_URL, display_url, scrub_secrets
@@ -128,7 +128,7 @@ class OpenAIClient:
                                                  f"choose another backend with {self.flag}."))
 
 
-class OpenAIImages:
+class OpenAIImages(ImageBackend):
     """``openai:MODEL`` pictures through the Images API (see the module docstring)."""
 
     shaped = True  # draws the picture in the shape the layout gives it (lessonforge.agent.nodes.illustrate)

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lessonforge.tools import extras
-from lessonforge.tools.base import ConfigError, LLMError, Message, T, expected_words
+from lessonforge.tools.base import ConfigError, LLMBackend, LLMError, Message, T, expected_words
 from lessonforge.tools.cache import read_state, user_cache_dir, write_state
 from lessonforge.tools.defaults import LOCAL_LLM, LOCAL_LLM_GPU, LOCAL_LLM_LIGHT
 from lessonforge.tools.hub import first_use, hub_cache_dir, quiet_progress
@@ -51,8 +51,10 @@ NUMBER_LIMIT = 1_000_000_000
 NUMBER_STEP = 0.001
 
 
-class LocalLLM:
+class LocalLLM(LLMBackend):
     """Structured output from a local transformers causal LM, constrained by llguidance."""
+
+    local = True  # loads the model on this machine
 
     class Options(BackendOptions):
         """What ``local:`` takes (see the constructor)."""

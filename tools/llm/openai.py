@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from pydantic import BaseModel, ValidationError
 
-from lessonforge.tools.base import ConfigError, LessonForgeError, LLMError, Message, ProviderError, T
+from lessonforge.tools.base import ConfigError, LessonForgeError, LLMBackend, LLMError, Message, ProviderError, T
 from lessonforge.tools.cached import PerLoop
 from lessonforge.tools.defaults import OPENAI_LLM, OPENAI_LLM_STRONGER, retired_hint
 from lessonforge.tools.openai_errors import Advice, auth_message, network_cause, status_detail, translate
@@ -252,8 +252,10 @@ class ServiceOptions(BackendOptions):
     max_retries: int = 4
 
 
-class OpenAILLM:
+class OpenAILLM(LLMBackend):
     """Structured output from an OpenAI-compatible chat completions endpoint."""
+
+    service = True  # check() reaches the server
 
     class Options(ServiceOptions):
         """What ``openai:`` takes (see the constructor)."""

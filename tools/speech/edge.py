@@ -31,6 +31,7 @@ from lessonforge.tools.base import (
     ConfigError,
     LessonForgeError,
     Speech,
+    SpeechBackend,
     SpeechError,
     SpeechUnavailable,
     Voice,
@@ -111,7 +112,7 @@ class _Incomplete(SpeechError):
     """The stream ended early or its audio does not cover its words: worth another try."""
 
 
-class EdgeSpeech:
+class EdgeSpeech(SpeechBackend):
     """Speech from edge-tts with word timings from the service's WordBoundary events.
 
     ``model`` is a default voice (``en-US-AriaNeural``); ``max_concurrency`` bounds the requests

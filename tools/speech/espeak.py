@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechUnavailable, Voice, WordTiming
+from lessonforge.tools.base import ConfigError, Speech, SpeechBackend, SpeechError, SpeechUnavailable, Voice, WordTiming
 from lessonforge.tools.cache import atomic_path
 from lessonforge.tools.media.audio import check_audio, read_wav_pcm, write_wav
 from lessonforge.tools.registry import BackendOptions
@@ -292,7 +292,7 @@ def _cli_synth(text: str, voice: str, rate_wpm: int, tmp: Path) -> _Raw:
 _CANNOT_READ = {"ja": "reads every kanji as \"Chinese letter\" (its Japanese voice knows only kana)"}
 
 
-class EspeakSpeech:
+class EspeakSpeech(SpeechBackend):
     """Speech from eSpeak NG, offline, with the engine's own word timings.
 
     ``model`` is a default voice (``en-us``, ``fr``, ``de``, ``en-us+f3``...); ``rate_wpm`` the
@@ -331,7 +331,7 @@ class EspeakSpeech:
         lib = _engine()
         return lib.voices() if lib is not None else _cli_voices()
 
-    def voices(self, language: str | None = None) -> list[Voice]:
+    async def voices(self, language: str | None = None) -> list[Voice]:
         """Installed voices, optionally those speaking ``language`` (``"en"`` matches en-us, en-gb...)."""
         want = (language or "").strip().lower().replace("_", "-")
         out = []

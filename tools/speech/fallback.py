@@ -4,6 +4,9 @@ Typical use: edge-tts first, eSpeak NG when the service is unreachable. Once the
 failed (after its own retries), the rest of the run uses the fallback: an unreachable service is
 not asked again for every scene. Each scene spoken by the fallback is recorded in ``fallbacks``
 (for the manifest), and ``on_fallback`` is called once with a warning for the user.
+
+Before the run, only the primary is made ready (its downloads, ``load``, ``prepare``, ``check``,
+``check_language``): the fallback voice is loaded when it is needed, not before.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechSynth
+from lessonforge.tools.base import ConfigError, Speech, SpeechError, SpeechSynth, SpeechWrapper
 from lessonforge.tools.cache import content_key
 
 log = logging.getLogger(__name__)
 
 
-class FallbackSpeech:
+class FallbackSpeech(SpeechWrapper):
     """``primary`` until it fails with a SpeechError, then ``fallback`` in ``language`` for good."""
 
     def __init__(
@@ -29,11 +32,11 @@ class FallbackSpeech:
         language: str,
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(primary)  # the voice interface, made ready before the run, is the primary's
         self.primary = primary
         self.fallback = fallback
         self.language = language
         self.on_fallback = on_fallback
-        self.name = primary.name
         self.fallbacks: list[dict[str, str]] = []
         self._reason: str | None = None  # set once the primary has failed
 
@@ -42,21 +45,16 @@ class FallbackSpeech:
         """True once the primary has failed and the fallback speaks for the rest of the run."""
         return self._reason is not None
 
-    def default_voice(self, language: str) -> str:
-        return self.primary.default_voice(language)
-
     async def speak(self, text: str, voice: str, out: Path) -> Speech:
         """Speak with the primary; after its first failure, with the fallback's voice for ``language``."""
         if self._reason is None:
             try:
                 return await self.primary.speak(text, voice, out)
             except SpeechError as err:  # SpeechUnavailable included; ConfigError is the caller's to fix
-                check = getattr(self.fallback, "check_language", None)
-                if check is not None:  # a fallback that would garble the language is no fallback
-                    try:
-                        check(self.language)
-                    except ConfigError as refused:
-                        raise SpeechError(f"{err} (no fallback: {refused})") from err
+                try:  # a fallback that would garble the language is no fallback
+                    self.fallback.check_language(self.language)
+                except ConfigError as refused:
+                    raise SpeechError(f"{err} (no fallback: {refused})") from err
                 self._switch(err)
         fallback_voice = self.fallback.default_voice(self.language)
         speech = await self.fallback.speak(text, fallback_voice, out)
@@ -74,9 +72,7 @@ class FallbackSpeech:
     async def aclose(self) -> None:
         """Close both voices (each lets its narrations in flight land first)."""
         for voice in (self.primary, self.fallback):
-            close = getattr(voice, "aclose", None)
-            if close is not None:
-                await close()
+            await voice.aclose()
 
     def _switch(self, err: SpeechError) -> None:
         if self._reason is not None:  # a concurrent scene switched first

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from lessonforge.tools.base import ConfigError, Speech, SpeechError, Voice, WordTiming
+from lessonforge.tools.base import ConfigError, Speech, SpeechBackend, SpeechError, Voice, WordTiming
 from lessonforge.tools.defaults import KOKORO_MODEL, KOKORO_VOICE
 from lessonforge.tools.media.audio import check_audio, write_wav
 from lessonforge.tools.registry import BackendOptions
@@ -421,7 +421,7 @@ class _Engine:
     limit: int  # phoneme symbols per chunk
 
 
-class KokoroSpeech:
+class KokoroSpeech(SpeechBackend):
     """Speech from Kokoro-82M, offline, with word timings from the model's own phoneme durations.
 
     ``model`` is a Hub repository id (default ``hexgrad/Kokoro-82M``) or a local folder with
@@ -429,6 +429,8 @@ class KokoroSpeech:
     file of a repository other than hexgrad's. ``device`` is ``cuda`` or ``cpu`` (default: CUDA
     when available); ``speed`` scales the speaking rate (0.5-2.0).
     """
+
+    local = True
 
     class Options(BackendOptions):
         """What ``kokoro:`` takes (see the class docstring)."""
@@ -477,7 +479,7 @@ class KokoroSpeech:
             return sorted(p.stem for p in (self.folder / "voices").glob("*.pt") if _VOICE_NAME.match(p.stem))
         return list(VOICES)
 
-    def voices(self, language: str | None = None) -> list[Voice]:
+    async def voices(self, language: str | None = None) -> list[Voice]:
         """Kokoro voices this backend can speak, optionally for ``language`` ("en" matches en-us and en-gb)."""
         want = (language or "").strip().lower().replace("_", "-")
         out = []
@@ -638,7 +640,7 @@ class KokoroSpeech:
 
     # ----------------------------------------------------------------- loading
 
-    def downloads(self, voice: str) -> list[Any]:
+    def downloads(self, voice: str = "") -> list[Any]:
         """What speaking with ``voice`` fetches from the Hub on first use: the config, the weights and
         that voice's style pack (nothing for a local folder or a local .pt voice)."""
         from lessonforge.tools.hub import ModelInfo
@@ -649,7 +651,7 @@ class KokoroSpeech:
         files = ("config.json", self.weights) + (() if ref.path is not None else (f"voices/{ref.name}.pt",))
         return [ModelInfo(self.model, f"Kokoro voice {ref.name}", WEIGHTS_MB, files, files)]
 
-    def prepare(self, voice: str) -> None:
+    def prepare(self, voice: str = "") -> None:
         """Fetch and load the model and ``voice`` now (ConfigError naming the fix when they cannot be),
         so a lesson does not fail at its first narration."""
         ref = self._resolve_voice((voice or "").strip() or self.default_voice("en"))

@@ -38,6 +38,7 @@ from lessonforge.tools.base import (
     ConfigError,
     LessonForgeError,
     Speech,
+    SpeechBackend,
     SpeechError,
     SpeechUnavailable,
     Voice,
@@ -75,7 +76,7 @@ _PLACEHOLDER_SIZES = (0xFFFFFFFF, 0x7FFFFFFF, 0)  # streamed WAVs do not know th
 # --------------------------------------------------------------------------- the backend
 
 
-class OpenAISpeech:
+class OpenAISpeech(SpeechBackend):
     """Speech from an OpenAI-compatible ``/audio/speech`` endpoint, word timings aligned to the audio.
 
     ``model`` is the TTS model (``gpt-4o-mini-tts``, ``tts-1``, ``tts-1-hd``, or a compatible
@@ -141,7 +142,7 @@ class OpenAISpeech:
 
     # ----------------------------------------------------------------- voices
 
-    def voices(self, language: str | None = None) -> list[Voice]:
+    async def voices(self, language: str | None = None) -> list[Voice]:
         """OpenAI's built-in voices; each speaks every supported language, so ``language`` filters nothing."""
         names = VOICES if not self.model.startswith(_CLASSIC_MODELS) else tuple(sorted(_CLASSIC_VOICES))
         lang = (language or "").strip() or "mul"

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lessonforge.tools.base import ConfigError, Speech, SpeechError, Voice
+from lessonforge.tools.base import ConfigError, Speech, SpeechBackend, SpeechError, Voice
 from lessonforge.tools.hub import NotOnHub, hf_offline, hub_files, piper_voice_model
 from lessonforge.tools.media.audio import check_audio, write_wav
 from lessonforge.tools.registry import BackendOptions
@@ -53,13 +53,15 @@ def _import_piper() -> Any:
     return piper
 
 
-class PiperSpeech:
+class PiperSpeech(SpeechBackend):
     """Speech from a Piper voice, offline, with word timings from the voice's phoneme durations.
 
     ``model`` is the default voice (``en_US-lessac-medium`` when empty); ``length_scale`` stretches
     every phoneme (above 1 is slower); ``use_cuda`` runs onnxruntime on CUDA when it has that
     provider (default: when available).
     """
+
+    local = True
 
     class Options(BackendOptions):
         """What ``piper:`` takes (see the class docstring)."""
@@ -101,7 +103,7 @@ class PiperSpeech:
             f"https://huggingface.co/{REPO}, e.g. --voice nl_NL-mls-medium, or use --speech edge: or espeak:."
         )
 
-    def voices(self, language: str | None = None) -> list[Voice]:
+    async def voices(self, language: str | None = None) -> list[Voice]:
         """The per-language default voices (the repository holds many more)."""
         want = (language or "").strip().lower().replace("_", "-")
         out = []
@@ -111,13 +113,13 @@ class PiperSpeech:
                 out.append(Voice(name=key, language=lang, backend="piper"))
         return out
 
-    def downloads(self, voice: str) -> list[Any]:
+    def downloads(self, voice: str = "") -> list[Any]:
         """What speaking with ``voice`` fetches from the Hub on first use (nothing for a local file)."""
 
         key, _ = _split_speaker((voice or "").strip() or self.model or DEFAULT_VOICE)
         return [] if _is_path(key) else [piper_voice_model(key)]
 
-    def prepare(self, voice: str) -> None:
+    def prepare(self, voice: str = "") -> None:
         """Fetch and load ``voice`` now (ConfigError naming the fix when it cannot be), so a lesson
         does not fail at its first narration."""
         key, speaker = _split_speaker((voice or "").strip() or self.model or DEFAULT_VOICE)
