@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import inspect
 import re
 import time
@@ -59,12 +58,9 @@ def members(proto: type) -> set[str]:
 
 
 def builtin_classes() -> list[tuple[str, str, type]]:
-    found = []
-    for kind, table in registry._BUILTIN.items():
-        for prefix, target in table.items():
-            module, _, attr = target.partition(":")
-            found.append((kind, prefix, getattr(importlib.import_module(module), attr)))
-    return found
+    """Every backend LessonForge registers in its entry-point table (plugins are not installed here)."""
+    return [(kind, prefix, registry.resolve(kind, prefix)) for kind in registry.KINDS
+            for prefix in registry.prefixes(kind) if prefix != "none"]
 
 
 @pytest.mark.parametrize(("kind", "prefix", "cls"), builtin_classes(), ids=lambda v: v if isinstance(v, str) else "")
