@@ -415,8 +415,8 @@ def test_configuration_errors_come_before_any_request(monkeypatch):
 async def test_voices_and_their_checks(fake_openai, make_tts, tmp_path):  # noqa: F811
     official = OpenAISpeech("tts-1", api_key="k")
     assert official.default_voice("fr-FR") == "alloy"
-    assert [v.name for v in await official.voices("fr")] == sorted(["alloy", "ash", "coral", "echo", "fable", "nova", "onyx",
-                                                              "sage", "shimmer"])
+    listed = await official.voices("fr")
+    assert [v.name for v in listed] == sorted(["alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"])
     assert len(await OpenAISpeech(api_key="k").voices()) == 13
     with pytest.raises(ConfigError, match="Unknown OpenAI voice 'af_heart'"):
         await OpenAISpeech(api_key="k").speak("Hi.", "af_heart", tmp_path / "x.wav")
