@@ -129,6 +129,7 @@ def _meminfo() -> dict[str, int]:
 
 def hardware() -> list[Finding]:
     found: list[Finding] = []
+    torch: Any
     try:
         import torch
     except ImportError:
@@ -181,10 +182,12 @@ def model_cache(settings: Any) -> list[Finding]:
         if rec.cached:
             found.append(Finding(f"model {rec.id}", "ok", f"cached ({rec.info.purpose})"))
         elif rec.id in needed:
-            found.append(Finding(f"model {rec.id}", "warn", f"not cached: {rec.info.size_text} to fetch on first use "
-                                                           f"({rec.info.purpose})", f"lessonforge models pull {rec.id}"))
+            found.append(Finding(f"model {rec.id}", "warn",
+                                 f"not cached: {rec.info.size_text} to fetch on first use ({rec.info.purpose})",
+                                 f"lessonforge models pull {rec.id}"))
         else:
-            found.append(Finding(f"model {rec.id}", "ok", f"not cached, not used by these settings ({rec.info.purpose})"))
+            found.append(Finding(f"model {rec.id}", "ok",
+                                 f"not cached, not used by these settings ({rec.info.purpose})"))
     return found
 
 
@@ -253,7 +256,8 @@ def services(settings: Any, reach: Callable[[str, int], str] = _reach) -> list[F
         why = reach(url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
         found.append(Finding(f"speech {settings.speech}", "fail" if why else "ok",
                              f"{url.hostname} {'unreachable (' + why + ')' if why else 'reachable'}",
-                             "check OPENAI_BASE_URL and the network, or choose --speech edge: or espeak:" if why else ""))
+                             "check OPENAI_BASE_URL and the network, or choose --speech edge: or espeak:"
+                             if why else ""))
     else:
         found.append(Finding(f"speech {settings.speech}", "ok", "no service (runs here)"))
     uncached = sorted(_needed(settings))

@@ -80,7 +80,9 @@ class _ContextBase(BaseModel):
             super().__init__(**data)
             Settings(**self.options())  # backend names and option ranges, checked before any work
         except ValidationError as err:
-            raise ContextError(f"The run's context is missing or wrong ({describe_validation(err)}). {CONTEXT_HELP}") from None
+            raise ContextError(
+                f"The run's context is missing or wrong ({describe_validation(err)}). {CONTEXT_HELP}"
+            ) from None
         except ConfigError as err:
             raise ContextError(f"The run's context is wrong ({str(err).rstrip('.')}). {CONTEXT_HELP}") from None
 
@@ -119,12 +121,13 @@ class _ContextBase(BaseModel):
 
 
 # One optional field per setting, with the setting's own description: Studio shows them as a form.
+_FIELDS: dict[str, Any] = {
+    name: (field.annotation | None, Field(None, description=field.description))
+    for name, field in Settings.model_fields.items()
+}
 LessonContext = create_model(
     "LessonContext",
     __base__=_ContextBase,
     __doc__="The graph's context: the lesson folder, the backends and options of a run (plain JSON).",
-    **{
-        name: (field.annotation | None, Field(None, description=field.description))
-        for name, field in Settings.model_fields.items()
-    },
+    **_FIELDS,
 )

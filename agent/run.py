@@ -278,7 +278,8 @@ async def render(
     manifest = project.load()
     if manifest.script is None and not manifest.scenes:
         raise ConfigError(
-            f"{project.manifest_path} has no script yet (status {manifest.status!r}); run lessonforge make again to finish it"
+            f"{project.manifest_path} has no script yet (status {manifest.status!r}); "
+            "run lessonforge make again to finish it"
         )
     script = manifest.script
     if manifest.scenes:  # the per-scene records are what a user edits by hand

@@ -9,6 +9,7 @@ included) explicitly, so the agent cannot tell them from the backends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -142,18 +143,18 @@ class CachedSpeech(SpeechWrapper):
             if task is None:
                 task = asyncio.ensure_future(self._produce(key, text, voice))
                 self._inflight[key] = task
-                task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
+                task.add_done_callback(functools.partial(self._forget, key))
                 # when every scene waiting for it was cancelled, its failure is not logged as never retrieved
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
             else:
                 self.hits += 1
             await asyncio.shield(task)
-            audio, meta = await asyncio.to_thread(self.store.lookup, key, ".wav") or (None, None)
-            if audio is None:
+            found = await asyncio.to_thread(self.store.lookup, key, ".wav")
+            if found is None:
                 raise SpeechError(f"{self.name}: the narration for this text was not stored; run again")
         else:
-            audio, meta = found
             self.hits += 1
+        audio, meta = found
         await asyncio.to_thread(link_or_copy, audio, Path(out))
         return Speech(
             path=Path(out),
@@ -162,6 +163,9 @@ class CachedSpeech(SpeechWrapper):
             voice=meta["voice"],
             backend=meta["backend"],
         )
+
+    def _forget(self, key: str, _task: object) -> None:
+        self._inflight.pop(key, None)
 
     async def aclose(self) -> None:
         """Let narrations already being spoken land (with their metadata) before the voice is closed: a

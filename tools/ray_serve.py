@@ -82,6 +82,11 @@ def unwrap(err: BaseException) -> BaseException:
 class _Counted:
     """Model calls made by a replica, and which callers (lessons) each call served."""
 
+    calls: int
+    items: int
+    loads: int
+    callers_per_call: list[int]
+
     def _count(self, callers: Sequence[str], items: int) -> None:
         self.calls += 1
         self.items += items
@@ -126,7 +131,8 @@ class CriticModel(_Counted):
     def info(self) -> dict[str, Any]:
         return {"floor": self.critic.floor, "margin": self.critic.margin, "scoring": self.critic.scoring}
 
-    async def scores(self, callers: list[str], images: list[list[Any]], prompts: list[list[str]]) -> list[list[list[float]]]:
+    async def scores(self, callers: list[str], images: list[list[Any]],
+                     prompts: list[list[str]]) -> list[list[list[float]]]:
         """Each request's score matrix, from ONE forward pass over all pictures and all distinct prompts."""
         union = list(dict.fromkeys(p for ps in prompts for p in ps))
         flat = [img for imgs in images for img in imgs]
@@ -163,6 +169,9 @@ def deploy(kind: str, spec: str, *, device: str = "", replicas: int = 1, gpus: f
            max_batch: int = 16, wait_s: float = 0.1, **options: Any) -> Any:
     """Start (or update) the deployment serving ``spec`` on the connected Ray cluster; its handle."""
     serve = import_serve()
+    cls: type[_Counted]
+    methods: tuple[str, ...]
+    args: tuple[Any, ...]
     if kind == "images":
         cls, name, methods, args = ImageModel, IMAGES_DEPLOYMENT, ("generate",), (spec, device, max_batch)
     elif kind == "critic":
@@ -281,7 +290,8 @@ class ServedCritic(CriticBackend):
         except Exception as err:
             raise unwrap(err) from None
 
-    def judge(self, images: Sequence[Any], prompts: Sequence[str], targets: Sequence[int] | None = None) -> list[Verdict]:
+    def judge(self, images: Sequence[Any], prompts: Sequence[str],
+              targets: Sequence[int] | None = None) -> list[Verdict]:
         handle, _ = self._remote()
         try:
             return handle.judge.remote(caller(), list(images), list(prompts),
