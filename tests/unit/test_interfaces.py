@@ -63,7 +63,8 @@ def builtin_classes() -> list[tuple[str, str, type]]:
             for prefix in registry.prefixes(kind) if prefix != "none"]
 
 
-@pytest.mark.parametrize(("kind", "prefix", "cls"), builtin_classes(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(("kind", "prefix", "cls"), builtin_classes(),
+                         ids=lambda v: v.__name__ if isinstance(v, type) else v)
 def test_every_registered_backend_derives_from_its_base_and_holds_its_protocol(kind, prefix, cls):
     assert issubclass(cls, CAPABILITY_BASES[kind]), f"{kind}:{prefix} -> {cls.__qualname__}"
     missing = {m for m in members(PROTOCOLS[kind]) if not hasattr(cls, m)}
