@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
 from lessonforge.agent.edit import edit
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.state import make_request
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 TARGET = 0.25
 

@@ -1,8 +1,9 @@
 """The judge's answers when the judge is the fake LLM (`--judge fake:` or `--llm fake:`): an offline dry run.
 
-`lessonforge.tools.fakes.FakeLLM` asks a schema for its own answer (``fake_answer``); the judge's schemas in
-`lessonforge.evals.judge` answer from here. The answers are worked out from the prompt's text, so a dry run goes
-through every step of the rubric and the quiz and its scores still move with the lesson:
+The fake LLMs (`lessonforge.tools.fakes.FakeLLM`) ask a schema for its own answer (``fake_answer``);
+the judge's schemas in `lessonforge.evals.judge` answer from here. The answers are worked out from the
+prompt's text, so a dry run goes through every step of the rubric and the quiz and its scores still move with
+the lesson:
 
 - rubric: clarity from the narration's sentence length, flow from a recap at the end, engagement
   from questions and "you"; accuracy cannot be checked offline and gets the middle score, saying so.

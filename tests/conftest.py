@@ -50,11 +50,11 @@ def lesson_answers(request: dict) -> str:
     """Answer a chat request the way a capable model would, for LessonForge's own schemas.
 
     The schema is recognised by the response_format name the backend sends; the content is what
-    lessonforge.tools.fakes.default_answer writes for that schema from the prompt.
+    lessonforge.agent.fakes.default_answer writes for that schema from the prompt.
     """
     from lessonforge.agent import schemas
+    from lessonforge.agent.fakes import default_answer
     from lessonforge.tools.base import Message
-    from lessonforge.tools.fakes import default_answer
 
     name = request["response_format"]["json_schema"]["name"]
     schema = next(getattr(schemas, n) for n in dir(schemas) if n.lower() == name.lower())

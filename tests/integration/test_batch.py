@@ -15,9 +15,10 @@ from lessonforge.agent.cli import app
 from lessonforge.agent.config import Settings
 from lessonforge.agent.executor import LocalExecutor
 from lessonforge.agent.executor import create as create_executor
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.project import Project
 from lessonforge.tools.base import ConfigError, SpeechError
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 SETTINGS = Settings(llm="fake:", images="fake:", critic="fake:", speech="fake:", fit_rounds=0)
 

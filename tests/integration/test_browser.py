@@ -27,8 +27,9 @@ import pytest
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.state import make_request
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow

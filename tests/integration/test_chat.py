@@ -106,9 +106,10 @@ def test_review_notes_reach_the_new_plan(tmp_path):
 
     from lessonforge.agent import run
     from lessonforge.agent.config import Settings
+    from lessonforge.agent.fakes import FakeLLM
     from lessonforge.agent.schemas import Outline
     from lessonforge.agent.state import make_request
-    from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+    from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
     shown = []
 

@@ -14,9 +14,9 @@ from PIL import Image
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM, default_answer
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import make_request
-from lessonforge.tools.fakes import FakeLLM, default_answer
 from lessonforge.tools.media import video
 from tests.fake_openai import FakeOpenAIServer
 

@@ -8,10 +8,11 @@ import pytest
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.schemas import PromptRevision
 from lessonforge.agent.state import make_request
 from lessonforge.tools.base import CriticError
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 pytestmark = pytest.mark.slow
 

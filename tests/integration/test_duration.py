@@ -8,9 +8,10 @@ import pytest
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM, default_answer
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import make_request
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.media import video
 
 pytestmark = pytest.mark.slow

@@ -18,12 +18,13 @@ import typer
 from typer.testing import CliRunner
 
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM, default_answer
 from lessonforge.evals import judge as J
 from lessonforge.evals import report as reporting
 from lessonforge.evals.cli import app as eval_app
 from lessonforge.evals.runner import run_eval
 from lessonforge.tools.base import LLMError, Message
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +159,8 @@ KILL_SCRIPT = """
 import asyncio, sys
 from lessonforge.agent.config import Settings
 from lessonforge.evals.runner import run_eval
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.agent.fakes import FakeLLM
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 asyncio.run(run_eval(sys.argv[1], sys.argv[2], jobs=1, settings=Settings(fit_rounds=0), judge=False,
                      llm=FakeLLM(), images=FakeImages(), speech=FakeSpeech(), critic=FakeCritic()))
 """

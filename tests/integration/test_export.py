@@ -30,10 +30,11 @@ from lessonforge.agent.config import Settings
 from lessonforge.agent.export import export, parse_formats
 from lessonforge.agent.export.deck import lesson_id, text_key
 from lessonforge.agent.export.deck_import import import_deck
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.project import Project
 from lessonforge.agent.state import make_request
 from lessonforge.tools.base import ConfigError
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.media.slides import THEMES
 
 pytestmark = pytest.mark.slow

@@ -25,9 +25,10 @@ import pytest
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
 from lessonforge.agent.export import export
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.project import Project
 from lessonforge.agent.state import make_request
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.media import video
 from tests.integration.test_browser import open_page, serve
 

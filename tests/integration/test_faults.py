@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.durability import FAKES, PLANTED_KEY, Outcome, invoke, patch_backends
+from lessonforge.agent.fakes import FakeLLM, default_answer
 from lessonforge.tools.base import CriticError, ImageError, SpeechUnavailable
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.llm.openai import OpenAILLM
 from tests.conftest import lesson_answers
 from tests.fake_openai import Error, FakeOpenAIServer, Hang, completion

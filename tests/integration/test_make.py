@@ -12,11 +12,12 @@ import pytest
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.project import Project
 from lessonforge.agent.state import make_request
 from lessonforge.tools.base import SpeechError
 from lessonforge.tools.cache import file_hash
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.llm.openai import OpenAILLM
 from lessonforge.tools.media import video
 from tests.fake_openai import Error

@@ -10,10 +10,11 @@ import pytest
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM, default_answer
 from lessonforge.agent.schemas import SceneReplacement, Script
 from lessonforge.agent.state import make_request
 from lessonforge.tools.base import Message
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from lessonforge.agent import edit, run
 from lessonforge.agent.cli import app
 from lessonforge.agent.config import Settings
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.project import Project
 from lessonforge.agent.state import make_request
 from lessonforge.tools.cache import file_hash
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
 pytestmark = pytest.mark.slow
 

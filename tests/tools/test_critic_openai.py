@@ -347,8 +347,9 @@ def test_the_agent_retries_a_scene_the_vision_critic_rejects_and_records_its_rea
     """A whole (fake) lesson judged by OpenAICritic: scene 1's first picture "resembles scene 2"."""
     from lessonforge.agent import run
     from lessonforge.agent.config import Settings
+    from lessonforge.agent.fakes import FakeLLM
     from lessonforge.agent.state import make_request
-    from lessonforge.tools.fakes import FakeImages, FakeLLM, FakeSpeech
+    from lessonforge.tools.fakes import FakeImages, FakeSpeech
 
     seen: dict[int, int] = {}
     lock = threading.Lock()

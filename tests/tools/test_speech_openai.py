@@ -416,7 +416,8 @@ async def test_voices_and_their_checks(fake_openai, make_tts, tmp_path):  # noqa
     official = OpenAISpeech("tts-1", api_key="k")
     assert official.default_voice("fr-FR") == "alloy"
     listed = await official.voices("fr")
-    assert [v.name for v in listed] == sorted(["alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"])
+    classic = ["alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"]
+    assert [v.name for v in listed] == sorted(classic)
     assert len(await OpenAISpeech(api_key="k").voices()) == 13
     with pytest.raises(ConfigError, match="Unknown OpenAI voice 'af_heart'"):
         await OpenAISpeech(api_key="k").speak("Hi.", "af_heart", tmp_path / "x.wav")

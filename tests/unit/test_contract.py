@@ -163,9 +163,10 @@ def test_a_script_valid_under_the_schema_sent_makes_a_lesson(tmp_path_factory):
 
     from lessonforge.agent import run
     from lessonforge.agent.config import Settings
+    from lessonforge.agent.fakes import FakeLLM, default_answer
     from lessonforge.agent.schemas import sized_script
     from lessonforge.agent.state import make_request
-    from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech, default_answer
+    from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 
     model = sized_script(3, 20)
 

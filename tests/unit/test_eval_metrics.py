@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.state import AssetRef, Attempt, SceneRecord
 from lessonforge.evals import judge as J
 from lessonforge.evals import metrics as m
 from lessonforge.evals import prompts as eval_prompts
 from lessonforge.evals import topics
 from lessonforge.tools.base import ConfigError
-from lessonforge.tools.fakes import FakeLLM
 
 # --------------------------------------------------------------------------- delivery
 

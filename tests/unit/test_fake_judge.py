@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.evals import judge
-from lessonforge.tools.fakes import FakeLLM
 
 
 def _lesson(*narrations: str) -> str:

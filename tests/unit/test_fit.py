@@ -9,13 +9,14 @@ import pytest
 
 from lessonforge.agent.config import Settings
 from lessonforge.agent.context import Context
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.nodes import fit, measure
 from lessonforge.agent.nodes.lesson import LONGER, SHORTER, rewrite_to_budget
 from lessonforge.agent.nodes.timing import count_words, word_budgets
 from lessonforge.agent.project import Project
 from lessonforge.agent.schemas import SceneDraft, Script
 from lessonforge.agent.state import AssetRef, LessonRequest, SceneRecord, SpeechRecord
-from lessonforge.tools.fakes import FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeSpeech
 
 
 @pytest.fixture(autouse=True)

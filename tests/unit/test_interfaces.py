@@ -16,6 +16,7 @@ import pytest
 
 from lessonforge.agent import run
 from lessonforge.agent.context import Context
+from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.request import make_request
 from lessonforge.tools import registry
 from lessonforge.tools.base import (
@@ -39,7 +40,7 @@ from lessonforge.tools.batching import BatchedCritic, MicroBatcher
 from lessonforge.tools.cache import AssetStore
 from lessonforge.tools.cached import CachedImages, CachedLLM, CachedSpeech
 from lessonforge.tools.clips import BudgetedClips, ClipBudget, ClipGenerator
-from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeLLM, FakeSpeech
+from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.speech.fallback import FallbackSpeech
 
 PROTOCOLS: dict[str, Any] = {"llm": LLM, "images": ImageGenerator, "speech": SpeechSynth, "critic": Critic,
