@@ -33,9 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lessonforge.agent.checkpoint import check_spec
 from lessonforge.agent.config import Settings, describe_validation
-from lessonforge.agent.executor import Executor, LessonJob, prepare
+from lessonforge.agent.executor import Executor, prepare
 from lessonforge.agent.executor import create as create_executor
 from lessonforge.agent.project import Project
+from lessonforge.agent.request import LessonJob
 from lessonforge.agent.state import LessonRequest
 from lessonforge.evals import topics
 from lessonforge.tools.base import ConfigError, LessonForgeError

@@ -379,6 +379,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
                 review: bool) -> tuple[Any, Any]:
     """Read the prompt (asking for a missing topic when someone can answer), show what was understood and,
     with --review, take corrections. Returns the understanding and an LLM to reuse (or None)."""
+    from lessonforge.agent import from_prompt
     from lessonforge.agent import understand as u
 
     ask = _interactive() and mode != "json"
@@ -390,7 +391,7 @@ def _understand(prompt: str, flags: dict[str, Any], settings: Any, parse: str, m
         return console.input("[bold]What should the lesson teach?[/] ").strip()
 
     try:
-        understood, reader = asyncio.run(u.understand_with(settings, prompt, flags, mode=parse,
+        understood, reader = asyncio.run(from_prompt.understand_with(settings, prompt, flags, mode=parse,
                                                            on_missing=missing))
     except ConfigError:
         raise
@@ -768,10 +769,10 @@ def voices(
     speech: str | None = typer.Option(None, help="Speech backend (default: edge, espeak-ng when offline)."),
 ) -> None:
     """List the voices you can pass to --voice."""
-    from lessonforge.agent import run
+    from lessonforge.agent.prepare import voices
 
     try:
-        found, note = asyncio.run(run.voices(language, speech))
+        found, note = asyncio.run(voices(language, speech))
     except LessonForgeError as err:
         _fail(err, 2)
     if note:

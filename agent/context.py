@@ -111,7 +111,7 @@ def from_settings(
     """Create the backends the settings name (or take the given ones) and wrap them in the cache.
 
     The speech service gets the offline fallback (recorded in ``Context.fallbacks`` and announced
-    through ``emit``). Nothing is loaded or contacted here; `lessonforge.agent.run.preflight` does that.
+    through ``emit``). Nothing is loaded or contacted here; `lessonforge.agent.prepare.preflight` does that.
     """
     emit = emit or (lambda e: None)
     store = project.store

@@ -17,27 +17,18 @@ retried lesson resumes at its last finished step (`lessonforge.agent.checkpoint`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
+from lessonforge.agent import run
 from lessonforge.agent.config import Settings
-from lessonforge.agent.context import EventSink
+from lessonforge.agent.context import Context, EventSink, create_critic
+from lessonforge.agent.context import create as create_backend
+from lessonforge.agent.prepare import check_service, preflight
 from lessonforge.agent.project import Manifest
-from lessonforge.agent.state import LessonRequest
+from lessonforge.agent.request import LessonJob
+from lessonforge.tools import registry
 from lessonforge.tools.base import Backend, ConfigError
 from lessonforge.tools.batching import BatchedCritic
-
-
-@dataclass(frozen=True)
-class LessonJob:
-    """One lesson to make: what, where, how, and where its checkpoints live."""
-
-    request: LessonRequest
-    out: Path
-    settings: Settings
-    checkpoint: bool | str | None = True  # True: SQLite beside the lesson; a Postgres DSN; None: off
-    label: str = ""  # the topic's slug, for progress
-    understood: Any = None  # lessonforge.agent.understand.Understanding when the topic was given as a prompt
 
 
 class Executor(Protocol):
@@ -63,8 +54,6 @@ class LocalExecutor:
         return settings
 
     async def make(self, job: LessonJob, on_event: EventSink, **backends: Any) -> Manifest:
-        from lessonforge.agent import run
-
         return await run.make(job.request, job.settings, job.out, on_event=on_event, checkpoint=job.checkpoint,
                               understood=job.understood, **backends)
 
@@ -90,11 +79,6 @@ class Shared:
 async def prepare(executor: Executor, settings: Settings, emit: EventSink, **given: Any) -> Shared:
     """Start the executor and check every backend before any lesson: the heavy models are built and
     loaded once, here (local) or as the cluster's deployments (Ray), and the LLM is reached."""
-    from lessonforge.agent import run
-    from lessonforge.agent.context import Context, create_critic
-    from lessonforge.agent.context import create as create_backend
-    from lessonforge.tools import registry
-
     lesson_settings = await executor.start(settings)
     images, critic, llm = given.get("images"), given.get("critic"), given.get("llm")
     if images is None and executor.shares_objects:
@@ -108,9 +92,9 @@ async def prepare(executor: Executor, settings: Settings, emit: EventSink, **giv
         owned.append(check_llm)
     if executor.shares_objects:
         critic_ready = BatchedCritic(critic) if critic is not None else None  # its lifecycle, as a lesson calls it
-        await run.preflight(Context(llm=check_llm, images=images, critic=critic_ready), emit)
+        await preflight(Context(llm=check_llm, images=images, critic=critic_ready), emit)
     else:  # the lessons' workers fetch and load their own models; only a service is reached from here
-        await run.check_service(check_llm, emit)
+        await check_service(check_llm, emit)
 
     def built_there(kind: Any, spec: str) -> str:
         """The backend each lesson's worker builds for itself, when none was built here."""

@@ -23,8 +23,8 @@ from typing import Any
 
 from lessonforge.agent.config import Settings
 from lessonforge.agent.context import EventSink
-from lessonforge.agent.executor import LessonJob
 from lessonforge.agent.project import Manifest, Project
+from lessonforge.agent.request import LessonJob
 from lessonforge.tools import ray_serve
 from lessonforge.tools.base import ConfigError, LessonForgeError, ProviderError
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from lessonforge.agent.config import DEFAULT_LLM, Settings, describe_validation
 from lessonforge.agent.context import Context, EventSink, close_backends, from_settings
+from lessonforge.agent.prepare import preflight, start_manifest
 from lessonforge.agent.project import Project
 from lessonforge.tools.base import ConfigError
 
@@ -101,11 +102,6 @@ class _ContextBase(BaseModel):
         return self._live
 
     async def _build(self, request: Any) -> Context:
-        from lessonforge.agent.run import (  # lessonforge.agent.run imports the graph, which imports this module
-            preflight,
-            start_manifest,
-        )
-
         emit = _stream_emit()
         settings = await asyncio.to_thread(Settings.load, **self.options())
         project = Project(await asyncio.to_thread(resolve_out, self.out))

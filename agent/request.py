@@ -7,11 +7,13 @@ argument is answered at once. `lessonforge.agent.state` re-exports these names.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lessonforge.agent.config import describe_validation
+from lessonforge.agent.config import Settings, describe_validation
 from lessonforge.tools.base import ConfigError
 
 Aspect = Literal["16:9", "9:16", "1:1"]
@@ -67,3 +69,15 @@ def make_request(**fields: Any) -> LessonRequest:
         return LessonRequest(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as err:
         raise ConfigError(describe_validation(err)) from None
+
+
+@dataclass(frozen=True)
+class LessonJob:
+    """One lesson to make: what, where, how, and where its checkpoints live."""
+
+    request: LessonRequest
+    out: Path
+    settings: Settings
+    checkpoint: bool | str | None = True  # True: SQLite beside the lesson; a Postgres DSN; None: off
+    label: str = ""  # the topic's slug, for progress
+    understood: Any = None  # lessonforge.agent.understand.Understanding when the topic was given as a prompt

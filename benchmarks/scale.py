@@ -31,9 +31,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get
 
 from lessonforge.agent.batch import run_batch  # noqa: E402
 from lessonforge.agent.config import Settings  # noqa: E402
-from lessonforge.agent.executor import LessonJob  # noqa: E402
 from lessonforge.agent.executor_ray import RayExecutor  # noqa: E402
 from lessonforge.agent.project import Manifest  # noqa: E402
+from lessonforge.agent.request import LessonJob  # noqa: E402
 
 TOPICS = ["tides", "volcanoes", "glaciers", "deserts", "rainbows", "magnets", "bees", "clouds", "rivers", "seeds",
           "comets", "coral", "lightning", "fossils", "caves", "wind", "snow", "soil", "moss", "salt"]

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lessonforge.agent import run as agent_run
 from lessonforge.agent.batch import done_before, failed, finish, now_iso
 from lessonforge.agent.checkpoint import check_spec as check_checkpoint
 from lessonforge.agent.config import Settings
 from lessonforge.agent.context import Context, create
-from lessonforge.agent.executor import Executor, LessonJob, prepare
+from lessonforge.agent.executor import Executor, prepare
 from lessonforge.agent.executor import create as create_executor
+from lessonforge.agent.prepare import preflight
 from lessonforge.agent.project import Project
+from lessonforge.agent.request import LessonJob
 from lessonforge.evals import report as reporting
 from lessonforge.evals import topics
 from lessonforge.evals.results import EvalReport, RunInfo, TopicResult, summarize
@@ -132,7 +133,7 @@ async def _run_locked(
             judge_obj = create("llm", judge_obj)
             owned.append(judge_obj)
     if judge_obj is not None and judge_obj is not shared.llm:
-        await agent_run.preflight(Context(llm=judge_obj), emit)
+        await preflight(Context(llm=judge_obj), emit)
     judge_before = _usage(judge_obj)
     backends, names, lesson_settings = shared.backends, shared.names, shared.settings
     fingerprint = [settings.model_dump(mode="json"), names, _name(judge_obj), quiz_questions, SCORE_VERSION]

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from lessonforge.agent import cli
 from lessonforge.agent.config import Settings
 from lessonforge.agent.fakes import FakeLLM
+from lessonforge.agent.from_prompt import start
 from lessonforge.agent.project import Project
-from lessonforge.agent.understand import start, understand
+from lessonforge.agent.understand import understand
 from lessonforge.tools.fakes import FakeCritic, FakeImages, FakeSpeech
 from lessonforge.tools.llm.openai import OpenAILLM
 from tests.fake_openai import Error

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from lessonforge.agent import run
+from lessonforge.agent import prepare
 from lessonforge.agent.context import Context
 from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.request import make_request
@@ -211,7 +211,7 @@ def test_a_fallback_voice_is_made_ready_only_when_it_is_needed(tmp_path):
     primary, fallback = RecSpeech("edge:", fails=True), RecSpeech("espeak:")
     speech = FallbackSpeech(primary, fallback, language="fr")
     request = make_request(topic="tides", language="fr")
-    asyncio.run(run.preflight(Context(speech=speech), lambda e: None, request))
+    asyncio.run(prepare.preflight(Context(speech=speech), lambda e: None, request))
     assert ("prepare", "edge:-fr") in primary.calls and ("check_language", "fr") in primary.calls
     assert fallback.calls == []  # neither fetched, loaded nor asked before the primary fails
     asyncio.run(speech.speak("bonjour", "edge:-fr", tmp_path / "a.wav"))
@@ -234,7 +234,7 @@ def test_preflight_loads_and_reaches_every_backend_through_its_wrapper(tmp_path)
     ctx = Context(llm=CachedLLM(llm, store), images=CachedImages(images, store), critic=BatchedCritic(critic, store),
                   speech=CachedSpeech(speech, store))
     events: list[dict[str, Any]] = []
-    asyncio.run(run.preflight(ctx, events.append, make_request(topic="tides", language="de")))
+    asyncio.run(prepare.preflight(ctx, events.append, make_request(topic="tides", language="de")))
     assert [c for c, _ in llm.calls] == ["downloads", "check", "load"]
     assert [c for c, _ in images.calls] == ["downloads", "load"]
     assert [c for c, _ in critic.calls] == ["downloads", "load", "check"]
@@ -251,7 +251,7 @@ def test_a_model_that_fails_to_load_names_the_way_around_it():
             raise ConfigError("the model org/m is not in the cache.")
 
     with pytest.raises(ConfigError, match="not in the cache. To use an OpenAI-compatible server instead"):
-        asyncio.run(run.preflight(Context(llm=Missing("local:org/m")), lambda e: None))
+        asyncio.run(prepare.preflight(Context(llm=Missing("local:org/m")), lambda e: None))
 
 
 def test_a_plugin_that_does_not_derive_from_the_base_is_a_config_error_naming_the_fix():
