@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lessonforge.agent import topics
 from lessonforge.agent.checkpoint import check_spec
 from lessonforge.agent.config import Settings, describe_validation
 from lessonforge.agent.executor import Executor, prepare
@@ -38,7 +39,6 @@ from lessonforge.agent.executor import create as create_executor
 from lessonforge.agent.project import Project
 from lessonforge.agent.request import LessonJob
 from lessonforge.agent.state import LessonRequest
-from lessonforge.evals import topics
 from lessonforge.tools.base import ConfigError, LessonForgeError
 from lessonforge.tools.cache import atomic_write_json, content_key
 

@@ -187,9 +187,9 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
 ) -> None:
     """Make a lesson per topic of TOPICS, score each, and write report.json and report.html."""
+    from lessonforge.agent import topics
     from lessonforge.agent.config import Settings
     from lessonforge.agent.executor import create as create_executor
-    from lessonforge.evals import topics
     from lessonforge.evals.runner import run_eval
 
     try:

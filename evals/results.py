@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from lessonforge.agent.topics import TopicSpec
 from lessonforge.evals.metrics import METRICS, LessonMetrics, mean
-from lessonforge.evals.topics import TopicSpec
 
 FORMAT = 1
 

@@ -18,37 +18,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lessonforge.agent import topics
 from lessonforge.agent.batch import done_before, failed, finish, now_iso
 from lessonforge.agent.checkpoint import check_spec as check_checkpoint
 from lessonforge.agent.config import Settings
-from lessonforge.agent.context import Context, create
+from lessonforge.agent.context import Context, close_backends, create
 from lessonforge.agent.executor import Executor, prepare
 from lessonforge.agent.executor import create as create_executor
 from lessonforge.agent.prepare import preflight
 from lessonforge.agent.project import Project
 from lessonforge.agent.request import LessonJob
 from lessonforge.evals import report as reporting
-from lessonforge.evals import topics
 from lessonforge.evals.results import EvalReport, RunInfo, TopicResult, summarize
 from lessonforge.evals.score import score_lesson
-from lessonforge.tools.base import LLM, ConfigError
+from lessonforge.tools.base import LLM, Backend, ConfigError
 from lessonforge.tools.cache import content_key
 
 EventSink = Callable[[dict[str, Any]], None]
 SCORE_VERSION = 1  # bump when metrics change, so a rerun scores finished topics again
 
 
-def _name(backend: Any) -> str:
+def _name(backend: Backend | str | None) -> str:
     if backend is None:
         return ""
-    return backend if isinstance(backend, str) else str(getattr(backend, "name", type(backend).__name__))
+    return backend if isinstance(backend, str) else backend.name
 
 
-def _usage(llm: Any) -> dict[str, int]:
-    usage = getattr(llm, "usage", None)
-    if usage is None:
+def _usage(llm: LLM | None) -> dict[str, int]:
+    if llm is None:
         return {}
-    return {k: int(v) for k, v in vars(usage).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {k: int(v) for k, v in vars(llm.usage).items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 async def run_eval(
@@ -99,10 +98,7 @@ async def run_eval(
             )
     finally:
         await runner.close()
-        for client in owned:
-            close = getattr(client, "aclose", None)
-            if close is not None:
-                await close()
+        await close_backends(*owned)
 
 
 async def _run_locked(

@@ -14,9 +14,9 @@ from typing import Any
 
 from lessonforge.agent.nodes import count_words
 from lessonforge.agent.project import Manifest, Project
+from lessonforge.agent.topics import TopicSpec
 from lessonforge.evals import judge as judging
 from lessonforge.evals import metrics as m
-from lessonforge.evals.topics import TopicSpec
 from lessonforge.tools.base import LLM
 
 DEFAULT_WPM = 150.0

@@ -6,8 +6,8 @@ import time
 
 from lessonforge.agent.batch import BatchResult, done_before, failed, finish, load_result
 from lessonforge.agent.state import LessonRequest
+from lessonforge.agent.topics import TopicSpec
 from lessonforge.evals.results import TopicResult
-from lessonforge.evals.topics import TopicSpec
 
 
 def _batch(status="done", key="k1") -> BatchResult:

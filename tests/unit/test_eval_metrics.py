@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
+from lessonforge.agent import topics
 from lessonforge.agent.fakes import FakeLLM
 from lessonforge.agent.state import AssetRef, Attempt, SceneRecord
 from lessonforge.evals import judge as J
 from lessonforge.evals import metrics as m
 from lessonforge.evals import prompts as eval_prompts
-from lessonforge.evals import topics
 from lessonforge.tools.base import ConfigError
 
 # --------------------------------------------------------------------------- delivery

@@ -323,8 +323,9 @@ def test_the_image_model_and_the_critic_batch_through_the_one_micro_batcher():
 # --------------------------------------------------------------------------- no probing
 
 
-AGENT_FILES = ["agent/run.py", "agent/context.py", "agent/graph_context.py", "agent/doctor.py", "agent/executor.py",
-               "agent/record.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "agent" / "nodes").glob("*.py"))]
+AGENT_FILES = ["agent/run.py", "agent/prepare.py", "agent/context.py", "agent/graph_context.py", "agent/doctor.py",
+               "agent/executor.py", "agent/record.py", "evals/runner.py",
+               *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "agent" / "nodes").glob("*.py"))]
 PROBE = re.compile(r"getattr\((ctx|backend|inner|llm|speech|images|critic|clips|client|fallback|voice)\b|\b_inner\(")
 
 

@@ -201,7 +201,7 @@ async def test_offline_mode_never_calls_the_llm():
 
 
 def test_eval_topic_sets_may_give_prompts(tmp_path):
-    from lessonforge.evals import topics
+    from lessonforge.agent import topics
 
     path = tmp_path / "t.yaml"
     path.write_text(
@@ -221,7 +221,7 @@ def test_eval_topic_sets_may_give_prompts(tmp_path):
 
 
 def test_an_eval_prompt_without_a_topic_names_its_entry(tmp_path):
-    from lessonforge.evals import topics
+    from lessonforge.agent import topics
     from lessonforge.tools.base import ConfigError
 
     path = tmp_path / "t.yaml"

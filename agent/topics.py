@@ -33,6 +33,7 @@ from lessonforge.agent.understand import Understanding, read_offline
 from lessonforge.agent.understand import resolve as resolve_prompt
 from lessonforge.tools.base import ConfigError
 
+SETS_PACKAGE = "lessonforge.evals"  # the topic sets shipped with the evals (package data, not code)
 DATASETS = "datasets"
 
 
@@ -119,7 +120,7 @@ class Dataset(BaseModel):
 
 def packaged(name: str) -> Path | None:
     """The topic set shipped as evals/datasets/NAME.yaml, if there is one."""
-    path = resources.files(__package__).joinpath(DATASETS, f"{name}.yaml")
+    path = resources.files(SETS_PACKAGE).joinpath(DATASETS, f"{name}.yaml")
     return Path(str(path)) if path.is_file() else None
 
 
@@ -131,7 +132,7 @@ def resolve(path_or_name: Path | str) -> Path:
     shipped = packaged(str(path_or_name)) if path.suffix == "" and path.name == str(path_or_name) else None
     if shipped is not None:
         return shipped
-    names = sorted(p.stem for p in Path(str(resources.files(__package__).joinpath(DATASETS))).glob("*.yaml"))
+    names = sorted(p.stem for p in Path(str(resources.files(SETS_PACKAGE).joinpath(DATASETS))).glob("*.yaml"))
     raise ConfigError(
         f"topic set {str(path_or_name)!r} not found; give a YAML file path or one of the shipped sets: "
         f"{', '.join(names)}"
