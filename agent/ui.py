@@ -313,7 +313,7 @@ def build(options: Options) -> Any:
             async for update in drive(target, service.switch(target, int(number), **options.backends), shown):
                 yield update
 
-        def on_pick_scene(evt: Any) -> str:  # gr.SelectData
+        def on_pick_scene(evt: gr.SelectData) -> str:  # type: ignore[name-defined]  # gradio passes the event by it
             caption = evt.value.get("caption") if isinstance(evt.value, dict) else None
             title = caption.split(". ", 1)[-1] if caption else ""
             return f"Scene {evt.index + 1} ({title}): " if title else f"Scene {evt.index + 1}: "
