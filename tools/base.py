@@ -329,9 +329,6 @@ class SpeechWrapper(Wrapper, SpeechBackend):
     def downloads(self, voice: str = "") -> list[Any]:
         return self.inner.downloads(voice)
 
-    def load(self) -> None:
-        self.inner.load()
-
     def prepare(self, voice: str = "") -> None:
         self.inner.prepare(voice)
 

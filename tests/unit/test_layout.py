@@ -32,8 +32,6 @@ def _imports(path: Path, modules: dict[str, Path]) -> dict[str, int]:
                      for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            continue
         for name in names:
             if name in modules:
                 found.setdefault(name, node.lineno)
