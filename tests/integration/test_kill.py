@@ -26,7 +26,13 @@ def _cmd(out: Path) -> list[str]:
 
 
 def _assets(out: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in (out / ".lessonforge" / "assets").rglob("*") if p.is_file()}
+    root = out / ".lessonforge" / "assets"
+    return {p.relative_to(root): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def _temp(path: Path) -> bool:
+    """A producer's temp file or anything inside its temp folder (path relative to the store)."""
+    return any(".tmp" in part for part in path.parts)
 
 
 def _valid(path: Path) -> bool:
@@ -58,16 +64,16 @@ def test_kill_9_then_rerun(tmp_path, after_scenes):
 
     before = _assets(out)
     # nothing under a final name is half-written
-    assert all(_valid(p) for p in before if ".tmp" not in p.name)
-    assert len({p for p in before if p.suffix == ".wav" and ".tmp" not in p.name}) >= after_scenes
+    assert all(_valid(out / ".lessonforge" / "assets" / p) for p in before if not _temp(p))
+    assert len({p for p in before if p.suffix == ".wav" and not _temp(p)}) >= after_scenes
 
     rerun = subprocess.run(_cmd(out), capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     after = _assets(out)
     for p, mtime in before.items():
-        if ".tmp" not in p.name:
+        if not _temp(p):
             assert after.get(p) == mtime, f"{p.name} was produced again"
-    assert not any(".tmp" in p.name for p in after)  # the killed run's temp files are gone
+    assert not any(_temp(p) for p in after)  # the killed run's temp files are gone
     manifest = json.loads((out / "lesson.json").read_text())
     assert manifest["status"] == "done" and len(manifest["scenes"]) == 6
     info = video.probe(out / "lesson.mp4")
