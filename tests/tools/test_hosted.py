@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from lessonforge.tools.base import ClipBackend, ClipError, ConfigError, ImageError, ImageRequest
-from lessonforge.tools.clips import BudgetedClips, ClipBudget, ClipRequest, OpenAIVideoClips, VeoClips, sample_frames
+from lessonforge.tools.clips import BudgetedClips, ClipBudget, ClipRequest, sample_frames
+from lessonforge.tools.clips.openai import OpenAIVideoClips
+from lessonforge.tools.clips.veo import VeoClips
 from lessonforge.tools.images.openai import OpenAIImages, api_size
 from lessonforge.tools.media import video
 from tests.fake_gemini import FakeGeminiServer

@@ -336,7 +336,8 @@ def test_the_agent_never_probes_a_backend(path):
 
 
 @pytest.mark.parametrize("path", ["tools/cached.py", "tools/batching.py", "tools/speech/fallback.py",
-                                  "tools/clips/__init__.py", "tools/ray_serve.py"])
+                                  "tools/clips/__init__.py", "tools/clips/veo.py", "tools/clips/openai.py",
+                                  "tools/ray_serve.py"])
 def test_no_wrapper_passes_attributes_through_unseen(path):
     text = (ROOT / path).read_text(encoding="utf-8")
     assert "__getattr__" not in text and not PROBE.search(text)
