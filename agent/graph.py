@@ -37,10 +37,11 @@ def build_scene_graph() -> Any:
     return g.compile(name="scene")
 
 
-def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) -> Any:
+def build_graph(checkpointer: Any = None, *, served: bool = False) -> Any:
     """The lesson graph. `lessonforge.agent.run` gives it any part of the state (a script to produce, targets...);
-    the server's copy below takes `LessonInput`, so Studio's input form asks for the request only."""
-    g = StateGraph(LessonState, context_schema=LessonContext, input_schema=input_schema, output_schema=LessonOutput)
+    the served copy below takes a `LessonInput` (the request's fields), which its first node turns into state."""
+    g = StateGraph(LessonState, context_schema=LessonContext, input_schema=LessonInput if served else LessonState,
+                   output_schema=LessonOutput)
     g.add_node("plan", nodes.plan)
     g.add_node("review", nodes.review)
     g.add_node("write", nodes.write)
@@ -50,7 +51,12 @@ def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) ->
     g.add_node("assemble", nodes.assemble)
     g.add_node("quiz", quiz.write_quiz)
     g.add_node("record", record.record)
-    g.add_edge(START, "plan")
+    if served:
+        g.add_node("begin", nodes.begin)
+        g.add_edge(START, "begin")
+        g.add_edge("begin", "plan")
+    else:
+        g.add_edge(START, "plan")
     g.add_edge("plan", "review")
     g.add_conditional_edges("review", nodes.after_review, ["plan", "write"])
     g.add_edge("write", "fit")
@@ -64,4 +70,4 @@ def build_graph(checkpointer: Any = None, *, input_schema: Any = LessonState) ->
 
 
 # `langgraph dev` and Studio load this (see langgraph.json); a run's context is a LessonContext (JSON).
-graph = build_graph(input_schema=LessonInput)
+graph = build_graph(served=True)

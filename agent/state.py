@@ -1,19 +1,14 @@
-"""Graph state: the input (LessonRequest) ⊂ the lesson state ⊂ the output; reducers are named.
+"""Graph state: the input (a LessonRequest) ⊂ the lesson state ⊂ the output; reducers are named.
 
 The records here (SceneRecord and what it holds) are also what `lesson.json` stores per scene.
 """
 
 from __future__ import annotations
 
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    Required,  # pydantic (the server's schemas) needs these on 3.11
-)
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic (the server's schemas) needs this one on 3.11
 
 from lessonforge.agent.request import ASPECTS, MAX_MINUTES, MIN_MINUTES, Aspect, LessonRequest, make_request  # noqa: F401
 from lessonforge.agent.schemas import Outline, Picture, Quiz, SceneDraft, Script, Visual, old_visual
@@ -187,12 +182,17 @@ class Duration(BaseModel):
     within: bool = False
 
 
-class LessonInput(TypedDict, total=False):
-    """What a run of the graph is given by LangGraph's server or Studio (`lessonforge.agent.run` gives more)."""
+class LessonInput(LessonRequest):
+    """What a run of the graph is given by LangGraph's server or Studio: the request's own fields (Studio's
+    input form asks for them) and one switch. `lessonforge.agent.run` gives the graph more (a script to
+    produce, targets), so its graph takes the whole `LessonState`."""
 
-    request: Required[LessonRequest]
-    review: bool  # pause after the outline (a LangGraph interrupt) until resumed with {"approve": true}
-    # or {"approve": false, "feedback": "..."}
+    review: bool = Field(False, description='Pause after the outline (a LangGraph interrupt) until resumed '
+                                            'with {"approve": true}, or {"approve": false, "feedback": "..."}.')
+
+    def state(self) -> dict[str, Any]:
+        """The lesson state a run starts from."""
+        return {"request": LessonRequest(**self.model_dump(exclude={"review"})), "review": self.review}
 
 
 class LessonOutput(TypedDict, total=False):

@@ -39,6 +39,7 @@ from lessonforge.agent.schemas import (
 )
 from lessonforge.agent.state import (
     Duration,
+    LessonInput,
     LessonRequest,
     LessonState,
     SceneState,
@@ -47,6 +48,12 @@ from lessonforge.agent.state import (
 from lessonforge.tools.base import (
     LessonForgeError,
 )
+
+
+def begin(given: LessonInput) -> dict[str, Any]:
+    """The server's graph starts here: LangGraph has checked the input against `LessonInput` (the request's
+    fields, as Studio's form shows them); the lesson state holds the request as one value."""
+    return given.state()
 
 
 async def plan(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:

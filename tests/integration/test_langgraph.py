@@ -33,16 +33,30 @@ def test_graph_file_loads_and_has_the_designed_shape():
 def test_graph_runs_with_a_json_context(tmp_path):
     graph = _load_graph()
     context = {"out": str(tmp_path / "l"), "llm": "fake:", "images": "fake:", "speech": "fake:", "critic": "fake:"}
-    state = asyncio.run(graph.ainvoke({"request": {"topic": "tides", "minutes": 0.5}}, context=context))
+    state = asyncio.run(graph.ainvoke({"topic": "tides", "minutes": 0.5}, context=context))
     assert len(state["scenes"]) == 3
     assert (tmp_path / "l" / "lesson.mp4").stat().st_size > 0
+
+
+def test_the_served_graph_takes_the_requests_fields_and_checks_them(tmp_path):
+    from pydantic import ValidationError
+
+    graph = _load_graph()
+    schema = graph.get_input_jsonschema()
+    assert schema["required"] == ["topic"] and {"minutes", "audience", "review"} <= set(schema["properties"])
+    context = {"out": str(tmp_path / "l"), "llm": "fake:", "images": "fake:", "speech": "fake:", "critic": "fake:"}
+    with pytest.raises(ValidationError, match=r"minutes must be between 0.5 and 30"):
+        asyncio.run(graph.ainvoke({"topic": "tides", "minutes": 99}, context=context))
+    with pytest.raises(ValidationError, match=r"topic\n\s+Field required"):
+        asyncio.run(graph.ainvoke({"minutes": 1}, context=context))
+    assert not (tmp_path / "l").exists()  # nothing was made
 
 
 def test_graph_without_a_context_says_what_to_pass():
     from lessonforge.tools.base import ConfigError
 
     with pytest.raises(ConfigError, match='"out"'):
-        asyncio.run(_load_graph().ainvoke({"request": {"topic": "tides"}}))
+        asyncio.run(_load_graph().ainvoke({"topic": "tides"}))
 
 
 @pytest.mark.slow
@@ -54,7 +68,7 @@ def test_no_node_blocks_the_event_loop(tmp_path, images):
     blockbuster = pytest.importorskip("blockbuster")
     graph = _load_graph()
     context = {"llm": "fake:", "images": images, "speech": "fake:", "critic": "fake:"}
-    request = {"request": {"topic": "tides", "minutes": 0.5}}
+    request = {"topic": "tides", "minutes": 0.5}
     asyncio.run(graph.ainvoke(request, context={**context, "out": str(tmp_path / "warm")}))
 
     async def checked():

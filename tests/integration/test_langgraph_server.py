@@ -95,7 +95,7 @@ async def _stream(url: str, context: dict | None, **input_extra):
     thread = await client.threads.create()
     parts = []
     async for part in client.runs.stream(thread["thread_id"], assistant["assistant_id"],
-                                         input={"request": REQUEST, **input_extra}, context=context,
+                                         input={**REQUEST, **input_extra}, context=context,
                                          stream_mode=["custom", "values"], stream_subgraphs=True):
         parts.append(part)
     return parts
@@ -111,8 +111,10 @@ def test_the_server_publishes_the_graphs_schemas(server):
         return await client.assistants.get_schemas(assistant["assistant_id"])
 
     got = asyncio.run(schemas())
-    assert {"request", "review"} <= set(got["input_schema"]["properties"])
-    assert got["input_schema"]["required"] == ["request"]
+    given = got["input_schema"]
+    assert {"topic", "minutes", "language", "aspect", "review"} <= set(given["properties"])  # the request's fields
+    assert given["required"] == ["topic"]
+    assert all(p.get("description") for p in given["properties"].values())
     context = got["context_schema"]
     assert context["required"] == ["out"]
     assert {"out", "llm", "images", "speech", "critic", "max_attempts", "device"} <= set(context["properties"])
@@ -183,7 +185,7 @@ def test_review_pauses_after_the_outline_and_a_resumed_run_finishes_the_lesson(s
     async def review():
         client = get_client(url=url)
         thread = await client.threads.create()
-        await client.runs.wait(thread["thread_id"], "lessonforge", input={"request": REQUEST, "review": True},
+        await client.runs.wait(thread["thread_id"], "lessonforge", input={**REQUEST, "review": True},
                                context=context)
         state = await client.threads.get_state(thread["thread_id"])
         assert not (lessons / "reviewed" / "lesson.mp4").exists()  # nothing produced before the approval
