@@ -65,6 +65,12 @@ def create(kind: registry.Kind, spec: str, **options: Any) -> Any:
     return registry.create(kind, spec, offered=offered, **chosen)
 
 
+def create_images(settings: Settings) -> Any:
+    """The picture backend the settings name, at their device and picture quality (None for ``none``)."""
+    return create("images", settings.images, device=settings.device,
+                  quality=None if settings.image_quality == "auto" else settings.image_quality)
+
+
 def create_critic(settings: Settings) -> Any:
     """The critic the settings name, with their acceptance floor and margin (None for ``none``)."""
     return create("critic", settings.critic, device=settings.device, floor=settings.critic_floor,
@@ -122,8 +128,7 @@ def from_settings(
     else:
         llm = None
     if images is None:
-        images = create("images", settings.images, device=settings.device,
-                        quality=None if settings.image_quality == "auto" else settings.image_quality)
+        images = create_images(settings)
     if critic is None and images is not None:
         critic = create_critic(settings)
     speech_out: SpeechSynth

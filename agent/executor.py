@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from lessonforge.agent import run
 from lessonforge.agent.config import Settings
-from lessonforge.agent.context import Context, EventSink, create_critic
+from lessonforge.agent.context import Context, EventSink, create_critic, create_images
 from lessonforge.agent.context import create as create_backend
 from lessonforge.agent.prepare import check_service, preflight
 from lessonforge.agent.project import Manifest
@@ -82,7 +82,7 @@ async def prepare(executor: Executor, settings: Settings, emit: EventSink, **giv
     lesson_settings = await executor.start(settings)
     images, critic, llm = given.get("images"), given.get("critic"), given.get("llm")
     if images is None and executor.shares_objects:
-        images = create_backend("images", settings.images, device=settings.device)
+        images = create_images(settings)  # shared by every lesson, as each lesson's own would be built
     if critic is None and images is not None:
         critic = create_critic(settings)  # with the floor and margin the run records
     owned = []

@@ -45,3 +45,18 @@ def test_hosted_pictures_take_their_slides_shape_and_record_their_cost(tmp_path,
     costs = [a["cost"] for s in saved["scenes"] for a in s["attempts"]]
     assert costs and all(c == pytest.approx((50 * 5 + 4160 * 40) / 1e6) for c in costs)
     assert saved["backends"]["images"] == "openai:gpt-image-1"
+
+
+def test_a_batch_asks_its_shared_picture_backend_for_the_runs_quality(tmp_path, monkeypatch):
+    from lessonforge.agent.batch import run_batch
+
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("- tides\n")
+    with FakeOpenAIServer(images=picture) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        settings = Settings.load(llm="fake:", images="openai:gpt-image-1", speech="fake:", critic="fake:",
+                                 image_quality="low", max_attempts=1)
+        report = asyncio.run(run_batch(topics, tmp_path / "run", defaults={"minutes": 0.5}, settings=settings))
+        sent = [r.json for r in server.image_requests]
+    assert report.done == 1
+    assert sent and all(r["quality"] == "low" for r in sent)
