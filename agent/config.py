@@ -31,7 +31,7 @@ class Settings(BaseModel):
     speech: str = Field(DEFAULT_SPEECH, description="Speech backend (env LESSONFORGE_SPEECH).")
     critic: str = Field(DEFAULT_CRITIC, description="Critic backend or 'none' (env LESSONFORGE_CRITIC).")
     speech_fallback: str = Field(
-        "espeak:", description="Offline speech used when the speech service is unreachable ('' for none)."
+        "espeak:", description="Offline speech used when the speech service is unreachable ('none' or '' for none)."
     )
     device: str = Field("", description="Torch device for local models; empty picks CUDA when present.")
     max_attempts: int = Field(3, ge=1, le=10, description="Illustration attempts per scene before the best is kept.")
@@ -88,6 +88,15 @@ class Settings(BaseModel):
             return ""
         registry.parse(kind, v)  # raises ConfigError naming the known backends
         return v.strip()
+
+    @field_validator("speech_fallback")
+    @classmethod
+    def _fallback(cls, v: str) -> str:
+        text = v.strip()
+        if text.lower() in ("", "none", "none:"):  # no fallback voice
+            return ""
+        registry.parse("speech", text)  # raises ConfigError naming the known backends
+        return text
 
     @classmethod
     def load(cls, **explicit: Any) -> Settings:

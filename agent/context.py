@@ -47,6 +47,7 @@ class Context:
     manifest: Manifest | None = None  # lesson.json as the run began; the graph's last node completes it on disk
     note: str = ""  # what the finished lesson's version is called ("make 'tides'", "render lesson.json")
     owned: bool = False  # built by the graph itself, which closes the backends when the lesson is recorded
+    release: Callable[[], None] | None = None  # the served graph's hold on the folder, let go once recorded
 
     def backends(self) -> tuple[Any, ...]:
         """Every backend the run holds (None where a capability is off), for closing."""

@@ -10,24 +10,35 @@
 The context is checked when the run starts, before any node runs or anything is downloaded. The
 first node that asks (``await context.ready(request)``) builds the live `lessonforge.agent.context.Context` —
 project folder, backends wrapped in the cache, models fetched and loaded — once for the whole run.
+
+A served run holds its lesson folder as ``lessonforge make`` does (a second run on the same folder is
+refused) until the lesson is recorded, or the run ends early: the served graph's nodes are
+:func:`guarded`, so a failure is recorded in lesson.json (status "failed", what went wrong) and the folder
+is let go, as it is when a review pauses the run or the client cancels it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import inspect
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from langgraph.config import get_stream_writer
+from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
 from lessonforge.agent.config import DEFAULT_LLM, Settings, describe_validation
 from lessonforge.agent.context import Context, EventSink, close_backends, from_settings
 from lessonforge.agent.prepare import preflight, start_manifest
 from lessonforge.agent.project import Project
-from lessonforge.tools.base import ConfigError
+from lessonforge.agent.record import record_failure
+from lessonforge.tools.base import ConfigError, LessonForgeError
 
 LESSONS_ENV = "LESSONFORGE_LESSONS"
 
@@ -75,6 +86,7 @@ class _ContextBase(BaseModel):
     )
     _live: Context | None = PrivateAttr(None)
     _lock: asyncio.Lock | None = PrivateAttr(None)
+    _hold: contextlib.ExitStack | None = PrivateAttr(None)  # the lesson folder's lock, while the run works
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -105,15 +117,75 @@ class _ContextBase(BaseModel):
         emit = _stream_emit()
         settings = await asyncio.to_thread(Settings.load, **self.options())
         project = Project(await asyncio.to_thread(resolve_out, self.out))
-        await asyncio.to_thread(project.prepare)
-        built = await asyncio.to_thread(from_settings, settings, project, request.language, need_llm=True, emit=emit)
+        fresh = not await asyncio.to_thread(project.root.exists)
+        hold = contextlib.ExitStack()
+        built: Context | None = None
         try:
+            await asyncio.to_thread(hold.enter_context, project.lock())  # another run there: a ConfigError
+            await asyncio.to_thread(project.prepare)
+            built = await asyncio.to_thread(from_settings, settings, project, request.language, need_llm=True,
+                                            emit=emit)
             await preflight(built, emit, request)
             manifest = await asyncio.to_thread(start_manifest, project, request, settings, built)
         except BaseException:
-            await close_backends(*built.backends())
+            if built is not None:
+                await close_backends(*built.backends())
+            await asyncio.to_thread(_let_go, hold, project if fresh else None)
             raise
-        return replace(built, owned=True, note=f"make {request.topic!r}", manifest=manifest)
+        self._hold = hold
+        assert built is not None
+        return replace(built, owned=True, note=f"make {request.topic!r}", manifest=manifest, release=hold.close)
+
+    def ended(self, err: BaseException) -> None:
+        """A node of the run raised, so the run ends: a failure is recorded in lesson.json, and the lesson
+        folder is let go (also when a review pauses the run, or the client cancels it)."""
+        live = self._live
+        if live is not None and isinstance(err, LessonForgeError | OSError):
+            record_failure(live, err)
+        if self._hold is not None:
+            self._hold.close()
+
+
+def _let_go(hold: contextlib.ExitStack, fresh: Project | None) -> None:
+    """Release a folder; one this run created and left empty (a start that failed) is removed."""
+    hold.close()
+    if fresh is not None:
+        fresh.discard_if_unused()
+
+
+def _end_run(err: BaseException) -> None:
+    try:
+        context = get_runtime().context
+    except Exception:  # outside a run
+        return
+    if isinstance(context, _ContextBase):
+        context.ended(err)
+
+
+def guarded(node: Callable[..., Any]) -> Callable[..., Any]:
+    """A node of the served graph that ends the run well when it raises (:meth:`LessonContext.ended`).
+    Its signature stays the node's, so LangGraph passes it what it passes the node."""
+    if inspect.iscoroutinefunction(node):
+
+        @functools.wraps(node)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await node(*args, **kwargs)
+            except BaseException as err:
+                await asyncio.shield(asyncio.to_thread(_end_run, err))
+                raise
+
+        return run
+
+    @functools.wraps(node)
+    def run_sync(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return node(*args, **kwargs)
+        except BaseException as err:
+            _end_run(err)
+            raise
+
+    return run_sync
 
 
 # One optional field per setting, with the setting's own description: Studio shows them as a form.

@@ -15,6 +15,7 @@ from lessonforge.agent.context import Context, close_backends
 from lessonforge.agent.project import Manifest, VideoRecord
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import LessonState
+from lessonforge.tools.base import LessonForgeError
 
 
 def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
@@ -44,11 +45,28 @@ def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
     return manifest
 
 
+def record_failure(ctx: Context, err: BaseException) -> None:
+    """lesson.json says the run failed, and why; what was made stays for a rerun to resume. (The disk
+    may be full: then lesson.json stays as it was.)"""
+    project = ctx.project
+    try:
+        manifest = project.load() if project.exists() else ctx.manifest
+        if manifest is None:
+            return
+        manifest.status, manifest.error = "failed", str(err)
+        manifest.fallbacks = list(ctx.fallbacks)
+        project.save(manifest)
+    except (OSError, LessonForgeError):
+        pass
+
+
 async def record(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Complete lesson.json; a context the graph built itself has its backends closed here."""
     ctx = await runtime.context.ready(state["request"])
     await asyncio.to_thread(finish_manifest, ctx, dict(state))  # the caller reads it back from lesson.json
     if ctx.owned:
         await close_backends(*ctx.backends())
+    if ctx.release is not None:  # the served graph's hold on the lesson folder
+        await asyncio.to_thread(ctx.release)
     folder = await asyncio.to_thread(ctx.project.root.resolve)
     return {"lesson": str(folder)}

@@ -23,6 +23,7 @@ from lessonforge.agent.graph import build_graph
 from lessonforge.agent.nodes import even_targets, scenes_seconds
 from lessonforge.agent.prepare import backend_names, preflight, start_manifest
 from lessonforge.agent.project import Manifest, Project, slugify
+from lessonforge.agent.record import record_failure
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import LessonRequest, make_request  # noqa: F401  (re-exported)
 from lessonforge.tools.base import ConfigError, LessonForgeError
@@ -88,13 +89,7 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
             answer = await asyncio.to_thread(on_review, snapshot.interrupts[0].value["outline"])
             step = Command(resume=answer)
     except (LessonForgeError, OSError) as err:
-        try:  # record the failure (the disk may still be full: then lesson.json stays as it was)
-            manifest = project.load() if project.exists() else manifest
-            manifest.status, manifest.error = "failed", str(err)
-            manifest.fallbacks = list(ctx.fallbacks)
-            project.save(manifest)
-        except (OSError, LessonForgeError):
-            pass
+        record_failure(ctx, err)
         raise
     recorded = project.load()  # lesson.json as the graph's last node completed it
     assert recorded.status == "done", "the graph ended without recording the lesson"

@@ -78,3 +78,42 @@ def test_no_node_blocks_the_event_loop(tmp_path, images):
     state = asyncio.run(checked())
     assert state["lesson"] == str(tmp_path / "checked")
     assert (tmp_path / "checked" / "lesson.mp4").stat().st_size > 0
+
+
+FAKE_CONTEXT = {"llm": "fake:", "images": "none", "speech": "fake:", "critic": "none"}
+
+
+def test_a_served_run_is_refused_while_another_run_holds_the_folder(tmp_path):
+    from lessonforge.agent.project import Project
+    from lessonforge.tools.base import ConfigError
+
+    folder = tmp_path / "l"
+    with Project(folder).lock():
+        with pytest.raises(ConfigError, match="another LessonForge run .* is working in"):
+            asyncio.run(_load_graph().ainvoke({"topic": "tides", "minutes": 0.5},
+                                              context={**FAKE_CONTEXT, "out": str(folder)}))
+    assert not (folder / "lesson.json").exists()
+
+
+@pytest.mark.slow
+def test_a_served_run_that_fails_says_so_in_lesson_json_and_lets_the_folder_go(tmp_path, monkeypatch):
+    from lessonforge.agent.project import Project
+    from lessonforge.tools.base import SpeechError
+    from lessonforge.tools.fakes import FakeSpeech
+
+    speak = FakeSpeech.speak
+
+    async def refused(self, text, voice, out):
+        raise SpeechError("the voice service refused the text")
+
+    graph, context = _load_graph(), {**FAKE_CONTEXT, "out": str(tmp_path / "l"), "speech_fallback": "none"}
+    monkeypatch.setattr(FakeSpeech, "speak", refused)
+    with pytest.raises(SpeechError):
+        asyncio.run(graph.ainvoke({"topic": "tides", "minutes": 0.5}, context=context))
+    failed = Project(tmp_path / "l").load()
+    assert failed.status == "failed" and "refused the text" in failed.error
+    assert failed.script is not None  # what was made stays, for the rerun
+
+    monkeypatch.setattr(FakeSpeech, "speak", speak)
+    state = asyncio.run(graph.ainvoke({"topic": "tides", "minutes": 0.5}, context=context))  # not refused: let go
+    assert Project(tmp_path / "l").load().status == "done" and len(state["scenes"]) == 3

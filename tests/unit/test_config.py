@@ -26,6 +26,13 @@ def test_unknown_backend_names_the_known_ones():
     assert "stable" in msg and "diffusers" in msg and "BACKEND:MODEL" in msg
 
 
+def test_the_speech_fallback_is_checked_with_the_settings_and_none_turns_it_off():
+    assert Settings.load(speech_fallback="none").speech_fallback == ""
+    assert Settings.load(speech_fallback=" espeak:en-gb ").speech_fallback == "espeak:en-gb"
+    with pytest.raises(ConfigError, match="Unknown speech backend 'espek'.*Known: edge, espeak"):
+        Settings.load(speech_fallback="espek:")
+
+
 def test_env_with_bad_value_is_a_config_error(monkeypatch):
     monkeypatch.setenv("LESSONFORGE_MAX_ATTEMPTS", "many")
     with pytest.raises(ConfigError, match="max_attempts"):
