@@ -3,7 +3,8 @@
 #   make demo        renders the example lesson offline into out/photosynthesis/
 #   make test        ruff, mypy and the whole test suite (what CI runs; slow: see README)
 #   make check       ruff and mypy only
-#   make test-fast   the fast tests, for development (pytest -m "not slow": no whole lessons; under two minutes)
+#   make test-fast   the fast tests, for development (pytest -m "not slow" -n auto: no whole lessons, one worker per
+#                    core; under two minutes)
 PYTHON ?= python3
 VENV ?= .venv
 export PYTHON VENV
@@ -25,4 +26,4 @@ test: check
 	$(VENV)/bin/python -m pytest -q
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -m "not slow" -n auto

@@ -7,6 +7,8 @@ decoder's (lengths as ``maxLength``) and OpenAI's strict subset (no lengths: the
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis_jsonschema import from_schema
@@ -41,7 +43,14 @@ TASKS: dict[str, type[BaseModel]] = {
     "sized_script": sized_script(3, 30), "sized_script_clips": sized_script(3, 30, clips=True),
     "questions": quiz_model(4),
 }
-EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+# Generating an instance of the large schemas (a script, a scene, an edit plan) takes hypothesis-jsonschema
+# most of a second, so they get fewer examples; LESSONFORGE_CONTRACT_EXAMPLES sets every count (a deeper run).
+LARGE = {"edit", "scene", "script", "sized_script", "sized_script_clips"}
+
+
+def examples(name: str) -> settings:
+    count = int(os.environ.get("LESSONFORGE_CONTRACT_EXAMPLES") or (60 if name in LARGE else 200))
+    return settings(max_examples=count, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
 
@@ -108,13 +117,13 @@ def test_lengths_reach_the_local_decoder_and_the_descriptions():
 SENT = {"local": local_schema, "openai": openai_json_schema}
 
 
-@pytest.mark.slow  # about a minute for each of the large schemas (script, scene, edit)
+@pytest.mark.slow  # up to a minute for each of the large schemas
 @pytest.mark.parametrize("sent", sorted(SENT))
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_any_reply_valid_under_the_schema_sent_is_accepted_repaired_or_degraded(name, sent):
     model = TASKS[name]
 
-    @EXAMPLES
+    @examples(name)
     @given(from_schema(SENT[sent](model)))
     def run(instance):
         check(model, instance)
