@@ -87,6 +87,8 @@ class _ContextBase(BaseModel):
     _live: Context | None = PrivateAttr(None)
     _lock: asyncio.Lock | None = PrivateAttr(None)
     _hold: contextlib.ExitStack | None = PrivateAttr(None)  # the lesson folder's lock, while the run works
+    _working: int = PrivateAttr(0)  # guarded nodes running now
+    _ending: bool = PrivateAttr(False)  # a node raised: the run ends once the others have stopped
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -136,14 +138,31 @@ class _ContextBase(BaseModel):
         assert built is not None
         return replace(built, owned=True, note=f"make {request.topic!r}", manifest=manifest, release=hold.close)
 
-    def ended(self, err: BaseException) -> None:
-        """A node of the run raised, so the run ends: a failure is recorded in lesson.json, and the lesson
-        folder is let go (also when a review pauses the run, or the client cancels it)."""
-        live = self._live
-        if live is not None and isinstance(err, LessonForgeError | OSError):
-            record_failure(live, err)
-        if self._hold is not None:
-            self._hold.close()
+    def _began(self) -> None:
+        self._working += 1
+
+    async def _left(self, err: BaseException | None) -> None:
+        """A guarded node stopped. The first one that raised ends the run: a failure is recorded in
+        lesson.json at once. Once no node runs any more (LangGraph cancels the others; their file work
+        in threads finishes first), the backends are closed and the folder is let go. The same happens
+        when a review pauses the run or the client cancels it."""
+        self._working -= 1
+        try:
+            if err is not None and not self._ending:
+                self._ending = True
+                live = self._live
+                if live is not None and isinstance(err, LessonForgeError | OSError):
+                    await asyncio.shield(asyncio.to_thread(record_failure, live, err))
+        finally:
+            if self._ending and self._working == 0:
+                live, hold = self._live, self._hold
+                self._live = self._hold = None
+                try:  # in a thread that finishes even if this task is cancelled meanwhile
+                    if hold is not None:
+                        await asyncio.shield(asyncio.to_thread(hold.close))
+                finally:
+                    if live is not None:
+                        await close_backends(*live.backends())
 
 
 def _let_go(hold: contextlib.ExitStack, fresh: Project | None) -> None:
@@ -153,39 +172,41 @@ def _let_go(hold: contextlib.ExitStack, fresh: Project | None) -> None:
         fresh.discard_if_unused()
 
 
-def _end_run(err: BaseException) -> None:
+def _served() -> _ContextBase | None:
+    """The context of the served run this node belongs to (None outside one, or in the CLI's graph)."""
     try:
         context = get_runtime().context
     except Exception:  # outside a run
-        return
-    if isinstance(context, _ContextBase):
-        context.ended(err)
+        return None
+    return context if isinstance(context, _ContextBase) else None
 
 
 def guarded(node: Callable[..., Any]) -> Callable[..., Any]:
-    """A node of the served graph that ends the run well when it raises (:meth:`LessonContext.ended`).
-    Its signature stays the node's, so LangGraph passes it what it passes the node."""
-    if inspect.iscoroutinefunction(node):
-
-        @functools.wraps(node)
-        async def run(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await node(*args, **kwargs)
-            except BaseException as err:
-                await asyncio.shield(asyncio.to_thread(_end_run, err))
-                raise
-
-        return run
+    """A node of the served graph that ends the run well when it raises (see ``_ContextBase._left``).
+    Its signature stays the node's, so LangGraph passes it what it passes the node; a plain function
+    runs in a worker thread, as LangGraph runs one."""
+    is_async = inspect.iscoroutinefunction(node)
 
     @functools.wraps(node)
-    def run_sync(*args: Any, **kwargs: Any) -> Any:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        context = _served()
+        if context is None:
+            return await node(*args, **kwargs) if is_async else await asyncio.to_thread(node, *args, **kwargs)
+        context._began()
+        failure: BaseException | None = None
         try:
-            return node(*args, **kwargs)
+            return await node(*args, **kwargs) if is_async else await asyncio.to_thread(node, *args, **kwargs)
         except BaseException as err:
-            _end_run(err)
+            failure = err
             raise
+        finally:
+            try:
+                await context._left(failure)
+            except Exception:  # ending well must never hide why the run ended
+                if failure is None:
+                    raise
 
-    return run_sync
+    return run
 
 
 # One optional field per setting, with the setting's own description: Studio shows them as a form.

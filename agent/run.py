@@ -53,12 +53,12 @@ async def _run(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, em
     ctx = replace(ctx, manifest=manifest, note=note)
     try:
         async with checkpoints.open_saver(checkpoint, ctx.project) as saver:
-            return await _run_graph(graph_input, ctx, manifest, emit, on_review, saver)
+            return await _run_graph(graph_input, ctx, emit, on_review, saver)
     finally:
         await close_backends(*ctx.backends())
 
 
-async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manifest, emit: EventSink,
+async def _run_graph(graph_input: dict[str, Any], ctx: Context, emit: EventSink,
                      on_review: ReviewHook | None, saver: Any = None) -> Manifest:
     project = ctx.project
     # a review pauses the graph (LangGraph interrupt), which needs a checkpointer to resume from
@@ -89,7 +89,7 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, manifest: Manife
             answer = await asyncio.to_thread(on_review, snapshot.interrupts[0].value["outline"])
             step = Command(resume=answer)
     except (LessonForgeError, OSError) as err:
-        record_failure(ctx, err)
+        await asyncio.shield(asyncio.to_thread(record_failure, ctx, err))
         raise
     recorded = project.load()  # lesson.json as the graph's last node completed it
     assert recorded.status == "done", "the graph ended without recording the lesson"
