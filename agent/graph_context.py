@@ -37,7 +37,7 @@ from lessonforge.agent.config import DEFAULT_LLM, Settings, describe_validation
 from lessonforge.agent.context import Context, EventSink, close_backends, from_settings
 from lessonforge.agent.prepare import preflight, start_manifest
 from lessonforge.agent.project import Project
-from lessonforge.agent.record import record_failure
+from lessonforge.agent.record import in_thread_to_the_end, record_failure
 from lessonforge.tools.base import ConfigError, LessonForgeError
 
 LESSONS_ENV = "LESSONFORGE_LESSONS"
@@ -132,7 +132,7 @@ class _ContextBase(BaseModel):
         except BaseException:
             if built is not None:
                 await close_backends(*built.backends())
-            await asyncio.to_thread(_let_go, hold, project if fresh else None)
+            await in_thread_to_the_end(_let_go, hold, project if fresh else None)
             raise
         self._hold = hold
         assert built is not None
@@ -144,22 +144,24 @@ class _ContextBase(BaseModel):
     async def _left(self, err: BaseException | None) -> None:
         """A guarded node stopped. The first one that raised ends the run: a failure is recorded in
         lesson.json at once. Once no node runs any more (LangGraph cancels the others; their file work
-        in threads finishes first), the backends are closed and the folder is let go. The same happens
-        when a review pauses the run or the client cancels it."""
-        self._working -= 1
+        in threads finishes first), the folder is let go and the backends closed. The same happens when
+        a review pauses the run or the client cancels it. Recording and letting go run to their end in a
+        thread even when this task is cancelled, and in that order: a node counts as working until the
+        failure it records is written."""
         try:
             if err is not None and not self._ending:
                 self._ending = True
                 live = self._live
                 if live is not None and isinstance(err, LessonForgeError | OSError):
-                    await asyncio.shield(asyncio.to_thread(record_failure, live, err))
+                    await in_thread_to_the_end(record_failure, live, err)
         finally:
+            self._working -= 1
             if self._ending and self._working == 0:
                 live, hold = self._live, self._hold
                 self._live = self._hold = None
-                try:  # in a thread that finishes even if this task is cancelled meanwhile
+                try:
                     if hold is not None:
-                        await asyncio.shield(asyncio.to_thread(hold.close))
+                        await in_thread_to_the_end(hold.close)
                 finally:
                     if live is not None:
                         await close_backends(*live.backends())

@@ -84,3 +84,55 @@ def test_a_run_sweeps_what_a_killed_run_left_half_written(tmp_path):
     with project.lock():
         pass
     assert sorted(p.name for p in assets.iterdir()) == ["seg.mp4"]  # finished files stay
+
+
+def test_how_a_run_ends_is_not_cut_short_by_a_cancel(tmp_path):
+    """A failure being recorded (or the folder being let go) when the run is cancelled, as LangGraph
+    cancels a run's other nodes once one raises: the work finishes, then the cancel goes through."""
+    import asyncio
+    import threading
+    import time
+
+    from lessonforge.agent.record import in_thread_to_the_end
+
+    folder = tmp_path / "l"
+    written = threading.Event()
+
+    def record() -> str:
+        time.sleep(0.3)
+        folder.mkdir()
+        written.set()
+        return "recorded"
+
+    async def run() -> None:
+        task = asyncio.create_task(in_thread_to_the_end(record))
+        await asyncio.sleep(0.05)  # the task has handed the work to its thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert written.is_set() and folder.is_dir()  # finished before the cancel went through
+        assert await in_thread_to_the_end(str.upper, "ok") == "OK"
+
+    asyncio.run(run())
+
+    async def cancelled_at_once() -> None:  # asyncio.run cancels what is left the moment its main task ends
+        asyncio.create_task(in_thread_to_the_end(record))
+        await asyncio.sleep(0)
+
+    folder.rmdir()
+    written.clear()
+    asyncio.run(cancelled_at_once())
+    assert written.is_set()
+
+
+def test_an_error_in_the_thread_reaches_the_caller():
+    import asyncio
+
+    from lessonforge.agent.record import in_thread_to_the_end
+
+    with pytest.raises(ConfigError, match="full"):
+        asyncio.run(in_thread_to_the_end(_fail, "the disk is full"))
+
+
+def _fail(message: str) -> None:
+    raise ConfigError(message)
