@@ -91,23 +91,24 @@ def test_how_a_run_ends_is_not_cut_short_by_a_cancel(tmp_path):
     cancels a run's other nodes once one raises: the work finishes, then the cancel goes through."""
     import asyncio
     import threading
-    import time
 
     from lessonforge.agent.record import in_thread_to_the_end
 
     folder = tmp_path / "l"
-    written = threading.Event()
+    started, go_on, written = threading.Event(), threading.Event(), threading.Event()
 
     def record() -> str:
-        time.sleep(0.3)
+        started.set()
+        go_on.wait(10)
         folder.mkdir()
         written.set()
         return "recorded"
 
     async def run() -> None:
         task = asyncio.create_task(in_thread_to_the_end(record))
-        await asyncio.sleep(0.05)  # the task has handed the work to its thread
+        await asyncio.to_thread(started.wait, 10)  # the work is in its thread
         task.cancel()
+        asyncio.get_running_loop().call_later(0.2, go_on.set)
         with pytest.raises(asyncio.CancelledError):
             await task
         assert written.is_set() and folder.is_dir()  # finished before the cancel went through
