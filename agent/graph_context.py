@@ -37,8 +37,9 @@ from lessonforge.agent.config import DEFAULT_LLM, Settings, describe_validation
 from lessonforge.agent.context import Context, EventSink, close_backends, from_settings
 from lessonforge.agent.prepare import preflight, start_manifest
 from lessonforge.agent.project import Project
-from lessonforge.agent.record import in_thread_to_the_end, record_failure
+from lessonforge.agent.record import record_failure
 from lessonforge.tools.base import ConfigError, LessonForgeError
+from lessonforge.tools.cache import thread_to_end
 
 LESSONS_ENV = "LESSONFORGE_LESSONS"
 
@@ -132,7 +133,7 @@ class _ContextBase(BaseModel):
         except BaseException:
             if built is not None:
                 await close_backends(*built.backends())
-            await in_thread_to_the_end(_let_go, hold, project if fresh else None)
+            await thread_to_end(_let_go, hold, project if fresh else None)
             raise
         self._hold = hold
         assert built is not None
@@ -153,7 +154,7 @@ class _ContextBase(BaseModel):
                 self._ending = True
                 live = self._live
                 if live is not None and isinstance(err, LessonForgeError | OSError):
-                    await in_thread_to_the_end(record_failure, live, err)
+                    await thread_to_end(record_failure, live, err)
         finally:
             self._working -= 1
             if self._ending and self._working == 0:
@@ -161,7 +162,7 @@ class _ContextBase(BaseModel):
                 self._live = self._hold = None
                 try:
                     if hold is not None:
-                        await in_thread_to_the_end(hold.close)
+                        await thread_to_end(hold.close)
                 finally:
                     if live is not None:
                         await close_backends(*live.backends())

@@ -7,8 +7,7 @@ by ``graph.ainvoke`` records the same manifest: backends, settings, timings and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from langgraph.runtime import Runtime
 
@@ -17,27 +16,7 @@ from lessonforge.agent.project import Manifest, VideoRecord
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import LessonState
 from lessonforge.tools.base import LessonForgeError
-
-T = TypeVar("T")
-
-
-async def in_thread_to_the_end(func: Callable[..., T], *args: Any) -> T:
-    """``func(*args)`` in a worker thread, waited for to its end even when this task is cancelled meanwhile
-    (the cancel is raised once it has finished). How a run ends (its failure recorded, its folder let go)
-    is never cut short: the work is handed to the thread at once, and ``asyncio.run`` or LangGraph, which
-    wait for the tasks they cancel, wait for it too."""
-    future = asyncio.get_running_loop().run_in_executor(None, func, *args)
-    cancelled = False
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancelled = True
-        except BaseException:  # the thread's own error, raised below
-            break
-    if cancelled:
-        raise asyncio.CancelledError
-    return future.result()
+from lessonforge.tools.cache import thread_to_end
 
 
 def finish_manifest(ctx: Context, final: dict[str, Any]) -> Manifest:
@@ -89,6 +68,6 @@ async def record(state: LessonState, runtime: Runtime[Context]) -> dict[str, Any
     if ctx.owned:
         await close_backends(*ctx.backends())
     if ctx.release is not None:  # the served graph's hold on the lesson folder
-        await in_thread_to_the_end(ctx.release)
+        await thread_to_end(ctx.release)
     folder = await asyncio.to_thread(ctx.project.root.resolve)
     return {"lesson": str(folder)}

@@ -23,10 +23,11 @@ from lessonforge.agent.graph import build_graph
 from lessonforge.agent.nodes import even_targets, scenes_seconds
 from lessonforge.agent.prepare import backend_names, preflight, start_manifest
 from lessonforge.agent.project import Manifest, Project, slugify
-from lessonforge.agent.record import in_thread_to_the_end, record_failure
+from lessonforge.agent.record import record_failure
 from lessonforge.agent.schemas import Script
 from lessonforge.agent.state import LessonRequest, make_request  # noqa: F401  (re-exported)
 from lessonforge.tools.base import ConfigError, LessonForgeError
+from lessonforge.tools.cache import thread_to_end
 
 if TYPE_CHECKING:
     from lessonforge.agent.understand import Understanding
@@ -89,7 +90,7 @@ async def _run_graph(graph_input: dict[str, Any], ctx: Context, emit: EventSink,
             answer = await asyncio.to_thread(on_review, snapshot.interrupts[0].value["outline"])
             step = Command(resume=answer)
     except (LessonForgeError, OSError) as err:
-        await in_thread_to_the_end(record_failure, ctx, err)
+        await thread_to_end(record_failure, ctx, err)
         raise
     recorded = project.load()  # lesson.json as the graph's last node completed it
     assert recorded.status == "done", "the graph ended without recording the lesson"

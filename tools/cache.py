@@ -133,14 +133,23 @@ def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Fut
 
 
 async def thread_to_end(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``asyncio.to_thread``, except that a caller cancelled meanwhile still waits for the thread, which
-    cannot be stopped: a file it is writing is complete (or gone) before the caller cleans up after it."""
+    """``asyncio.to_thread``, except that a caller cancelled meanwhile (once or again: LangGraph cancels a
+    run's other nodes, then ``asyncio.run`` cancels what is left) still waits for the thread, which cannot
+    be stopped, and is cancelled once it has finished: a file it is writing is complete (or gone) before
+    the caller cleans up after it, and how a run ends (its failure recorded, its folder let go) is never
+    cut short. The work is handed to the thread at once, before the first await."""
     work = _in_thread(fn, *args, **kwargs)
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled = True
+        except BaseException:  # the thread's own error, raised below
+            break
+    if cancelled:
+        raise asyncio.CancelledError
+    return work.result()
 
 
 class AssetStore:

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 
 import pytest
 
-from lessonforge.tools.cache import AssetStore, atomic_path, atomic_write_bytes, content_key, link_or_copy
+from lessonforge.tools.cache import (
+    AssetStore,
+    atomic_path,
+    atomic_write_bytes,
+    content_key,
+    link_or_copy,
+    thread_to_end,
+)
 
 
 def test_content_key_is_stable_and_sensitive():
@@ -204,3 +213,49 @@ def test_produce_makes_once_and_places_the_asset_where_asked(tmp_path):
         store.produce("cd" * 8, ".wav", speak)
     assert store.lookup("cd" * 8, ".wav") is None
     assert asyncio.run(store.aproduce("cd" * 8, ".wav", speak))[1] == {"duration": 0.5}
+
+
+def test_how_a_run_ends_is_not_cut_short_by_a_cancel(tmp_path):
+    """A failure being recorded (or the folder being let go) when the run is cancelled, as LangGraph
+    cancels a run's other nodes once one raises: the work finishes, then the cancel goes through."""
+    folder = tmp_path / "l"
+    started, go_on, written = threading.Event(), threading.Event(), threading.Event()
+
+    def record() -> str:
+        started.set()
+        go_on.wait(10)
+        folder.mkdir()
+        written.set()
+        return "recorded"
+
+    async def run() -> None:
+        task = asyncio.create_task(thread_to_end(record))
+        await asyncio.to_thread(started.wait, 10)  # the work is in its thread
+        asyncio.get_running_loop().call_later(0.3, go_on.set)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        task.cancel()  # and again, as asyncio.run cancels what LangGraph already cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert written.is_set() and folder.is_dir()  # finished before the cancel went through
+        assert await thread_to_end(str.upper, "ok") == "OK"
+
+    asyncio.run(run())
+
+    async def cancelled_at_once() -> None:  # asyncio.run cancels what is left the moment its main task ends
+        asyncio.create_task(thread_to_end(record))
+        await asyncio.sleep(0)
+
+    folder.rmdir()
+    written.clear()
+    asyncio.run(cancelled_at_once())
+    assert written.is_set()
+
+
+def test_an_error_in_the_thread_reaches_the_caller():
+    with pytest.raises(OSError, match="full"):
+        asyncio.run(thread_to_end(_fail, "the disk is full"))
+
+
+def _fail(message: str) -> None:
+    raise OSError(message)
