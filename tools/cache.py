@@ -132,22 +132,25 @@ def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Fut
     return future
 
 
-async def thread_to_end(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``asyncio.to_thread``, except that a caller cancelled meanwhile (once or again: LangGraph cancels a
-    run's other nodes, then ``asyncio.run`` cancels what is left) still waits for the thread, which cannot
-    be stopped, and is cancelled once it has finished: a file it is writing is complete (or gone) before
-    the caller cleans up after it, and how a run ends (its failure recorded, its folder let go) is never
-    cut short. The work is handed to the thread at once, before the first await."""
-    work = _in_thread(fn, *args, **kwargs)
+async def _wait_out(work: asyncio.Future[Any]) -> bool:
+    """Wait until a thread's work is done, however often the caller is cancelled meanwhile (LangGraph
+    cancels a run's other nodes, then ``asyncio.run`` cancels what is left); True if it was."""
     cancelled = False
     while not work.done():
         try:
-            await asyncio.shield(work)
+            await asyncio.wait([work])
         except asyncio.CancelledError:
             cancelled = True
-        except BaseException:  # the thread's own error, raised below
-            break
-    if cancelled:
+    return cancelled
+
+
+async def thread_to_end(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``asyncio.to_thread``, except that a caller cancelled meanwhile still waits for the thread, which
+    cannot be stopped, and is cancelled once it has finished: a file it is writing is complete (or gone)
+    before the caller cleans up after it, and how a run ends (its failure recorded, its folder let go) is
+    never cut short. The work is handed to the thread at once, before the first await."""
+    work = _in_thread(fn, *args, **kwargs)
+    if await _wait_out(work):
         raise asyncio.CancelledError
     return work.result()
 
@@ -293,14 +296,12 @@ class AssetStore:
         """:meth:`pair` with its file work in threads; ``finish(out)`` runs in the thread call that keeps it."""
         pending = self.pair(key, suffix)
         entering = _in_thread(pending.__enter__)
-        try:
-            out = await asyncio.shield(entering)
-        except asyncio.CancelledError:  # its temporary file may exist by now: leave nothing behind
-            await asyncio.wait([entering])
+        if await _wait_out(entering):  # its temporary file may exist by now: leave nothing behind
             if not entering.cancelled() and entering.exception() is None:
                 stop = asyncio.CancelledError()
-                await asyncio.to_thread(pending.__exit__, type(stop), stop, None)
-            raise
+                await thread_to_end(pending.__exit__, type(stop), stop, None)
+            raise asyncio.CancelledError
+        out = entering.result()
         try:
             yield out
         except BaseException as err:

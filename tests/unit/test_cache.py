@@ -48,8 +48,6 @@ def test_store_round_trip_and_links(tmp_path):
 
 
 def test_same_words_spoken_at_once_share_one_synthesis(tmp_path):
-    import asyncio
-
     from lessonforge.tools.cached import CachedSpeech
     from lessonforge.tools.fakes import FakeSpeech
 
@@ -114,8 +112,6 @@ def test_a_pair_finished_by_another_producer_stands_while_it_is_read(tmp_path):
 def test_aproduce_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tmp_path):
     """The async form: the asset is kept (after ``finish`` checks it) in one thread call, so cancelling the
     task once ``make`` is done cannot lose it; a failing check or ``make`` keeps nothing."""
-    import asyncio
-    import threading
 
     store = AssetStore(tmp_path)
     checking, release = threading.Event(), threading.Event()
@@ -162,8 +158,6 @@ def test_aproduce_keeps_a_finished_asset_even_when_cancelled_while_it_is_kept(tm
 
 
 def test_aproduce_cancelled_while_making_leaves_nothing(tmp_path):
-    import asyncio
-
     store = AssetStore(tmp_path)
 
     async def slow(path):
@@ -186,8 +180,6 @@ def test_aproduce_cancelled_while_making_leaves_nothing(tmp_path):
 def test_produce_makes_once_and_places_the_asset_where_asked(tmp_path):
     """Look up, else make the file and its metadata, then link it into a scene folder: sync or async, and
     a plain ``make`` given to ``aproduce`` runs in a thread."""
-    import asyncio
-    import threading
 
     store = AssetStore(tmp_path / "store")
     threads = []

@@ -84,4 +84,3 @@ def test_a_run_sweeps_what_a_killed_run_left_half_written(tmp_path):
     with project.lock():
         pass
     assert sorted(p.name for p in assets.iterdir()) == ["seg.mp4"]  # finished files stay
-
